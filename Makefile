@@ -1,0 +1,44 @@
+# blesmp: `make demo` and `make test` set themselves up (a venv in .venv with
+# the pinned requirements) on a machine with only Python 3.11, make and git.
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+MP := $(VENV)/bin/micropython
+STAMP := $(VENV)/.installed-$(shell cksum < requirements.txt | cut -d' ' -f1)
+MP_PATH := lib:.frozen
+MP_UNITS := $(sort $(wildcard host_tests/unit/test_*.py))
+
+.PHONY: setup test test-py test-mp compile typecheck lint bench clean
+
+setup: $(STAMP)
+
+$(STAMP): requirements.txt
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --disable-pip-version-check -r requirements.txt
+	rm -f $(VENV)/.installed-*
+	touch $@
+
+# Every gate of DESIGN.md ("Checks every change passes"); stops at the first failure.
+test: $(STAMP) lint typecheck compile test-mp test-py
+
+test-py: $(STAMP)
+	$(PY) -m pytest host_tests
+
+test-mp: $(STAMP)
+	MICROPYPATH=$(MP_PATH) $(MP) tools/mptest.py $(MP_UNITS)
+	MICROPYPATH=$(MP_PATH) $(MP) tools/mptest.py --pure $(MP_UNITS)
+
+compile: $(STAMP)
+	$(PY) tools/compile_lib.py xtensawin rv32imc
+
+typecheck: $(STAMP)
+	$(PY) tools/typecheck.py
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check .
+
+bench: $(STAMP)
+	MICROPYPATH=$(MP_PATH) $(MP) tools/bench.py
+
+clean:
+	rm -rf build .pytest_cache .ruff_cache

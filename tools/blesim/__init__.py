@@ -1,0 +1,1 @@
+"""blesim: simulated ESP32 boards running MicroPython's BLE firmware, on a PC."""
