@@ -1,0 +1,138 @@
+"""blesim.smp: a sans-IO LE Security Manager Protocol engine (Bluetooth Core Vol 3 Part H).
+
+One SmpEngine per connection. No sockets, threads, sleeps or clocks inside: PDUs, user
+input, link-layer events and the time (`now`, seconds on the caller's virtual clock) go in
+as method calls; every method returns a list of output objects, in the order they happen.
+No exception escapes a method for anything the peer sends (a malformed or unexpected PDU is
+answered as the specification says); only programming errors by the caller (a bad config,
+a passkey > 999999) raise ValueError.
+
+    from tools.blesim.smp import SmpEngine, SmpConfig, Identity, OobData
+    from tools.blesim.smp import (Send, StartEncryption, LtkReply, DisplayPasskey, PasskeyRequest,
+        NumericComparison, Keypress, SecurityRequestReceived, PairingRequestReceived, Paired, Failed,
+        PairingResult, Keys, RepeatedAttempts)
+    from tools.blesim.smp import const, pdu    # opcodes, reasons, IO caps; PDU codec + describe()
+
+Byte order: every key, random and address is MSB-first (the spec's printed order, the order
+MicroPython IRQs use). EDIV and Rand are ints. Only Send.pdu is on-air (LSB-first fields);
+the codec in `pdu.py` converts, once.
+
+Construction
+    SmpEngine(role, config, local_addr, peer_addr, identity=None, rng=os.urandom,
+              attempts=None, ecc_key=None)
+    role        "central" | "peripheral"
+    config      SmpConfig(io_cap=3, oob=None, bonding=True, mitm=False, sc=True, keypress=False,
+                ct2=False, max_key_size=16, min_key_size=7, init_key_dist=7, resp_key_dist=7,
+                sc_only=False, require_mitm=False, passkey=None, pairable=True,
+                hold_pairing_request=False)   -- see types.SmpConfig for each field
+    local_addr, peer_addr   (type 0 public / 1 random, 6 bytes MSB-first): the CONNECTION
+                addresses (the ones the link layer uses; they feed c1/f5/f6)
+    identity    Identity(irk, addr_type, addr, csrk=None) = what we distribute with the ID/SIGN
+                keys; None = we never offer the ID key (SIGN still works with a random CSRK)
+    rng         rng(n) -> n random bytes (randoms, legacy LTK/EDIV/Rand, passkey "random")
+    attempts    a RepeatedAttempts shared by all connections of one device (per-peer waiting
+                interval that doubles after each authentication failure); None = a private one
+    ecc_key     a cryptography EllipticCurvePrivateKey (P-256) to use for LESC; None = a fresh
+                key per engine (SmpEngine.generate_key() makes one; reuse one per device as
+                NimBLE does, and always for LESC OOB)
+
+Calls (each returns a list of outputs)
+    pair(now)                    central: send Pairing Request; peripheral: send Security Request
+    receive(pdu, now)            an SMP PDU from the peer (bytes, opcode first)
+    passkey(value, now)          answer PasskeyRequest: int 0..999999, or None to refuse
+                                 (Pairing Failed 0x01). For display=True the engine then emits
+                                 DisplayPasskey(value).
+    confirm(accept, now)         answer NumericComparison (False -> Pairing Failed 0x0C)
+    accept_pairing(accept, now, reason=0x05)
+                                 peripheral with hold_pairing_request: answer the held request
+    keypress(type, now)          send a Keypress Notification (only while we are typing a passkey
+                                 and both sides set the keypress bit; otherwise [])
+    encryption_changed(ok, key_size, now)
+                                 the link layer's Encryption Change, both roles
+    ltk_request(ediv, rand, now) peripheral: the controller's LE LTK Request. During pairing the
+                                 engine answers [LtkReply(stk_or_ltk, key_size)]; otherwise
+                                 [LtkReply(None)] = "not mine": the firmware model looks up its
+                                 bond store (NimBLE: GET_SECRET(1,0,peer)) and answers itself.
+    encrypt(ltk, ediv, rand, key_size, now)
+                                 central: re-encrypt with stored keys -> [StartEncryption(...)];
+                                 the engine only remembers that the link is being encrypted
+    fail(reason, now)            abort: send Pairing Failed(reason) -> [Send, Failed(reason, True,
+                                 "sent")]; also to answer a Security Request with a refusal
+    tick(now)                    let time pass; after 30 s without SMP progress -> [Failed(None,
+                                 True, "timeout")], after which the engine accepts no SMP traffic
+                                 on this link (receive() returns [], pair() -> Failed "timeout")
+    link_lost(now)               the link dropped: [Failed(None, True, "link_lost")] if pairing
+    deadline                     property: the virtual time tick() must be called at, or None
+    busy                         property: a pairing procedure is running
+
+Outputs (types.py; all have __slots__, __eq__ and a readable repr)
+    Send(pdu)                                bytes to send on CID 6
+    StartEncryption(ltk, ediv, rand, key_size)   central -> link layer (STK/LTK with ediv=rand=0
+                                             during pairing)
+    LtkReply(ltk, key_size)                  peripheral -> link layer; ltk None = not the engine's
+    DisplayPasskey(passkey)                  show the number
+    PasskeyRequest(display)                  display=False: type the peer's number (action INPUT);
+                                             display=True: choose our number (action DISPLAY)
+    NumericComparison(number)                show and ask yes/no (action NUMCMP)
+    Keypress(type)                           peer keypress notification
+    SecurityRequestReceived(auth_req) (.bonding .mitm .sc)      central only
+    PairingRequestReceived(io_cap, oob, auth_req, max_key_size, init_key_dist, resp_key_dist)
+                                             (.bonding .mitm .sc) peripheral only; always before the
+                                             Pairing Response in the same list, so a repeat-pairing
+                                             check (NimBLE's REPEAT_PAIRING) can run before anything
+                                             is sent; hold_pairing_request=True makes it wait
+    Paired(result)                           result: PairingResult(method, sc, authenticated,
+                                             key_size, bonded, local: Keys, peer: Keys, stk, role,
+                                             initiator); .ltk = the key to re-encrypt with
+    Failed(reason, local, cause)             cause "sent"|"received"|"timeout"|"link_lost"|
+                                             "encryption_failed"|"blocked"
+    Keys(ltk, ediv, rand, irk, identity, csrk)   identity = (addr_type, addr) or None
+
+Display passkey (how the firmware model supplies it): NimBLE does not generate the passkey
+it displays. With config.passkey=None (the NimBLE-like default) the engine emits
+PasskeyRequest(display=True) when this side must display; the firmware model raises
+_IRQ_PASSKEY_ACTION(conn, 3, 0); the application's gap_passkey(conn, 3, n) becomes
+engine.passkey(n, now) and the engine emits DisplayPasskey(n) and proceeds. With an int
+config.passkey (or "random"), DisplayPasskey comes at once, no request.
+
+Order of one successful pairing (central initiator, peripheral responder):
+    central.pair -> Send(Pairing Request) ... exchanges ... central: StartEncryption(stk/ltk);
+    link layer: peripheral.ltk_request(0, 0) -> LtkReply(key); both encryption_changed(True, ks);
+    responder sends its keys, then the initiator; each side emits Paired when its part is done.
+    No keys to distribute -> Paired right at encryption_changed.
+
+Repeated Attempts: after an authentication failure (0x01, 0x04, 0x0B, 0x0C sent or received)
+RepeatedAttempts.failed(peer) starts a waiting interval (2 s, doubling to 64 s, cleared by a
+successful pairing). While it runs, a peripheral answers a Pairing Request with Pairing Failed
+0x09 and a central answers a Security Request with 0x09; a central's pair() gives
+[Failed(0x09, True, "blocked")] without sending anything.
+"""
+
+from . import const, pdu
+from .attempts import RepeatedAttempts
+from .engine import SmpEngine
+from .types import (
+    DisplayPasskey,
+    Failed,
+    Identity,
+    Keypress,
+    Keys,
+    LtkReply,
+    NumericComparison,
+    OobData,
+    Paired,
+    PairingRequestReceived,
+    PairingResult,
+    PasskeyRequest,
+    SecurityRequestReceived,
+    Send,
+    SmpConfig,
+    StartEncryption,
+)
+
+__all__ = (
+    "const", "pdu", "RepeatedAttempts", "SmpEngine", "SmpConfig", "Identity", "OobData", "Keys",
+    "PairingResult", "Send", "StartEncryption", "LtkReply", "DisplayPasskey", "PasskeyRequest",
+    "NumericComparison", "Keypress", "SecurityRequestReceived", "PairingRequestReceived", "Paired",
+    "Failed",
+)
