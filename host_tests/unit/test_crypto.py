@@ -217,6 +217,11 @@ def test_kernels_differential_high_bits():
             c = k.shl1(o2, a)
             d = bytearray(d0)
             k.xor_at(d, 3, a)
-            outs.append((bytes(o1), bytes(o2), c, bytes(d), k.ct_eq(a, b, 16)))
+            pads = []
+            for n in (0, 1, 15, 16, 17, 31, 32, 53, 64, 65, 80):
+                buf = bytearray(d0 * 5)
+                blocks = k.cmac_pad(buf, n, a, b, d0[:16])
+                pads.append((blocks, bytes(buf)))
+            outs.append((bytes(o1), bytes(o2), c, bytes(d), k.ct_eq(a, b, 16), pads))
         assert outs[0][0] == bytes(x ^ y for x, y in zip(a, b))
         assert all(o == outs[0] for o in outs)

@@ -8,11 +8,11 @@ import cryptolib
 from micropython import const
 
 try:
-    from ._viper import ct_eq, shl1, xor16, xor_at
+    from ._viper import cmac_pad, ct_eq, shl1, xor16
 
     BACKEND = "viper"
 except (SyntaxError, ImportError):
-    from ._pure import ct_eq, shl1, xor16, xor_at
+    from ._pure import cmac_pad, ct_eq, shl1, xor16
 
     BACKEND = "python"
 
@@ -52,7 +52,7 @@ class _Key:
     def __init__(self, key):
         self.ecb = cryptolib.aes(key, _ECB)
         self.cbc = cryptolib.aes(key, _CBC, _ZERO16)
-        self.iv = bytearray(16)
+        self.iv = _ZERO16
         # RFC 4493 2.3: L = E(K, 0); K1 = L << 1 (^ Rb); K2 = K1 << 1 (^ Rb).
         lk = bytearray(16)
         self.ecb.encrypt(_ZERO16, lk)
@@ -65,33 +65,46 @@ class _Key:
 
 
 _cache = {}  # type: dict
+_last_key = None  # the last bytes key looked up, and its entry: callers that
+_last_entry = None  # repeat one key (the resolver, a pairing) skip hashing it
 
 
 def _key(key):
+    global _last_key, _last_entry
+    if key is _last_key:
+        return _last_entry
     k = bytes(key)
     entry = _cache.get(k)
     if entry is None:
         if len(_cache) >= _CACHE_MAX:
             del _cache[next(iter(_cache))]
         entry = _cache[k] = _Key(k)
+    if type(key) is bytes:  # immutable, so identity means same key
+        _last_key = key
+        _last_entry = entry
     return entry
 
 
+# Views of _buf for 1.._BUF/16 blocks and of each last block, made once so
+# that a CMAC allocates nothing but its result.
+_views = [memoryview(_buf)[: 16 * i] for i in range(_BUF // 16 + 1)]
+_tails = [memoryview(_buf)[16 * i - 16 : 16 * i] for i in range(1, _BUF // 16 + 1)]
+
+
 def _cmac(entry, n, buf=_buf):
-    # AES-CMAC of buf[0:n] (RFC 4493) in one CBC call; returns a view of the tag.
-    size = (n + 15) & ~15 or 16
-    if n == 0 or n & 15:
-        buf[n] = 0x80
-        for i in range(n + 1, size):
-            buf[i] = 0
-        xor_at(buf, size - 16, entry.k2)
+    # AES-CMAC of buf[0:n] (RFC 4493) in one CBC call. cryptolib chains CBC
+    # across calls, so the first block is XORed with the previous tag (entry.iv)
+    # to start from a zero IV again.
+    blocks = cmac_pad(buf, n, entry.k1, entry.k2, entry.iv)
+    if buf is _buf:
+        mv = _views[blocks]
+        entry.cbc.encrypt(mv, mv)
+        tag = bytes(_tails[blocks - 1])
     else:
-        xor_at(buf, size - 16, entry.k1)
-    xor_at(buf, 0, entry.iv)  # cancels the chaining value left by the last call
-    mv = memoryview(buf)[:size]
-    entry.cbc.encrypt(mv, mv)
-    tag = mv[size - 16 : size]
-    entry.iv[:] = tag
+        mv = memoryview(buf)[: blocks << 4]
+        entry.cbc.encrypt(mv, mv)
+        tag = bytes(mv[(blocks - 1) << 4 :])
+    entry.iv = tag
     return tag
 
 
@@ -110,24 +123,36 @@ def e(key, block):
 
 def aes_cmac(key, msg):
     """AES-CMAC (RFC 4493) of msg under a 16-byte key."""
-    _need("key", key, 16)
-    _need("msg", msg, None)
-    n = len(msg)
-    buf = _buf if n + 16 <= _BUF else bytearray(n + 16)
-    buf[0:n] = msg
-    return bytes(_cmac(_key(key), n, buf))
+    if key is not _last_key:
+        _need("key", key, 16)
+    try:
+        n = len(msg)
+        buf = _buf if n + 16 <= _BUF else bytearray(n + 16)
+        buf[0:n] = msg
+    except TypeError:
+        _need("msg", msg, None)
+        raise
+    return _cmac(_last_entry if key is _last_key else _key(key), n, buf)
+
+
+_ah_in = bytearray(16)  # 13 zero bytes of padding, then r
+_ah_out = bytearray(16)
+_ah_hash = memoryview(_ah_out)[13:16]
 
 
 def ah(irk, r3):
     """Random address hash: ah(k, r) = e(k, padding || r) mod 2^24 (3 bytes)."""
-    _need("irk", irk, 16)
-    _need("r3", r3, 3)
-    for i in range(13):
-        _out[i] = 0
-    _out[13:16] = r3
-    entry = _key(irk)
-    entry.ecb.encrypt(_out, _out)
-    return bytes(_out[13:16])
+    if irk is not _last_key:
+        _need("irk", irk, 16)
+    try:
+        if len(r3) != 3:
+            raise TypeError
+        _ah_in[13:16] = r3
+    except TypeError:
+        _need("r3", r3, 3)
+        raise
+    (_last_entry if irk is _last_key else _key(irk)).ecb.encrypt(_ah_in, _ah_out)
+    return bytes(_ah_hash)
 
 
 def c1(k, r, preq, pres, iat, rat, ia, ra):
@@ -178,7 +203,7 @@ def f4(u, v, x, z):
     _put(0, u)
     _put(32, v)
     _buf[64] = z
-    return bytes(_cmac(_key(x), 65))
+    return _cmac(_key(x), 65)
 
 
 def f5(w, n1, n2, a1, a2):
@@ -189,7 +214,7 @@ def f5(w, n1, n2, a1, a2):
     _need("a1", a1, 7)
     _need("a2", a2, 7)
     _put(0, w)
-    t = bytes(_cmac(_key(_SALT_F5), 32))
+    t = _cmac(_key(_SALT_F5), 32)
     entry = _key(t)
     out = []
     for counter in (0, 1):
@@ -201,7 +226,7 @@ def f5(w, n1, n2, a1, a2):
         off = _put(off, a2)
         _buf[off] = 0x01
         _buf[off + 1] = 0x00
-        out.append(bytes(_cmac(entry, off + 2)))
+        out.append(_cmac(entry, off + 2))
     return out[0], out[1]
 
 
@@ -220,7 +245,7 @@ def f6(w, n1, n2, r, io_cap, a1, a2):
     off = _put(off, io_cap)
     off = _put(off, a1)
     off = _put(off, a2)
-    return bytes(_cmac(_key(w), off))
+    return _cmac(_key(w), off)
 
 
 def g2(u, v, x, y):
@@ -242,7 +267,7 @@ def h6(w, key_id):
     _need("w", w, 16)
     _need("key_id", key_id, 4)
     _put(0, key_id)
-    return bytes(_cmac(_key(w), 4))
+    return _cmac(_key(w), 4)
 
 
 def h7(salt, w):
@@ -250,4 +275,4 @@ def h7(salt, w):
     _need("salt", salt, 16)
     _need("w", w, 16)
     _put(0, w)
-    return bytes(_cmac(_key(salt), 16))
+    return _cmac(_key(salt), 16)
