@@ -92,3 +92,22 @@ def addr_find(ids, n, t, addr):
                 and ids[r + 3] == addr[2] and ids[r + 2] == addr[1] and ids[r + 1] == addr[0]):
             return i
     return -1
+
+
+def cmac_pad(buf, n, k1, k2, iv):
+    # Prepares buf[0:n] for a one-call CBC-MAC (RFC 4493): pads a partial last
+    # block with 0x80 0x00.., XORs the last block with K1 (complete) or K2
+    # (padded), and the first block with iv. Returns the number of blocks.
+    blocks = (n + 15) >> 4 or 1
+    last = (blocks - 1) << 4
+    sub = k1
+    if n == 0 or n & 15:
+        sub = k2
+        buf[n] = 0x80
+        for i in range(n + 1, last + 16):
+            buf[i] = 0
+    for i in range(16):
+        buf[last + i] ^= sub[i]
+    for i in range(16):
+        buf[i] ^= iv[i]
+    return blocks
