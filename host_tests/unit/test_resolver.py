@@ -92,13 +92,15 @@ def _bonds(n):
 
 
 class _Spy:
-    # Counts the AES loop runs by wrapping the module's rpa_find kernel.
+    # Counts the AES loop runs by wrapping the active backend's rpa_find kernel
+    # (rpa_resolve looks it up in its module's globals on every call).
     def __init__(self):
         self.calls = 0
-        self._real = resolver.rpa_find
+        self._mod = _viper if resolver.BACKEND == "viper" else _pure
+        self._real = self._mod.rpa_find
 
     def __enter__(self):
-        resolver.rpa_find = self._call
+        self._mod.rpa_find = self._call
         return self
 
     def _call(self, *a):
@@ -106,7 +108,7 @@ class _Spy:
         return self._real(*a)
 
     def __exit__(self, *exc):
-        resolver.rpa_find = self._real
+        self._mod.rpa_find = self._real
 
 
 def test_ah_spec_sample():

@@ -94,6 +94,42 @@ def addr_find(ids, n, t, addr):
     return -1
 
 
+def rpa_resolve(self, addr_type, addr):
+    # The body of resolver.Resolver.resolve; see _viper.py.
+    if len(addr) != 6:
+        raise ValueError("addr must be 6 bytes")
+    if addr_type != 1 or (addr[0] & 0xC0) != 0x40:
+        return None
+    encs, ibonds, _ids, _n, _bonds, tab, cres, mask, blk, out = self._st
+    if mask < 0:
+        i = rpa_find(encs, blk, out, addr)
+        return ibonds[i] if i >= 0 else None
+    s = rpa_cache_get(tab, mask, addr)
+    if s >= 0:
+        return cres[s]
+    i = rpa_find(encs, blk, out, addr)
+    b = ibonds[i] if i >= 0 else None
+    cres[rpa_cache_put(tab, mask, addr)] = b
+    return b
+
+
+def rpa_identify(self, addr_type, addr):
+    # The body of resolver.Resolver.identify; see _viper.py.
+    if len(addr) != 6:
+        raise ValueError("addr must be 6 bytes")
+    if addr_type == 1:
+        top = addr[0] & 0xC0
+        if top == 0x40:
+            return rpa_resolve(self, 1, addr)
+        if top != 0xC0:
+            return None  # NRPA or reserved: never an identity
+    elif addr_type != 0:
+        return None
+    st = self._st
+    i = addr_find(st[2], st[3], addr_type, addr)
+    return st[4][i] if i >= 0 else None
+
+
 def cmac_pad(buf, n, k1, k2, iv):
     # Prepares buf[0:n] for a one-call CBC-MAC (RFC 4493): pads a partial last
     # block with 0x80 0x00.., XORs the last block with K1 (complete) or K2

@@ -148,6 +148,63 @@ def addr_find(ids: ptr8, n: int, t: int, addr: ptr8) -> int:  # noqa: F821
     return -1
 
 
+_NONE = None  # viper types a literal None apart from objects; a global is an object
+_len = len  # a module global is found faster than the builtin
+
+
+@micropython.viper
+def rpa_resolve(self, addr_type: int, addr):  # noqa: F821
+    # The body of resolver.Resolver.resolve: RPA check, cache lookup (inline),
+    # then the AES loop. self._st = (encs, ibonds, ids, n, bonds, tab, cres,
+    # mask, blk, out); mask < 0 means no cache.
+    if int(_len(addr)) != 6:
+        raise ValueError("addr must be 6 bytes")
+    a = ptr8(addr)  # noqa: F821
+    if addr_type != 1 or (a[0] & 0xC0) != 0x40:
+        return _NONE
+    st = self._st
+    mask = int(st[7])
+    if mask >= 0:
+        t = ptr8(st[5])  # noqa: F821
+        s = (a[5] & mask) << 2
+        j = 0
+        while j < 4:
+            e = (s + j) << 3
+            if (t[e] == 1 and t[e + 6] == a[5] and t[e + 5] == a[4] and t[e + 4] == a[3]
+                    and t[e + 1] == a[0] and t[e + 2] == a[1] and t[e + 3] == a[2]):
+                return st[6][s + j]
+            j += 1
+    i = int(rpa_find(st[0], st[8], st[9], addr))
+    b = _NONE
+    if i >= 0:
+        b = st[1][i]
+    if mask >= 0:
+        st[6][int(rpa_cache_put(st[5], mask, addr))] = b
+    return b
+
+
+@micropython.viper
+def rpa_identify(self, addr_type: int, addr):  # noqa: F821
+    # The body of resolver.Resolver.identify: an RPA is resolved, a public or
+    # static address is looked up among the bonds' identity addresses.
+    if int(_len(addr)) != 6:
+        raise ValueError("addr must be 6 bytes")
+    a = ptr8(addr)  # noqa: F821
+    if addr_type == 1:
+        top = a[0] & 0xC0
+        if top == 0x40:
+            return rpa_resolve(self, 1, addr)
+        if top != 0xC0:
+            return _NONE  # NRPA or reserved: never an identity
+    elif addr_type != 0:
+        return _NONE
+    st = self._st
+    i = int(addr_find(st[2], st[3], addr_type, addr))
+    if i < 0:
+        return _NONE
+    return st[4][i]
+
+
 @micropython.viper
 def cmac_pad(buf: ptr8, n: int, k1: ptr8, k2: ptr8, iv: ptr8) -> int:
     blocks = (n + 15) >> 4

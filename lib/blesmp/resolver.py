@@ -35,7 +35,9 @@ same IRK, the first in ``store.bonds()`` wins.
 Hot path: one ``cryptolib.aes(irk, 1)`` object per IRK, built once; its bound
 ``encrypt`` runs in place of ``ah`` on two preallocated 16-byte buffers; the
 padding, the hash comparison and the loop over IRKs are the ``rpa_find``
-kernel (viper, or the pure fallback of the same name in ``_pure``). Results
+kernel, and ``resolve``/``identify`` themselves are the ``rpa_resolve``/
+``rpa_identify`` kernels (viper, or the pure fallback of the same names in
+``_pure``). Results
 (hits and misses) go into a 4-way set-associative cache of ``cache_size``
 recent RPAs (a bytearray plus a list; 0 disables it). A call allocates nothing
 once the resolver is built. The state that a call reads (IRK list, bonds,
@@ -70,11 +72,11 @@ from micropython import const
 from . import crypto
 
 try:
-    from ._viper import addr_find, rpa_cache_get, rpa_cache_put, rpa_find
+    from ._viper import rpa_identify, rpa_resolve
 
     BACKEND = "viper"
 except (SyntaxError, ImportError):
-    from ._pure import addr_find, rpa_cache_get, rpa_cache_put, rpa_find
+    from ._pure import rpa_identify, rpa_resolve
 
     BACKEND = "python"
 
@@ -145,7 +147,7 @@ class Resolver:
             while nsets * _WAYS < cache_size:
                 nsets <<= 1
         self._nsets = nsets
-        self._mask = nsets - 1 if nsets else 0
+        self._mask = nsets - 1 if nsets else -1  # -1: no cache
         self._blk = bytearray(16)
         self._out = bytearray(16)
         self._ciphers = {}  # IRK bytes -> bound encrypt of its ECB object
@@ -190,10 +192,12 @@ class Resolver:
         self._st = (encs, ibonds, ids, len(bonds), bonds) + self._fresh_cache()
 
     def _fresh_cache(self):
-        if not self._nsets:
-            return (None, None)
-        # Entries (8 octets each) then one round-robin counter per set.
-        return (bytearray(self._nsets * (_WAYS * 8 + 1)), [None] * (self._nsets * _WAYS))
+        # The state's tail: (tab, cres, mask, blk, out). tab holds 8-octet
+        # entries then one round-robin counter per set; cres the results.
+        n = self._nsets
+        tab = bytearray(n * (_WAYS * 8 + 1)) if n else None
+        cres = [None] * (n * _WAYS) if n else None
+        return (tab, cres, self._mask, self._blk, self._out)
 
     def invalidate(self):
         """Forgets every cached result."""
@@ -215,41 +219,16 @@ class Resolver:
             except Exception:  # noqa: BLE001, S110
                 pass
 
-    def resolve(self, addr_type, addr):
-        """The bond whose IRK resolves the RPA addr, else None (also for non-RPA addresses)."""
-        if len(addr) != 6:
-            raise ValueError("addr must be 6 bytes")
-        if addr_type != 1 or (addr[0] & 0xC0) != 0x40:
-            return None
-        encs, ibonds, _ids, _n, _bonds, tab, cres = self._st
-        if tab is None:
-            i = rpa_find(encs, self._blk, self._out, addr)
-            return ibonds[i] if i >= 0 else None
-        mask = self._mask
-        s = rpa_cache_get(tab, mask, addr)
-        if s >= 0:
-            return cres[s]
-        i = rpa_find(encs, self._blk, self._out, addr)
-        b = ibonds[i] if i >= 0 else None
-        cres[rpa_cache_put(tab, mask, addr)] = b
-        return b
-
-    def identify(self, addr_type, addr):
-        """The bond behind any address: an RPA is resolved; a public or static
-        address is matched against the bonds' identity addresses."""
-        if len(addr) != 6:
-            raise ValueError("addr must be 6 bytes")
-        if addr_type == 1:
-            top = addr[0] & 0xC0
-            if top == 0x40:
-                return self.resolve(1, addr)
-            if top != 0xC0:
-                return None  # NRPA or reserved: never an identity
-        elif addr_type != 0:
-            return None
-        st = self._st
-        i = addr_find(st[2], st[3], addr_type, addr)
-        return st[4][i] if i >= 0 else None
+    # resolve(addr_type, addr): the bond whose IRK resolves the RPA addr, else
+    # None (also for public, static and non-resolvable addresses, without AES);
+    # ValueError unless addr is 6 bytes.
+    # identify(addr_type, addr): the bond behind any address: an RPA is
+    # resolved, a public or static address is matched against the bonds'
+    # identity addresses.
+    # Both are kernels (viper, or the pure fallback) so that a cached answer
+    # costs one call; their bodies live in _viper.py / _pure.py.
+    resolve = rpa_resolve
+    identify = rpa_identify
 
 
 class ScanFilter:
