@@ -25,12 +25,15 @@ API::
     kind(addr_type, addr)            # PUBLIC, STATIC, RPA, NRPA or INVALID
     ScanFilter(r, on_result, bonded_only=True).irq(event, data)
 
-The resolver follows the bond store: every ``added``/``replaced``/``removed``/
-``cleared`` event rebuilds the IRK list from ``store.bonds()`` (cipher objects
-of IRKs still present are kept) and drops the cache. Bonds without an IRK, or
-with the all-zero IRK (a peer that has none; it would "resolve" addresses
-anyone can forge), are matched by identity address only. If two bonds carry the
-same IRK, the first in ``store.bonds()`` wins.
+The resolver follows the bond store (``blesmp.store.BondStore`` or any object
+with ``bonds()`` and ``subscribe(cb)``): every ``added``/``replaced``/
+``removed``/``cleared`` event rebuilds the IRK list from ``store.bonds()``
+(cipher objects of IRKs still present are kept) and drops the cache; other
+events (``refused``) are ignored. ``resolve``/``identify`` return the Bond
+objects of the latest ``store.bonds()`` call. Bonds without an IRK, or with
+the all-zero IRK (a peer that has none; it would "resolve" addresses anyone
+can forge), are matched by identity address only. If two bonds carry the same
+IRK, the first in ``store.bonds()`` wins.
 
 Hot path: one ``cryptolib.aes(irk, 1)`` object per IRK, built once; its bound
 ``encrypt`` runs in place of ``ah`` on two preallocated 16-byte buffers; the
@@ -90,6 +93,7 @@ NRPA = const(3)  # non-resolvable private: top bits 00
 INVALID = const(4)  # random with the reserved top bits 10, or an unknown address type
 
 _IRQ_SCAN_RESULT = const(5)
+_EVENTS = ("added", "replaced", "removed", "cleared")
 _ECB = const(1)
 _WAYS = const(4)
 
@@ -210,6 +214,9 @@ class Resolver:
 
     def _changed(self, event, bond):
         # Called by the store, possibly from inside the IRQ handler: never raises.
+        # Events that do not change the bond set (e.g. "refused") are ignored.
+        if event not in _EVENTS:
+            return
         try:
             self.set_bonds(self._store.bonds())
         except Exception as e:  # noqa: BLE001
