@@ -10,6 +10,7 @@ Bumble works LSB-first; every value this module reports is MSB-first, like our e
 import asyncio
 import logging
 
+import tracelog
 from bumble import hci, smp, utils
 from bumble.core import PhysicalTransport
 from bumble.pairing import PairingConfig, PairingDelegate
@@ -143,7 +144,7 @@ class _Delegate(PairingDelegate):
             if other.displayed is not None:
                 return (other.displayed + u.typo) % 1000000
             if "input" in other.asked and "display" not in other.asked:
-                return u.passkey
+                return (self.end.air.c.user.passkey + u.typo) % 1000000  # both input: agreed number
             await asyncio.sleep(0)
         return None
 
@@ -331,7 +332,7 @@ class OurEnd:
                     continue
                 shown = other.displayed
                 if shown is None and "input" in other.asked and "display" not in other.asked:
-                    shown = u.passkey
+                    shown = self.air.c.user.passkey  # both input: the users agree on one number
                 if shown is None:
                     break
                 self.pending.pop(0)
@@ -369,6 +370,7 @@ class Air:
         self.queue = []
         self.trace = []
         self.encryptions = []
+        tracelog.register(self)
         central.attach(self, INIT_ADDR, RESP_ADDR)
         peripheral.attach(self, RESP_ADDR, INIT_ADDR)
 

@@ -5,6 +5,8 @@ Every PDU passes through Link._deliver, which records a trace line (opcode name 
 changed or dropped by a tap(src, pdu) -> pdu | None.
 """
 
+import tracelog
+
 from tools.blesim.smp import (
     DisplayPasskey,
     Failed,
@@ -64,6 +66,7 @@ class Link:
         self.trace = []
         self.queue = []
         self.encryptions = []
+        tracelog.register(self)
 
     def peer(self, side):
         return self.p if side is self.c else self.c
@@ -149,7 +152,7 @@ class Link:
                         continue
                     shown = other.user.displayed
                     if shown is None and "input" in other.user.asked and "display" not in other.user.asked:
-                        shown = u.passkey  # both input: the users agree on a number
+                        shown = self.c.user.passkey  # both input: the users agree on one number
                     if shown is None:
                         break  # wait until the other side displays
                     side.pending.pop(0)
