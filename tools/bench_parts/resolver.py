@@ -6,12 +6,18 @@
 # resolve_hit_cached_us, the same as ratios to one AES block measured here
 # (resolve_aes_block_us: one encrypt on a reused ECB object into a buffer),
 # advertisements per second that 32 bonds allow, bytes allocated per call,
-# and the pure-Python fallback's figures for comparison.
+# the cost of calling an empty method (call_floor_us, for scale) and the
+# pure-Python fallback's figures for comparison.
 import gc
 import os
+import sys
 
-from blesmp import _pure, resolver
-from blesmp.resolver import Resolver
+if __name__ == "__main__" and sys.implementation.name != "micropython":
+    _root = __file__.rsplit("/", 3)[0] if __file__.count("/") >= 3 else "."
+    sys.path[:0] = [_root + "/lib", _root + "/tools/blesim/modules"]
+
+from blesmp import _pure, resolver  # noqa: E402
+from blesmp.resolver import Resolver  # noqa: E402
 
 _POOL = 512  # distinct unknown RPAs cycled through: far more than the cache holds
 
@@ -21,6 +27,11 @@ class _Bond:
         self.addr_type = 1
         self.addr = bytes((0xC0 | (i & 0x3F), 0, 0, 0, i >> 8, i & 0xFF))
         self.irk = irk
+
+
+class _Nop:
+    def resolve(self, addr_type, addr):
+        return None
 
 
 def _unknown_rpas(r, n):
@@ -97,6 +108,12 @@ def run(timeit, record):
     cached = timeit(lambda: r.resolve(1, hit), 2000)
     record("resolve_hit_cached_us", cached)
     record("resolve_hit_cached_x_aes", cached / aes)
+    # For scale: calling a method that does nothing, with the same arguments
+    # (no resolve() can cost less than this).
+    nop = _Nop()
+    floor = timeit(lambda: nop.resolve(1, hit), 2000)
+    record("call_floor_us", floor)
+    record("call_floor_x_aes", floor / aes)
     static = bonds[31].addr
     record("identify_static_32_us", timeit(lambda: r.identify(1, static), 2000))
     record("resolve_public_us", timeit(lambda: r.resolve(0, static), 2000))
@@ -130,15 +147,26 @@ def run(timeit, record):
 def _main():
     import time
 
+    if hasattr(time, "ticks_us"):
+        ticks_us = time.ticks_us
+        ticks_diff = time.ticks_diff
+    else:  # CPython
+
+        def ticks_us():
+            return time.perf_counter_ns() // 1000
+
+        def ticks_diff(a, b):
+            return a - b
+
     def timeit(fn, n=200, runs=7):
         fn()
         best = None
         for _ in range(runs):
             gc.collect()
-            t0 = time.ticks_us()
+            t0 = ticks_us()
             for _ in range(n):
                 fn()
-            t = time.ticks_diff(time.ticks_us(), t0) / n
+            t = ticks_diff(ticks_us(), t0) / n
             best = t if best is None or t < best else best
         return best
 
