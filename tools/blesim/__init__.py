@@ -11,3 +11,7 @@ def _paths():  # lib/ (blesmp) and the firmware stand-ins, importable as on the 
 
 
 _paths()
+
+from .world import Board, World  # noqa: E402
+
+__all__ = ["World", "Board"]

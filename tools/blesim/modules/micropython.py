@@ -22,17 +22,36 @@ def viper(f):
     return f
 
 
+def _board():
+    try:
+        from tools.blesim.world import current_board
+    except ImportError:  # pragma: no cover
+        return None
+    return current_board()
+
+
 def schedule(func, arg):
-    if len(_scheduled) >= _SCHEDULE_DEPTH:
+    b = _board()
+    if sum(1 for e in _scheduled if e[0] is b) >= _SCHEDULE_DEPTH:
         raise RuntimeError("schedule queue full")
-    _scheduled.append((func, arg))
+    _scheduled.append((b, func, arg))
 
 
-def run_scheduled():
-    """Runs the queued calls (the simulator calls this between events)."""
-    while _scheduled:
-        func, arg = _scheduled.pop(0)
-        func(arg)
+def run_scheduled(board=None):
+    """Runs the queued calls (the simulator calls this between events, per board: each call
+    runs with the board that scheduled it made current). board=None runs every queue."""
+    i = 0
+    while i < len(_scheduled):
+        b, func, arg = _scheduled[i]
+        if board is not None and b is not board:
+            i += 1
+            continue
+        _scheduled.pop(i)
+        if b is not None:
+            with b:
+                func(arg)
+        else:
+            func(arg)
 
 
 def heap_lock():

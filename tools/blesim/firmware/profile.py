@@ -1,0 +1,82 @@
+"""Firmware profiles: the version-dependent behaviour of MicroPython + NimBLE on a board.
+
+`get_profile("esp32")` (the default) is the current ESP32 release: MicroPython >= v1.26 with
+ESP-IDF 5.4/5.5 (esp-nimble 1.5/1.6 with the Aug 2024 ordering fix). Other profiles:
+
+  "esp32-v1.25"   MicroPython v1.24/v1.25 (ESP-IDF 5.2.2): ENCRYPTION_UPDATE before the two
+                  SET_SECRET calls. The struct layout of that build is unconfirmed (the
+                  reference could not settle it); this profile keeps the 88-byte one.
+  "esp32-v1.23"   MicroPython v1.23 (ESP-IDF 5.0.4): ENCRYPTION_UPDATE first, 80-byte layout.
+  "nimble"        upstream apache NimBLE as on STM32/unix/rp2: 80-byte layout, ENC first,
+                  authorization flags allowed, bonding off by default, MicroPython's internal
+                  errno numbers (unix values).
+
+Fields: layout ("88", "80i" = 80 bytes with bond_count, "80"), set_before_enc, authorize_rejects,
+defaults (bond, mitm, le_secure, io), errno (NimBLE-name -> number), first_conn_handle,
+preferred_mtu, gap_name, max_name_len, rpa_timeout.
+"""
+
+__all__ = ["Profile", "PROFILES", "get_profile", "ESP32_ERRNO", "UNIX_ERRNO"]
+
+ESP32_ERRNO = {
+    "EPERM": 1, "ENOENT": 2, "EIO": 5, "EAGAIN": 11, "ENOMEM": 12, "EBUSY": 16, "ENODEV": 19, "EINVAL": 22,
+    "EOPNOTSUPP": 95, "ETIMEDOUT": 116, "EALREADY": 120, "ENOTCONN": 128,
+}
+UNIX_ERRNO = dict(ESP32_ERRNO, ETIMEDOUT=110, EALREADY=114, ENOTCONN=107)
+
+
+class Profile:
+    def __init__(self, name, layout="88", set_before_enc=True, authorize_rejects=True, bond=1, mitm=0,
+                 le_secure=1, io=3, errno=None, first_conn_handle=0, preferred_mtu=256, gap_name=b"MPY ESP32",
+                 max_name_len=31, rpa_timeout=900.0, description=""):
+        if layout not in ("88", "80", "80i"):
+            raise ValueError("layout must be '88', '80' or '80i'")
+        self.name = name
+        self.layout = layout
+        self.set_before_enc = set_before_enc
+        self.authorize_rejects = authorize_rejects
+        self.defaults = {"bond": bond, "mitm": mitm, "le_secure": le_secure, "io": io}
+        self.errno = dict(errno or ESP32_ERRNO)
+        self.first_conn_handle = first_conn_handle
+        self.preferred_mtu = preferred_mtu
+        self.gap_name = gap_name
+        self.max_name_len = max_name_len
+        self.rpa_timeout = rpa_timeout
+        self.description = description
+
+    @property
+    def sec_size(self):
+        return 88 if self.layout == "88" else 80
+
+    def replace(self, **kw):
+        d = dict(self.__dict__)
+        defaults = d.pop("defaults")
+        d.update(defaults)
+        d.pop("errno")
+        d["errno"] = self.errno
+        d.update(kw)
+        return Profile(**d)
+
+    def __repr__(self):
+        return "<Profile %s layout=%s set_before_enc=%s>" % (self.name, self.layout, self.set_before_enc)
+
+
+PROFILES = {
+    "esp32": Profile("esp32", description="MicroPython >= v1.26, ESP-IDF 5.4/5.5"),
+    "esp32-v1.25": Profile("esp32-v1.25", set_before_enc=False, description="MicroPython v1.24/v1.25, ESP-IDF 5.2.2"),
+    "esp32-v1.23": Profile("esp32-v1.23", layout="80", set_before_enc=False,
+                           description="MicroPython v1.23, ESP-IDF 5.0.4"),
+    "nimble": Profile("nimble", layout="80", set_before_enc=False, authorize_rejects=False, bond=0,
+                      errno=UNIX_ERRNO, gap_name=b"MPY NIMBLE", description="upstream NimBLE (STM32/unix)"),
+}
+
+
+def get_profile(p):
+    if p is None:
+        return PROFILES["esp32"]
+    if isinstance(p, Profile):
+        return p
+    try:
+        return PROFILES[p]
+    except KeyError:
+        raise ValueError("unknown profile %r (known: %s)" % (p, ", ".join(PROFILES))) from None
