@@ -1,0 +1,506 @@
+# SecurityManager logic driven by hand-written IRQ sequences (the ones the firmware reference
+# documents), against a tiny fake BLE object and a dict store. Runs under pytest (CPython) and
+# under tools/mptest.py (MicroPython): plain asserts only. The same flows on simulated boards
+# with a real SMP underneath are in host_tests/manager/.
+import time
+
+import micropython
+
+if not hasattr(time, "ticks_add"):  # CPython without a blesim World
+    time.ticks_add = lambda a, b: a + b
+    time.ticks_diff = lambda a, b: a - b
+    time.ticks_ms = lambda: 0
+
+from blesmp import const as C
+from blesmp import manager as M
+from blesmp.agents import CallbackAgent, ConsoleAgent
+
+_CLOCK = [1000]
+M._now = lambda: _CLOCK[0]
+
+PEER = b"\x11\x22\x33\x44\x55\x66"
+ZERO7 = bytes(7)
+
+
+def _key(t, a):
+    return bytes([t]) + bytes(a[5 - i] for i in range(6))
+
+
+KEY = _key(0, PEER)
+
+
+def blob(ks=16, auth=0, sc=1, t=0, a=PEER):
+    b = bytearray(88)
+    b[0] = t
+    b[1:7] = _key(t, a)[1:]
+    b[10] = ks
+    for i in range(16):
+        b[24 + i] = i + 1
+    b[40] = 1
+    b[80] = (auth & 1) | ((sc & 1) << 1)
+    return bytes(b)
+
+
+class FakeBLE:
+    def __init__(self):
+        self.calls = []
+        self.handler = None
+        self.cfg = {}
+        self.active_when_irq = None
+        self.act = False
+
+    def config(self, **kw):
+        self.cfg.update(kw)
+
+    def irq(self, h):
+        self.handler = h
+        if self.active_when_irq is None:
+            self.active_when_irq = self.act
+
+    def active(self, v=None):
+        if v is not None:
+            self.act = bool(v)
+        return self.act
+
+    def gap_pair(self, h):
+        self.calls.append(("pair", h))
+
+    def gap_passkey(self, h, action, pk):
+        self.calls.append(("passkey", h, action, pk))
+
+    def gap_disconnect(self, h):
+        self.calls.append(("disconnect", h))
+        return True
+
+    def ev(self, event, *data):
+        return self.handler(event, data)
+
+
+class DictStore:
+    def __init__(self):
+        self.d = {}
+        self.done = []
+
+    def get_secret(self, t, i, k):
+        if k is None:
+            items = [v for (tt, kk), v in sorted(self.d.items()) if tt == t]
+            return items[i] if i < len(items) else None
+        k = bytes(k)
+        if k == ZERO7:
+            return None
+        return self.d.get((t, k))
+
+    def set_secret(self, t, k, v):
+        k = bytes(k)
+        if v is None:
+            return self.d.pop((t, k), None) is not None
+        self.d[(t, k)] = bytes(v)
+        return True
+
+    def find(self, t, a):
+        return None
+
+    def pairing_done(self, t, a, ok, bonded=1):
+        self.done.append(ok)
+        return "stored" if ok and bonded else None
+
+    def bonds(self):
+        return []
+
+
+def make(**kw):
+    _CLOCK[0] = 1000
+    ble = FakeBLE()
+    store = DictStore()
+    events = []
+    kw.setdefault("timer", None)
+    sm = M.SecurityManager(ble, store=store, callback=lambda e, c, v: events.append((e, c, v)), **kw)
+    return sm, ble, store, events
+
+
+def names(events):
+    return [C.event_name(e[0]) for e in events]
+
+
+def auth(events):
+    r = [e[2] for e in events if e[0] == C.AUTH_CMPL_EVT]
+    assert len(r) == 1, names(events)
+    return r[0]
+
+
+def advance(sm, ms):
+    _CLOCK[0] += ms
+    sm.poll()
+    run = getattr(micropython, "run_scheduled", None)
+    if run is not None:
+        run()
+
+
+def incoming(ble, h=0, key=KEY, repeat=False):
+    # NimBLE's look-ups at the start of a pairing the central started (ESP32 peripheral).
+    ble.ev(C.IRQ_GET_SECRET, 2, 0, None)
+    ble.ev(C.IRQ_GET_SECRET, 1, 0, ZERO7)
+    return ble.ev(C.IRQ_GET_SECRET, 2, 0, memoryview(key))
+
+
+def connect(ble, h=0, central=True):
+    ev = C.IRQ_CENTRAL_CONNECT if central else C.IRQ_PERIPHERAL_CONNECT
+    ble.ev(ev, h, 0, memoryview(PEER))
+
+
+def test_construction_applies_params_before_active():
+    sm, ble, store, ev = make(io=C.IO_DISPLAY_YESNO, mitm=True, bond=True)
+    assert ble.cfg == {"io": 1, "bond": True, "mitm": True, "le_secure": True}
+    assert ble.active_when_irq is False and ble.act is True
+    try:
+        make(io=C.IO_NO_INPUT_OUTPUT, mitm=True)
+        raise AssertionError("mitm without IO accepted")
+    except ValueError:
+        pass
+    sm, ble, store, ev = make(sc_only=True, io=C.IO_DISPLAY_YESNO)
+    assert sm.level == 4 and sm.min_key_size == 16 and ble.cfg["mitm"] and ble.cfg["le_secure"]
+
+
+def test_just_works_bonded_new_order():
+    sm, ble, store, ev = make()
+    connect(ble)
+    incoming(ble)
+    assert names(ev) == ["SEC_REQ"]
+    assert ble.ev(C.IRQ_SET_SECRET, 1, memoryview(KEY), memoryview(blob()))
+    assert ble.ev(C.IRQ_SET_SECRET, 2, memoryview(KEY), memoryview(blob()))
+    ble.ev(C.IRQ_ENCRYPTION_UPDATE, 0, 1, 0, 1, 16)
+    r = auth(ev)
+    assert r.success and r.level == 2 and r.sc == 1 and r.bonded == 1 and r.key_size == 16
+    assert sm.state(0).level == 2 and store.done == [True]
+    assert ("disconnect", 0) not in ble.calls
+
+
+def test_old_order_waits_for_keys():
+    sm, ble, store, ev = make()
+    connect(ble)
+    incoming(ble)
+    ble.ev(C.IRQ_ENCRYPTION_UPDATE, 0, 1, 0, 1, 16)
+    assert "AUTH_CMPL" not in names(ev)
+    ble.ev(C.IRQ_SET_SECRET, 1, memoryview(KEY), memoryview(blob(sc=0)))
+    ble.ev(C.IRQ_SET_SECRET, 2, memoryview(KEY), memoryview(blob(sc=0)))
+    r = auth(ev)
+    assert r.success and r.sc == 0
+
+
+def test_display_passkey_fresh_and_in_range():
+    seen = []
+    for _ in range(3):
+        sm, ble, store, ev = make(io=C.IO_DISPLAY_ONLY, mitm=True)
+        connect(ble)
+        incoming(ble)
+        ble.ev(C.IRQ_PASSKEY_ACTION, 0, C.PASSKEY_ACTION_DISPLAY, 0)
+        inj = [c for c in ble.calls if c[0] == "passkey"]
+        notif = [e[2] for e in ev if e[0] == C.PASSKEY_NOTIF_EVT]
+        assert len(inj) == 1 and inj[0][2] == 3 and 0 <= inj[0][3] <= 999999
+        assert notif == [inj[0][3]]
+        seen.append(notif[0])
+    assert len(set(seen)) == 3  # fresh per pairing (a clash has probability ~3e-6)
+
+
+def test_static_passkey_only_when_named_insecure():
+    sm, ble, store, ev = make(io=C.IO_DISPLAY_ONLY, mitm=True, insecure_static_passkey=123456)
+    connect(ble)
+    incoming(ble)
+    ble.ev(C.IRQ_PASSKEY_ACTION, 0, C.PASSKEY_ACTION_DISPLAY, 0)
+    assert ("passkey", 0, 3, 123456) in ble.calls
+    try:
+        make(insecure_static_passkey=1000000)
+        raise AssertionError("7-digit passkey accepted")
+    except ValueError:
+        pass
+
+
+def test_random_passkey_rejection_sampling():
+    feed = [b"\xff\xff\xff", b"\xf4\x24\x00", b"\xf4\x23\xff"]  # 2**24-1 and 16e6 rejected
+    assert M.random_passkey(lambda n: feed.pop(0)) == 999999 and not feed
+    vals = [M.random_passkey() for _ in range(200)]
+    assert all(0 <= v <= 999999 for v in vals)
+    assert len(set(vals)) > 190
+
+
+def test_nc_accept_and_reject():
+    sm, ble, store, ev = make(io=C.IO_DISPLAY_YESNO, mitm=True)
+    connect(ble)
+    incoming(ble)
+    ble.ev(C.IRQ_PASSKEY_ACTION, 0, C.PASSKEY_ACTION_NUMERIC_COMPARISON, 123456)
+    assert (C.NC_REQ_EVT, 0, 123456) in ev
+    assert sm.confirm_reply(0, False)
+    assert ("passkey", 0, 4, 0) in ble.calls
+    r = auth(ev)
+    assert not r.success and r.reason == C.REJECTED
+    ble.ev(C.IRQ_ENCRYPTION_UPDATE, 0, 0, 0, 0, 0)  # the firmware's late update (30 s later)
+    advance(sm, 1000)
+    assert len([e for e in ev if e[0] == C.AUTH_CMPL_EVT]) == 1
+
+    sm, ble, store, ev = make(io=C.IO_DISPLAY_YESNO, mitm=True)
+    connect(ble)
+    incoming(ble)
+    ble.ev(C.IRQ_PASSKEY_ACTION, 0, C.PASSKEY_ACTION_NUMERIC_COMPARISON, 654321)
+    sm.confirm_reply(0, True)
+    assert ("passkey", 0, 4, 1) in ble.calls
+    ble.ev(C.IRQ_ENCRYPTION_UPDATE, 0, 1, 1, 0, 16)
+    r = auth(ev)
+    assert r.success and r.authenticated and r.sc == 1 and r.level == 4
+
+
+def test_prompt_timeout_fails_before_smp_timeout():
+    sm, ble, store, ev = make(io=C.IO_KEYBOARD_ONLY, mitm=True, prompt_timeout_ms=20000)
+    connect(ble)
+    incoming(ble)
+    ble.ev(C.IRQ_PASSKEY_ACTION, 0, C.PASSKEY_ACTION_INPUT, 0)
+    assert names(ev)[-1] == "PASSKEY_REQ"
+    advance(sm, 19000)
+    assert "AUTH_CMPL" not in names(ev)
+    advance(sm, 1500)
+    r = auth(ev)
+    assert r.reason == C.PROMPT_TIMEOUT and ("disconnect", 0) in ble.calls
+    assert "PROMPT_CANCEL" in names(ev)
+    assert not sm.passkey_reply(0, True, 1)  # too late
+
+
+def test_link_lost_peer_failed_smp_timeout():
+    sm, ble, store, ev = make()
+    connect(ble)
+    incoming(ble)
+    ble.ev(C.IRQ_ENCRYPTION_UPDATE, 0, 0, 0, 0, 0)
+    ble.ev(C.IRQ_CENTRAL_DISCONNECT, 0, 0, memoryview(PEER))
+    assert auth(ev).reason == C.LINK_LOST
+    assert store.done == [False]
+
+    sm, ble, store, ev = make()
+    connect(ble)
+    incoming(ble)
+    advance(sm, 100)
+    ble.ev(C.IRQ_ENCRYPTION_UPDATE, 0, 0, 0, 0, 0)
+    advance(sm, 300)
+    assert auth(ev).reason == C.PEER_FAILED
+
+    sm, ble, store, ev = make()
+    connect(ble)
+    incoming(ble)
+    _CLOCK[0] += 30000
+    ble.ev(C.IRQ_ENCRYPTION_UPDATE, 0, 0, 0, 0, 0)
+    advance(sm, 300)
+    assert auth(ev).reason == C.SMP_TIMEOUT
+
+
+def test_wrong_passkey_is_auth_failed():
+    sm, ble, store, ev = make(io=C.IO_KEYBOARD_ONLY, mitm=True)
+    connect(ble)
+    incoming(ble)
+    ble.ev(C.IRQ_PASSKEY_ACTION, 0, C.PASSKEY_ACTION_INPUT, 0)
+    assert sm.passkey_reply(0, True, 111111)
+    assert ("passkey", 0, 2, 111111) in ble.calls
+    ble.ev(C.IRQ_ENCRYPTION_UPDATE, 0, 0, 0, 0, 0)
+    advance(sm, 300)
+    assert auth(ev).reason == C.AUTH_FAILED
+    try:
+        sm.passkey_reply(0, True, 1000000)
+    except ValueError:
+        pass
+
+
+def test_key_too_short_refused_and_dropped():
+    sm, ble, store, ev = make(min_key_size=16)
+    connect(ble)
+    incoming(ble)
+    assert not ble.ev(C.IRQ_SET_SECRET, 1, memoryview(KEY), memoryview(blob(ks=7)))
+    assert not ble.ev(C.IRQ_SET_SECRET, 2, memoryview(KEY), memoryview(blob(ks=7)))
+    ble.ev(C.IRQ_ENCRYPTION_UPDATE, 0, 1, 0, 1, 7)
+    advance(sm, 10)
+    r = auth(ev)
+    assert r.reason == C.KEY_TOO_SHORT and ("disconnect", 0) in ble.calls and store.d == {}
+
+
+def test_sc_only_refuses_legacy_keys():
+    sm, ble, store, ev = make(sc_only=True, io=C.IO_DISPLAY_ONLY)
+    connect(ble)
+    incoming(ble)
+    ble.ev(C.IRQ_PASSKEY_ACTION, 0, C.PASSKEY_ACTION_DISPLAY, 0)
+    assert not ble.ev(C.IRQ_SET_SECRET, 2, memoryview(KEY), memoryview(blob(auth=1, sc=0)))
+    ble.ev(C.IRQ_ENCRYPTION_UPDATE, 0, 1, 1, 1, 16)
+    assert auth(ev).reason == C.LEGACY_UNDER_SC_ONLY and store.d == {}
+
+
+def test_backoff_after_repeated_failures():
+    sm, ble, store, ev = make(backoff_ms=2000)
+    for i in range(2):
+        connect(ble, h=i)
+        incoming(ble, h=i)
+        ble.ev(C.IRQ_ENCRYPTION_UPDATE, i, 0, 0, 0, 0)
+        ble.ev(C.IRQ_CENTRAL_DISCONNECT, i, 0, memoryview(PEER))
+    connect(ble, h=5)
+    r = incoming(ble, h=5)
+    assert r is None
+    res = [e[2] for e in ev if e[0] == C.AUTH_CMPL_EVT]
+    assert [x.reason for x in res] == [C.LINK_LOST, C.LINK_LOST, C.REPEATED_ATTEMPTS]
+    advance(sm, 10)
+    assert ("disconnect", 5) in ble.calls
+    ble.ev(C.IRQ_CENTRAL_DISCONNECT, 5, 0, memoryview(PEER))
+    _CLOCK[0] += 10000  # past the waiting interval
+    connect(ble, h=6)
+    incoming(ble, h=6)
+    assert len([e for e in ev if e[0] == C.AUTH_CMPL_EVT]) == 3
+
+
+def test_pairing_window():
+    sm, ble, store, ev = make(window=True)
+    connect(ble)
+    incoming(ble)
+    assert auth(ev).reason == C.NOT_IN_WINDOW
+    assert not ble.ev(C.IRQ_SET_SECRET, 2, memoryview(KEY), memoryview(blob()))
+    sm, ble, store, ev = make(window=True)
+    sm.open_window(30)
+    connect(ble)
+    incoming(ble)
+    ble.ev(C.IRQ_SET_SECRET, 2, memoryview(KEY), memoryview(blob()))
+    ble.ev(C.IRQ_ENCRYPTION_UPDATE, 0, 1, 0, 1, 16)
+    assert auth(ev).success
+    _CLOCK[0] += 31000
+    assert not sm.window_open()
+
+
+def test_security_rsp_from_callback_rejects():
+    sm, ble, store, ev = make()
+
+    def cb(e, c, v):
+        if e == C.SEC_REQ_EVT:
+            sm.security_rsp(c, False)
+
+    sm.register_callback(cb)
+    connect(ble)
+    assert incoming(ble) is None
+    advance(sm, 10)
+    assert ("disconnect", 0) in ble.calls
+    assert sm.state(0).result.reason == C.REJECTED
+
+
+def test_repeat_pairing_unauthenticated_outside_window_keeps_bond():
+    sm, ble, store, ev = make()
+    store.d[(1, KEY)] = blob(auth=1)
+    store.d[(2, KEY)] = blob(auth=1)
+    connect(ble)
+    assert incoming(ble) is not None  # accepted for now: NimBLE deletes (the store hides)
+    assert not ble.ev(C.IRQ_SET_SECRET, 2, memoryview(KEY), memoryview(blob(auth=0)))
+    ble.ev(C.IRQ_ENCRYPTION_UPDATE, 0, 1, 0, 1, 16)
+    r = auth(ev)
+    assert r.reason == C.WEAKER_THAN_BOND and store.done == [False]
+    assert store.d[(2, KEY)] == blob(auth=1)
+
+
+def test_central_role_limitation():
+    sm, ble, store, ev = make(io=C.IO_DISPLAY_YESNO, mitm=True)
+    connect(ble, central=False)
+    assert sm.pair(0, level=3) is False
+    assert auth(ev).reason == C.CENTRAL_NO_PROMPTS and ("pair", 0) not in ble.calls
+    sm, ble, store, ev = make(io=C.IO_DISPLAY_YESNO, mitm=True)
+    connect(ble, central=False)
+    assert sm.pair(0)
+    ble.ev(C.IRQ_GET_SECRET, 2, 0, memoryview(KEY))
+    ble.ev(C.IRQ_GET_SECRET, 2, 0, None)
+    ble.ev(C.IRQ_GET_SECRET, 1, 0, ZERO7)
+    advance(sm, 4000)
+    assert "AUTH_CMPL" not in names(ev)
+    advance(sm, 1500)
+    assert auth(ev).reason == C.CENTRAL_NO_PROMPTS and ("disconnect", 0) in ble.calls
+
+
+def test_reencrypt_with_stored_bond_and_key_missing():
+    sm, ble, store, ev = make()
+    store.d[(1, KEY)] = blob(auth=0, sc=1)
+    connect(ble)
+    ble.ev(C.IRQ_GET_SECRET, 1, 0, memoryview(KEY))
+    ble.ev(C.IRQ_ENCRYPTION_UPDATE, 0, 1, 0, 1, 16)
+    r = auth(ev)
+    assert r.success and r.reencrypt and r.sc == 1
+    sm, ble, store, ev = make()
+    connect(ble)
+    ble.ev(C.IRQ_GET_SECRET, 1, 0, memoryview(KEY))
+    assert auth(ev).reason == C.KEY_MISSING
+
+
+def test_require_disconnects_low_level_reencryption():
+    sm, ble, store, ev = make(io=C.IO_DISPLAY_YESNO, mitm=True)
+    store.d[(1, KEY)] = blob(auth=0)
+    connect(ble)
+    sm.require(0, 3, start=False)
+    ble.ev(C.IRQ_GET_SECRET, 1, 0, memoryview(KEY))
+    ble.ev(C.IRQ_ENCRYPTION_UPDATE, 0, 1, 0, 1, 16)
+    assert auth(ev).reason == C.LEVEL_TOO_LOW and ("disconnect", 0) in ble.calls
+
+
+def test_gatt_authorization():
+    sm, ble, store, ev = make()
+    calls = []
+
+    def authorize(conn, h, write):
+        calls.append((conn, h, write))
+        return h != 30
+
+    sm.protect(20, level=2)
+    sm.protect(30, level=2, authorize=authorize)
+    connect(ble)
+    assert ble.ev(C.IRQ_GATTS_READ_REQUEST, 0, 20) == C.ATT_INSUFFICIENT_AUTHENTICATION
+    assert ble.ev(C.IRQ_GATTS_READ_REQUEST, 0, 21) == 0
+    assert ble.ev(C.IRQ_GATTS_READ_REQUEST, 65535, 20) == 0  # notify without data
+    incoming(ble)
+    ble.ev(C.IRQ_SET_SECRET, 2, memoryview(KEY), memoryview(blob()))
+    ble.ev(C.IRQ_ENCRYPTION_UPDATE, 0, 1, 0, 1, 16)
+    assert ble.ev(C.IRQ_GATTS_READ_REQUEST, 0, 20) == 0
+    assert ble.ev(C.IRQ_GATTS_READ_REQUEST, 0, 30) == C.ATT_INSUFFICIENT_AUTHORIZATION
+    assert calls == [(0, 30, False)]
+
+
+def test_app_handler_chained_and_raising_callbacks_contained():
+    seen = []
+
+    def app(event, data):
+        seen.append(event)
+        if event == C.IRQ_GATTS_READ_REQUEST:
+            return 7
+        raise RuntimeError("application bug")
+
+    def bad_cb(e, c, v):
+        raise ValueError("callback bug")
+
+    agent = CallbackAgent(display=lambda c, p: 1 / 0, done=lambda r: [][1])
+    sm, ble, store, ev = make(io=C.IO_DISPLAY_ONLY, mitm=True, handler=app, agent=agent)
+    sm.register_callback(bad_cb)
+    connect(ble)
+    incoming(ble)
+    ble.ev(C.IRQ_PASSKEY_ACTION, 0, C.PASSKEY_ACTION_DISPLAY, 0)
+    ble.ev(C.IRQ_ENCRYPTION_UPDATE, 0, 1, 1, 0, 16)
+    assert ble.ev(C.IRQ_GATTS_READ_REQUEST, 0, 5) == 7
+    assert C.IRQ_CENTRAL_CONNECT in seen and C.IRQ_ENCRYPTION_UPDATE in seen
+    assert C.IRQ_GET_SECRET not in seen and C.IRQ_PASSKEY_ACTION not in seen
+    assert sm.state(0).level == 3
+
+
+def test_console_agent_answers_later():
+    out = []
+    agent = ConsoleAgent(out=out.append)
+    sm, ble, store, ev = make(io=C.IO_DISPLAY_YESNO, mitm=True, agent=agent)
+    connect(ble)
+    incoming(ble)
+    ble.ev(C.IRQ_PASSKEY_ACTION, 0, C.PASSKEY_ACTION_NUMERIC_COMPARISON, 42)
+    assert "000042" in out[-1]
+    assert agent.yes()
+    assert ("passkey", 0, 4, 1) in ble.calls
+    assert not agent.yes()
+
+
+def test_garbage_events_never_escape():
+    sm, ble, store, ev = make(io=C.IO_DISPLAY_YESNO, mitm=True)
+    junk = [(), (1,), (None, None, None), ("x", 1, 2, 3, 4), (0, 0, b"\x00" * 6), (-1, 999, 3),
+            (0, 4, 123), (65535, 0, 0, 0, 0)]
+    for event in (1, 2, 3, 4, 7, 8, 27, 28, 29, 30, 31, 99, -5, None, "x"):
+        for data in junk:
+            ble.handler(event, data)
+    for data in ((2, 0, b"\x00"), (1, 0, None), (2, 5, None)):
+        r = ble.handler(C.IRQ_GET_SECRET, data)
+        assert r is None or isinstance(r, (bytes, bytearray, memoryview))
