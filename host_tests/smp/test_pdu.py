@@ -143,6 +143,14 @@ def test_engine_unexpected_command_in_state_is_unspecified_reason():
     assert not c.busy
 
 
+def test_idle_engine_drops_stragglers_silently():
+    # PDUs of a procedure that already ended (the peer had them in flight) get no answer
+    p = _peripheral()
+    assert p.receive(pdu.value16(0x03, bytes(16)), 0) == []
+    assert p.receive(pdu.value16(0x0D, bytes(16)), 0) == []
+    assert not p.busy
+
+
 def test_pairing_failed_is_never_answered():
     p = _peripheral()
     assert p.receive(bytes([0x05, 0x04]), 0) == []

@@ -350,6 +350,8 @@ class SmpEngine:
             if op == C.KEYPRESS_NOTIFICATION and self._phase == _PAIRING and self._keypress:
                 self._deadline = now + C.TIMEOUT
                 return self._guard(_rx_keypress_fn, now, self, pdu)
+            if self._phase == _IDLE:
+                return []  # no procedure: a straggler of one that ended (e.g. after Pairing Failed)
             self._abort(C.UNSPECIFIED_REASON, now)
             return self._take()
         if self._phase not in (_IDLE, _DEAD):
