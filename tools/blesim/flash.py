@@ -28,7 +28,8 @@ Write model (`model=`):
   contents (a file created by that `open` exists, empty, from the `open`).
 
 `rename` (atomic replace of an existing destination, as LittleFS does) and
-`remove` are single operations in both models.
+`remove` are single operations in both models.  `replace=False` makes
+`rename` onto an existing file fail with EEXIST, as FAT does.
 
 Power-loss injection.  Every *mutating* operation is counted in `ops` (and per
 kind in `counts`): ``open`` (for writing), ``write``, ``flush``, ``close`` (of
@@ -229,11 +230,12 @@ class _File:
 class Flash:
     """A board's flash filesystem (see the module docstring)."""
 
-    def __init__(self, model="direct", capacity=None):
+    def __init__(self, model="direct", capacity=None, replace=True):
         if model not in ("direct", "littlefs"):
             raise ValueError("model")
         self.model = model
         self.capacity = capacity
+        self.replace = replace
         self._files = {}  # path -> bytes (what is on flash)
         self._dirs = {""}
         self._gen = 0  # bumped by reset(): older handles are dead
@@ -378,6 +380,8 @@ class Flash:
             raise _err(errno.ENOENT)
         if b in self._dirs:
             raise _err(errno.EISDIR if a in self._files else errno.EEXIST)
+        if b in self._files and not self.replace:
+            raise _err(errno.EEXIST)
         self._count("rename")
         if a in self._files:
             self._files[b] = self._files.pop(a)

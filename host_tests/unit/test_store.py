@@ -1,0 +1,621 @@
+# BondStore (lib/blesmp/store.py): the firmware's secret-store protocol, crash-safe
+# persistence on the real filesystem (a temp dir), corruption, versions, layouts,
+# migration, LRU/pinning and the re-pairing transaction. Plain asserts: runs under
+# pytest and under MicroPython (tools/mptest.py).
+import binascii
+import json
+import os
+import random
+
+from blesmp import blob
+from blesmp.store import PENDING, REFUSED, RESTORED, STORED, BondStore, addr_key
+
+_n = [0]
+
+
+def _tmpdir():
+    _n[0] += 1
+    d = "/tmp/blesmp_store_%d_%d_%d" % (os.getpid() if hasattr(os, "getpid") else 0, random.getrandbits(24), _n[0])
+    os.mkdir(d)
+    return d
+
+
+def _exists(p):
+    try:
+        os.stat(p)
+        return True
+    except OSError:
+        return False
+
+
+def _read(p):
+    with open(p, "rb") as f:
+        return f.read()
+
+
+def _write(p, data):
+    if isinstance(data, str):
+        data = data.encode()
+    with open(p, "wb") as f:
+        f.write(data)
+
+
+class CountingFS:
+    """The real filesystem, counting mutating calls; `replace=False` acts like FAT."""
+
+    def __init__(self, replace=True):
+        self.replace = replace
+        self.renames = 0
+        self.opens_w = 0
+
+    def open(self, p, mode):
+        if "w" in mode:
+            self.opens_w += 1
+        return open(p, mode)
+
+    def rename(self, a, b):
+        if not self.replace and _exists(b):
+            raise OSError(17, "EEXIST")
+        self.renames += 1
+        os.rename(a, b)
+
+    def remove(self, p):
+        os.remove(p)
+
+
+def addr(i):
+    return bytes((0xC0, 0, 0, 0, 0, i))
+
+
+def sec(i, ks=16, auth=0, sc=1, ltk_seed=0, irk=True, at=1):
+    s = blob.Sec()
+    s.addr_type = at
+    s.addr = addr(i)
+    s.key_size = ks
+    s.ltk = bytes((i + ltk_seed + j) & 0xFF for j in range(16))
+    s.irk = bytes((0x80 + i + j) & 0xFF for j in range(16)) if irk else None
+    s.authenticated = auth
+    s.sc = sc
+    if not sc:
+        s.ediv = 0x1000 + i
+        s.rand = 0x1122334455667788 + i
+    return s
+
+
+def start(st, i, at=1):
+    """The lookups NimBLE makes when a pairing with peer i starts (peripheral role)."""
+    st.get_secret(2, 0, None)
+    st.get_secret(1, 0, memoryview(bytes(7)))  # bond count: the type-1 quirk
+    return st.get_secret(2, 0, memoryview(addr_key(at, addr(i))))  # repeat-pairing check
+
+
+def keys(st, i, layout=blob.ESP88, **kw):
+    """The SETs NimBLE makes when the pairing bonds (ble_sm_persist_keys)."""
+    key = addr_key(kw.get("at", 1), addr(i))
+    our = bytearray(blob.encode(sec(i, **kw), layout))
+    peer = bytearray(blob.encode(sec(i, **kw), layout))
+    r1 = st.set_secret(1, memoryview(key), memoryview(our))
+    r2 = st.set_secret(2, memoryview(key), memoryview(peer))
+    return r1, r2
+
+
+def pair(st, i, layout=blob.ESP88, **kw):
+    start(st, i, kw.get("at", 1))
+    return keys(st, i, layout, **kw)
+
+
+def repeat_delete(st, i, at=1):
+    """A bonded peer pairs again: NimBLE's deletion loop; returns how many deletes said True."""
+    found = start(st, i, at)
+    assert (found is not None) == (st.find(at, addr(i)) is not None)
+    key = memoryview(addr_key(at, addr(i)))
+    n = 0
+    for t in (1, 2):
+        for _ in range(10):
+            if not st.set_secret(t, key, None):
+                break
+            n += 1
+        else:
+            raise AssertionError("delete never returned False")
+    assert st.get_secret(2, 0, key) is None  # NimBLE re-checks, then pairs afresh
+    return n
+
+
+def new_store(d, **kw):
+    kw.setdefault("layout", blob.ESP88)
+    return BondStore(d + "/bonds.db", **kw)
+
+
+# ------------------------------------------------------------------ protocol
+
+
+def test_get_set_by_key_and_iteration():
+    st = new_store(_tmpdir())
+    for i in (1, 2, 3):
+        assert pair(st, i) == (True, True)
+    key2 = addr_key(1, addr(2))
+    v = st.get_secret(2, 0, memoryview(key2))
+    assert v == blob.encode(sec(2), blob.ESP88) and len(v) == 88
+    assert st.get_secret(1, 0, key2) == blob.encode(sec(2), blob.ESP88)
+    seen = []
+    i = 0
+    while True:
+        x = st.get_secret(2, i, None)
+        if x is None:
+            break
+        seen.append(bytes(x))
+        i += 1
+    assert len(seen) == 3 and seen == [st.get_secret(2, j, None) for j in range(3)]
+    assert st.get_secret(2, 3, None) is None
+    assert st.get_secret(1, 0, bytes(7)) is None  # NimBLE's bond count quirk
+    assert st.get_secret(2, 0, key2) is not None
+    assert st.get_secret(2, 0, addr_key(1, addr(9))) is None
+    assert st.get_secret(3, 0, key2) is None and st.set_secret(3, key2, b"x") is False
+    assert st.get_secret(4, 0, None) is None
+
+
+def test_memoryviews_are_copied():
+    st = new_store(_tmpdir())
+    key = bytearray(addr_key(1, addr(5)))
+    our = bytearray(blob.encode(sec(5), blob.ESP88))
+    peer = bytearray(our)
+    assert st.set_secret(1, memoryview(key), memoryview(our))
+    assert st.set_secret(2, memoryview(key), memoryview(peer))
+    good = bytes(peer)
+    for b in (key, our, peer):
+        for j in range(len(b)):
+            b[j] = 0xEE  # the firmware reuses its stack buffers
+    assert st.get_secret(2, 0, addr_key(1, addr(5))) == good
+    assert st.find(1, addr(5)).ltk == sec(5).ltk
+
+
+def test_delete_returns_false_when_nothing_deleted():
+    st = new_store(_tmpdir())
+    pair(st, 1)
+    assert repeat_delete(st, 1) == 2  # one type-1 and one type-2 record
+    assert repeat_delete(st, 7) == 0
+    assert st.set_secret(1, addr_key(1, addr(7)), None) is False
+
+
+def test_our_irk_type_10():
+    d = _tmpdir()
+    st = new_store(d)
+    assert st.get_secret(10, 0, b"irk") is None
+    assert st.set_secret(10, memoryview(b"irk"), memoryview(bytes(15))) is False
+    assert st.get_secret(10, 0, b"irk") is None
+    irk = bytes(range(16))
+    assert st.set_secret(10, memoryview(b"irk"), memoryview(bytearray(irk))) is True
+    assert st.get_secret(10, 0, memoryview(b"irk")) == irk
+    assert new_store(d).get_secret(10, 0, b"irk") == irk
+
+
+def test_never_raises_into_the_irq_handler():
+    st = new_store(_tmpdir())
+    assert st.get_secret(2, 0, 12345) is None
+    assert st.get_secret("x", None, None) is None
+    assert st.set_secret(1, None, b"abc") is False
+    assert st.set_secret(2, b"1234567", b"short") is False  # no known layout: refused
+    assert st.set_secret(1, 5, 6) is False
+    assert st.last_error is not None
+    assert len(st) == 0
+
+
+# ------------------------------------------------------------------ persistence
+
+
+def test_one_flash_write_per_pairing_and_reload():
+    d = _tmpdir()
+    fs = CountingFS()
+    st = new_store(d, fs=fs)
+    w0 = st.writes
+    pair(st, 1)
+    assert st.writes - w0 == 1 and fs.renames == 1
+    pair(st, 2)
+    assert st.writes - w0 == 2
+    assert not _exists(d + "/bonds.db.new")
+    st2 = new_store(d)
+    assert [b.addr for b in st2.bonds()] == [addr(1), addr(2)]
+    assert st2.get_secret(1, 0, addr_key(1, addr(2))) == blob.encode(sec(2), blob.ESP88)
+    assert st2.problems == []
+
+
+def test_last_used_costs_no_flash_write():
+    d = _tmpdir()
+    st = new_store(d)
+    pair(st, 1)
+    pair(st, 2)
+    w = st.writes
+    for _ in range(5):
+        st.get_secret(1, 0, addr_key(1, addr(1)))  # re-encryption lookups
+        st.touch(1, addr(2))
+    assert st.writes == w and st.dirty
+    b1 = st.find(1, addr(1))
+    assert b1.last_used >= b1.added
+    assert st.flush() and st.writes == w + 1 and not st.dirty
+    assert st.flush() and st.writes == w + 1
+
+
+def test_fat_style_rename_and_leftover_new_file():
+    d = _tmpdir()
+    fs = CountingFS(replace=False)
+    st = new_store(d, fs=fs)
+    pair(st, 1)
+    pair(st, 2)
+    assert len(new_store(d)) == 2
+    # the FAT window: old file removed, complete .new not yet renamed
+    img = _read(d + "/bonds.db")
+    os.remove(d + "/bonds.db")
+    _write(d + "/bonds.db.new", img)
+    st2 = new_store(d)
+    assert len(st2) == 2 and _exists(d + "/bonds.db") and not _exists(d + "/bonds.db.new")
+    # an incomplete .new next to a good file is ignored and removed
+    _write(d + "/bonds.db.new", img[: len(img) // 2])
+    st3 = new_store(d)
+    assert len(st3) == 2 and not _exists(d + "/bonds.db.new")
+
+
+def test_corrupt_record_quarantined_others_survive():
+    d = _tmpdir()
+    st = new_store(d)
+    for i in (1, 2, 3):
+        pair(st, i)
+    img = bytearray(_read(d + "/bonds.db"))
+    k2 = addr_key(1, addr(2))
+    at = img.find(k2)
+    assert at > 0
+    img[at + 30] ^= 0x5A  # inside bond 2's record
+    _write(d + "/bonds.db", img)
+    st2 = new_store(d)
+    assert [b.addr for b in st2.bonds()] == [addr(1), addr(3)]
+    assert st2.problems and "corrupt" in st2.problems[0]
+    assert _exists(d + "/bonds.db.bad") and k2 in _read(d + "/bonds.db.bad")
+    # the damaged length field of a record: the parser resynchronises
+    img = bytearray(_read(d + "/bonds.db"))
+    at = img.find(addr_key(1, addr(1)))
+    img[at - 18] ^= 0xFF
+    _write(d + "/bonds.db", img)
+    assert [b.addr for b in new_store(d).bonds()] == [addr(3)]
+
+
+def test_truncated_file_keeps_complete_records():
+    d = _tmpdir()
+    st = new_store(d)
+    for i in (1, 2, 3):
+        pair(st, i)
+    img = _read(d + "/bonds.db")
+    cut = img.find(addr_key(1, addr(3))) + 10
+    _write(d + "/bonds.db", img[:cut])
+    st2 = new_store(d)
+    assert [b.addr for b in st2.bonds()] == [addr(1), addr(2)]
+    assert "truncated" in st2.problems[0]
+
+
+def test_newer_version_is_never_overwritten():
+    d = _tmpdir()
+    st = new_store(d)
+    pair(st, 1)
+    img = bytearray(_read(d + "/bonds.db"))
+    img[4] = 9
+    _write(d + "/bonds.db", img)
+    st2 = new_store(d)
+    assert st2.readonly and "newer" in st2.problems[0]
+    assert pair(st2, 2) == (True, True)  # works for this session, from RAM
+    st2.remove(1, addr(2))
+    st2.clear()
+    assert _read(d + "/bonds.db") == bytes(img)
+
+
+def test_foreign_file_moved_aside():
+    d = _tmpdir()
+    _write(d + "/bonds.db", b"hello, not a bond store")
+    st = new_store(d)
+    assert len(st) == 0 and st.problems
+    assert _read(d + "/bonds.db.bad") == b"hello, not a bond store"
+    pair(st, 1)
+    assert len(new_store(d)) == 1
+
+
+# ------------------------------------------------------------------ layouts and migration
+
+
+def test_firmware_update_converts_layout():
+    d = _tmpdir()
+    st = new_store(d, layout=blob.NIMBLE80)
+    pair(st, 1, layout=blob.NIMBLE80, sc=0, auth=1)
+    pair(st, 2, layout=blob.NIMBLE80)
+    assert len(st.get_secret(1, 0, addr_key(1, addr(1)))) == 80
+    st2 = new_store(d, layout=blob.ESP88)  # the new firmware expects 88 bytes
+    v = st2.get_secret(1, 0, addr_key(1, addr(1)))
+    assert v == blob.encode(sec(1, sc=0, auth=1), blob.ESP88)
+    assert st2.writes == 1  # converted once, on load
+    b = st2.find(1, addr(1))
+    assert b.ediv == 0x1001 and b.authenticated == 1 and b.sc == 0 and b.layout == blob.ESP88
+    assert new_store(d, layout=blob.ESP88).writes == 0
+
+
+def test_layout_learned_from_what_nimble_writes():
+    d = _tmpdir()
+    st = BondStore(d + "/bonds.db")  # no override: guessed
+    st.set_layout(blob.ESP88)
+    st._fixed = None  # as if guessed
+    pair(st, 1)
+    pair(st, 2, layout=blob.ESP80)  # the firmware writes 80-byte (esp80) blobs
+    assert st.layout == blob.ESP80
+    assert len(st.get_secret(2, 0, addr_key(1, addr(1)))) == 80
+    assert blob.detect(st.get_secret(2, 0, addr_key(1, addr(1)))) == blob.ESP80
+    st2 = BondStore(d + "/bonds.db")  # same firmware id: layout from the file
+    assert st2.layout == blob.ESP80 and st2.writes == 0
+
+
+def _aioble_json(entries):
+    return json.dumps(
+        [(t, binascii.b2a_base64(k).decode(), binascii.b2a_base64(v).decode()) for t, k, v in entries]
+    )
+
+
+def test_import_aioble_and_example_files():
+    irk = bytes(range(100, 116))
+    for name in ("ble_secrets.json", "secrets.json"):
+        d = _tmpdir()
+        ents = []
+        for i in (1, 2, 3):
+            k = addr_key(1, addr(i))
+            ents.append((1, k, blob.encode(sec(i), blob.NIMBLE80)))
+            ents.append((2, k, blob.encode(sec(i), blob.NIMBLE80)))
+        ents.append((10, b"irk", irk))
+        ents.append((3, addr_key(1, addr(1)), b"cccd"))
+        _write(d + "/" + name, _aioble_json(ents))
+        st = new_store(d)  # no bonds.db yet: migrates
+        assert [b.addr for b in st.bonds()] == [addr(1), addr(2), addr(3)], name
+        assert st.get_secret(10, 0, b"irk") == irk
+        assert st.get_secret(2, 0, addr_key(1, addr(2))) == blob.encode(sec(2), blob.ESP88)
+        assert st.writes == 1 and _exists(d + "/" + name)  # the old file is left alone
+        assert len(new_store(d)) == 3
+
+
+def test_import_json_on_demand_skips_known():
+    d = _tmpdir()
+    st = new_store(d)
+    pair(st, 1)
+    k = addr_key(1, addr(4))
+    v = blob.encode(sec(4), blob.ESP88)
+    _write(d + "/old.json", _aioble_json([(2, k, v), (1, k, v)]))
+    assert st.import_json(d + "/old.json") == 1
+    assert [b.addr for b in new_store(d).bonds()] == [addr(1), addr(4)]
+
+
+# ------------------------------------------------------------------ management
+
+
+def test_lru_eviction_spares_pinned():
+    d = _tmpdir()
+    st = new_store(d, max_bonds=3)
+    events = []
+    st.subscribe(lambda ev, b: events.append((ev, b.addr if b else None)))
+    for i in (1, 2, 3):
+        pair(st, i)
+    assert st.pin(1, addr(1))
+    st.get_secret(1, 0, addr_key(1, addr(2)))  # 2 used: 3 is now least recently used
+    w = st.writes
+    pair(st, 4)
+    assert st.writes == w + 1  # eviction and new bond in one write
+    assert [b.addr for b in st.bonds()] == [addr(1), addr(2), addr(4)]
+    assert ("removed", addr(3)) in events and events[-1] == ("added", addr(4))
+    reloaded = new_store(d, max_bonds=3)
+    assert reloaded.find(1, addr(1)).pinned and not reloaded.find(1, addr(2)).pinned
+    pair(reloaded, 5)  # LRU order survives the reload: 2 goes
+    assert [b.addr for b in reloaded.bonds()] == [addr(1), addr(4), addr(5)]
+
+
+def test_refuse_when_full():
+    d = _tmpdir()
+    st = new_store(d, max_bonds=2, when_full="refuse")
+    pair(st, 1)
+    pair(st, 2)
+    ev = []
+    st.subscribe(lambda e, b: ev.append(e))
+    assert pair(st, 3) == (False, False)
+    assert len(st) == 2 and ev == ["refused", "refused"]
+    assert st.pairing_done(1, addr(3), 1, 1) == REFUSED
+    # all pinned and evict: refused as well
+    st2 = new_store(_tmpdir(), max_bonds=1)
+    pair(st2, 1)
+    st2.pin(1, addr(1))
+    assert pair(st2, 2) == (False, False) and len(st2) == 1
+
+
+def test_remove_clear_and_events():
+    d = _tmpdir()
+    st = new_store(d)
+    ev = []
+    st.subscribe(lambda e, b: ev.append((e, b.addr if b else None)))
+    pair(st, 1)
+    pair(st, 2)
+    st.set_secret(10, b"irk", bytes(16))
+    assert st.remove(1, addr(1)) and not st.remove(1, addr(1))
+    assert new_store(d).find(1, addr(1)) is None and new_store(d).find(1, addr(2)) is not None
+    st.clear()
+    assert ev == [("added", addr(1)), ("added", addr(2)), ("removed", addr(1)), ("cleared", None)]
+    st2 = new_store(d)
+    assert len(st2) == 0 and st2.get_secret(10, 0, b"irk") is None
+
+
+def test_bond_fields():
+    st = new_store(_tmpdir())
+    pair(st, 3, sc=0, auth=1, ks=12)
+    b = st.bonds()[0]
+    assert (b.addr_type, b.addr) == (1, addr(3))
+    assert b.ltk == sec(3).ltk and b.irk == sec(3).irk and b.csrk is None
+    assert b.key_size == 12 and b.authenticated == 1 and b.sc == 0
+    assert b.ediv == 0x1003 and b.rand == 0x1122334455667788 + 3
+    assert not b.pinned and "C0:00:00:00:00:03" in repr(b)
+
+
+# ------------------------------------------------------------------ re-pairing transaction
+
+
+def test_repairing_hides_then_replaces_with_equal_or_stronger():
+    d = _tmpdir()
+    st = new_store(d)
+    pair(st, 1)
+    pair(st, 2)
+    key = addr_key(1, addr(1))
+    w = st.writes
+    assert repeat_delete(st, 1) == 2
+    assert st.writes == w  # deletions held back, flash untouched
+    assert st.get_secret(1, 0, key) is None and st.get_secret(2, 0, key) is None
+    assert st.get_secret(2, 0, None) == st.get_secret(2, 0, addr_key(1, addr(2)))
+    assert st.get_secret(2, 1, None) is None
+    ev = []
+    st.subscribe(lambda e, b: ev.append(e))
+    assert keys(st, 1, ltk_seed=50, auth=1) == (True, True)
+    assert st.writes == w + 1 and ev == ["replaced"]
+    assert st.pairing_done(1, addr(1), 1, 1) == STORED
+    assert new_store(d).find(1, addr(1)).ltk == sec(1, ltk_seed=50).ltk
+
+
+def test_repairing_failure_restores_old_bond():
+    d = _tmpdir()
+    st = new_store(d)
+    pair(st, 1)
+    old = st.get_secret(1, 0, addr_key(1, addr(1)))
+    repeat_delete(st, 1)
+    assert st.pairing_done(1, addr(1), 0, 0) == RESTORED
+    assert st.get_secret(1, 0, addr_key(1, addr(1))) == old
+    # pairing succeeded but without bonding: the old bond is kept as well
+    repeat_delete(st, 1)
+    assert st.pairing_done(1, addr(1), 1, 0) == RESTORED
+    assert st.get_secret(2, 0, addr_key(1, addr(1))) == old
+    # the manager never reported the end: the next pairing start restores it
+    repeat_delete(st, 1)
+    start(st, 2)
+    assert st.get_secret(2, 0, addr_key(1, addr(1))) == old
+    # and a reload always has it (flash was never changed)
+    repeat_delete(st, 1)
+    assert new_store(d).get_secret(2, 0, addr_key(1, addr(1))) == old
+
+
+def test_weaker_replacement_refused():
+    d = _tmpdir()
+    st = new_store(d)
+    pair(st, 1, auth=1, sc=1, ks=16)
+    old = st.get_secret(1, 0, addr_key(1, addr(1)))
+    for weaker in (dict(auth=0), dict(sc=0, auth=1), dict(ks=10, auth=1)):
+        ev = []
+        st.subscribe(lambda e, b, ev=ev: ev.append(e))
+        repeat_delete(st, 1)
+        r1, r2 = keys(st, 1, ltk_seed=9, **weaker)
+        assert r2 is False and ev == ["refused"], weaker
+        assert st.pairing_done(1, addr(1), 1, 1) == REFUSED
+        assert st.get_secret(1, 0, addr_key(1, addr(1))) == old
+        st._subs = []
+    assert new_store(d).get_secret(1, 0, addr_key(1, addr(1))) == old
+
+
+def test_policies_allow_deny_callable():
+    st = new_store(_tmpdir(), policy="allow")
+    pair(st, 1, auth=1)
+    repeat_delete(st, 1)
+    assert keys(st, 1, auth=0, ltk_seed=3) == (True, True)
+    assert st.find(1, addr(1)).authenticated == 0
+    st = new_store(_tmpdir(), policy="deny")
+    pair(st, 1)
+    repeat_delete(st, 1)
+    assert keys(st, 1, auth=1, ltk_seed=3)[1] is False
+    assert st.find(1, addr(1)).ltk == sec(1).ltk
+    seen = []
+
+    def ask(old, new):
+        seen.append((old.ltk, new.ltk))
+        return False
+
+    st = new_store(_tmpdir(), policy=ask)
+    pair(st, 1)
+    repeat_delete(st, 1)
+    keys(st, 1, ltk_seed=3)
+    assert seen == [(sec(1).ltk, sec(1, ltk_seed=3).ltk)]
+
+
+def test_old_event_order_reports_pending():
+    st = new_store(_tmpdir())
+    ev = []
+    st.subscribe(lambda e, b: ev.append(e))
+    # ENCRYPTION_UPDATE (bonded) arrives before the SETs
+    assert st.pairing_done(1, addr(1), 1, 1) == PENDING
+    assert ev == []
+    pair(st, 1)
+    assert ev == ["added"]
+    assert st.pairing_done(1, addr(1), 1, 1) == STORED
+    assert st.pairing_done(1, addr(1), 1, 1) == PENDING  # a later, unrelated report
+    assert st.pairing_done(1, addr(2), 0, 0) is None
+
+
+def test_pairing_done_matches_identity_when_connected_by_rpa():
+    st = new_store(_tmpdir())
+    pair(st, 1)
+    rpa = bytes((0x40, 1, 2, 3, 4, 5))
+    assert st.pairing_done(1, rpa, 1, 1) == STORED
+
+
+def test_sign_counter_update_is_written_through():
+    d = _tmpdir()
+    st = new_store(d)
+    pair(st, 1)
+    key = addr_key(1, addr(1))
+    s = sec(1)
+    s.sign_counter = 42
+    assert st.set_secret(1, key, None) is True
+    assert st.set_secret(1, key, blob.encode(s, blob.ESP88)) is True
+    assert new_store(d).find(1, addr(1)).sign_counter == 42
+    assert st.get_secret(2, 0, key) is not None
+
+
+# ------------------------------------------------------------------ NVS backend
+
+
+class FakeNVS:
+    """The documented esp32.NVS API (set_blob/get_blob/erase_key/commit)."""
+
+    def __init__(self):
+        self.committed = {}
+        self.staged = {}
+        self.commits = 0
+
+    def set_blob(self, key, value):
+        assert len(key) <= 15
+        self.staged[key] = bytes(value)
+
+    def get_blob(self, key, buf):
+        v = self.staged.get(key, self.committed.get(key))
+        if v is None:
+            raise OSError(-0x1102)
+        if len(v) > len(buf):
+            raise OSError(-0x110C)
+        buf[: len(v)] = v
+        return len(v)
+
+    def erase_key(self, key):
+        if key not in self.staged and key not in self.committed:
+            raise OSError(-0x1102)
+        self.staged.pop(key, None)
+        self.committed.pop(key, None)
+
+    def commit(self):
+        self.committed.update(self.staged)
+        self.staged = {}
+        self.commits += 1
+
+
+def test_nvs_backend():
+    nvs = FakeNVS()
+    st = BondStore(nvs=nvs, layout=blob.ESP88)
+    for i in range(1, 9):
+        pair(st, i)
+    assert nvs.commits == 8
+    st2 = BondStore(nvs=nvs, layout=blob.ESP88)
+    assert len(st2) == 8 and len(st2.image()) > 512  # read back through a growing buffer
+    img = bytearray(nvs.committed["bonds"])
+    img[img.find(addr_key(1, addr(4))) + 20] ^= 1
+    nvs.committed["bonds"] = bytes(img)
+    st3 = BondStore(nvs=nvs, layout=blob.ESP88)
+    assert len(st3) == 7 and st3.find(1, addr(4)) is None and "bonds_bad" in nvs.committed

@@ -1,0 +1,816 @@
+"""Bond storage: NimBLE's secret-store protocol, persisted crash-safely in flash.
+
+Firmware contract (call these from the BLE IRQ handler; they never raise)::
+
+    store = BondStore()                       # before ble.active(True)
+    def irq(event, data):
+        if event == 29:                       # _IRQ_GET_SECRET
+            return store.get_secret(*data)
+        if event == 30:                       # _IRQ_SET_SECRET
+            return store.set_secret(*data)
+
+`get_secret(sec_type, index, key)` returns the stored buffer or None:
+types 1 (our keys) and 2 (peer keys) are NimBLE `ble_store_value_sec` blobs
+keyed by the 7-byte `ble_addr_t` (type, address LSB first); `key=None`
+iterates type `sec_type` by `index` in a stable order; the type-1 lookup with
+seven zero bytes (NimBLE counting bonds) answers None, so NimBLE never evicts
+on its own; type 10 with key b"irk" is our IRK, exactly 16 bytes.
+`set_secret(sec_type, key, value)` stores (True) or refuses (False);
+`value=None` deletes and returns True only if something was deleted (NimBLE
+deletes in a loop until False).  Memoryviews are copied before they expire.
+Any internal error is recorded in `store.last_error` and answered as
+"not found"/"failed": an exception never reaches the IRQ handler.
+
+Persistence.  `BondStore(path="bonds.db", fs=None)` keeps an image of the whole
+store in one file: the new image is written to `path + ".new"`, then renamed
+over `path` (atomic on LittleFS; on FAT, where rename cannot replace, the old
+file is removed first and a complete `.new` is picked up on the next load).
+The file is never rewritten in place.  `BondStore(nvs=esp32.NVS("blesmp"))`
+(or `nvs="blesmp"`) keeps the same image as one NVS blob (key "bonds"),
+committed atomically by NVS.  `fs` is any object with `open`, `rename`,
+`remove` (`tools/blesim/flash.py` on the simulator); the default is the
+board's `open`/`os`.
+
+There is one flash write per change of the bond set: a pairing's SET(1) is
+held in RAM and SET(2) commits the bond (with any LRU eviction) in one write,
+inside that SET call, so the bond is on flash before NimBLE reports the
+pairing (ENCRYPTION_UPDATE) in firmware that persists keys first.  For older
+firmware, which reports ENCRYPTION_UPDATE before the SETs, `pairing_done()`
+returns PENDING and the manager waits for the "added"/"replaced"/"refused"
+event.  Last-used times (`touch()`, and every keyed GET of a bond, i.e. each
+re-encryption) only change RAM; they reach flash with the next write or
+`flush()`.
+
+Format (version 1): b"BSMP" + version byte, then records
+``0xB5 tag len(u16) payload crc32(u32 over tag+len+payload)``:
+"M" meta (running layout, use counter, firmware id), "I" our IRK,
+"B" bond (flags, layout, added, last used, use counter, key, our blob, peer
+blob, blobs as NimBLE wrote them), "E" end (record count).  A record whose
+CRC fails is skipped, reported in `problems`, copied to `path + ".bad"` (NVS:
+key "bonds_bad") and every other bond is kept.  A file of a newer version is
+never overwritten: the store then works from RAM only (`readonly` is True).
+A file that is not ours is moved to `.bad` untouched.  With no store file,
+aioble's `ble_secrets.json` or the bonding example's `secrets.json` (next to
+`path`) is imported; `import_json(path)` does it on demand.
+
+Blob layout (see `blesmp.blob`).  Blobs are kept in the layout the running
+firmware expects, known by, in order: the `layout=` argument ("esp88",
+"esp80", "nimble80"); the size of the blobs NimBLE writes (a SET in another
+layout converts every bond at once); the layout recorded in the file when the
+firmware id (`os.uname()` version + machine) is unchanged; else a guess from
+`os.uname()` (ESP32 >= 1.24: esp88; ESP32 1.23 and other ports: nimble80;
+anything else: esp88).  Stored blobs of another layout are converted at load
+and the file is rewritten once.
+
+Management: `bonds()`, `find(addr_type, addr)`, `remove(...)`, `clear()`
+(also forgets our IRK: NimBLE makes a new one at the next `active(True)`),
+`pin(...)`, `touch(...)`, `flush()`, `max_bonds` with `when_full="evict"`
+(least recently used unpinned bond) or "refuse", `subscribe(cb)`:
+`cb(event, bond)` with "added", "replaced", "removed" (also eviction),
+"cleared" (bond None), "refused" (keys not stored: policy or full).
+Subscribers must ignore events they do not know; callbacks may run inside
+the IRQ handler and must be short; their exceptions are caught.
+
+Re-pairing transaction (the hooks for the SecurityManager).  When a bonded
+peer pairs again, NimBLE first deletes its keys (SET(1,k,None)..., then
+SET(2,k,None)...).  The store only *hides* them (GET answers None, flash is
+untouched) and:
+  * when the new keys arrive (SET(1), SET(2) for that peer), it replaces the
+    bond if `policy` accepts it: "stronger" (default: key size not smaller,
+    not legacy after SC, not unauthenticated after authenticated), "allow",
+    "deny", or a callable `policy(old_bond, new_bond) -> bool`; otherwise the
+    old bond is shown again, the new keys are dropped and "refused" fires;
+  * the manager calls, when a pairing ends (ENCRYPTION_UPDATE, or link lost
+    during pairing)::
+
+        r = store.pairing_done(addr_type, addr, ok, bonded)
+
+    `addr` = the connection's peer address (identity or RPA), `ok` =
+    encrypted, `bonded` = the bonded flag of the update.  `r` is STORED (the
+    bond is on flash), PENDING (ok and bonded but the keys have not come yet:
+    wait for an "added"/"replaced"/"refused" event), REFUSED (keys not stored:
+    the old bond is kept or the store is full; the manager should disconnect
+    and report a failure), RESTORED (the pairing failed or did not bond: the
+    hidden old bond is back) or None (no bond involved).  A failed pairing
+    therefore never deletes a bond.  Hidden bonds whose pairing never ended
+    are restored when the next pairing starts (NimBLE's bond count lookup) and
+    at every load (flash was never changed).
+"""
+
+import binascii
+import os
+import struct
+import time
+from binascii import crc32 as _crc32
+
+from blesmp import blob as _blob
+
+STORED = "stored"
+PENDING = "pending"
+REFUSED = "refused"
+RESTORED = "restored"
+
+VERSION = 1
+_MAGIC = b"BSMP"
+_SYNC = 0xB5
+_ZERO7 = bytes(7)
+# entry = [key, our, peer, added, used, seq, flags]
+_K = 0
+_ADDED = 3
+_USED = 4
+_SEQ = 5
+_FL = 6
+_PIN = 1  # flags: pinned; 2 / 4: type 1 / type 2 hidden (deleted by NimBLE)
+_HID = 6
+_LCODE = {_blob.ESP88: 0, _blob.ESP80: 1, _blob.NIMBLE80: 2}
+_LNAME = (_blob.ESP88, _blob.ESP80, _blob.NIMBLE80)
+
+
+def _now():
+    try:
+        return int(time.time()) & 0xFFFFFFFF
+    except Exception:
+        return 0
+
+
+def _fw_id():
+    try:
+        u = os.uname()
+        return "%s|%s" % (u.version, u.machine)
+    except Exception:
+        return ""
+
+
+def guess_layout():
+    """The blob layout the running firmware most likely uses (see module docstring)."""
+    try:
+        import sys
+
+        u = os.uname()
+        if sys.implementation.name != "micropython":
+            return _blob.ESP88
+        v = tuple(int(x) for x in u.release.split("-")[0].split(".")[:2])
+        if "ESP32" in u.machine and v >= (1, 24):
+            return _blob.ESP88
+        return _blob.NIMBLE80
+    except Exception:
+        return _blob.ESP88
+
+
+def addr_key(addr_type, addr):
+    """The 7-byte store key (NimBLE `ble_addr_t`) of an address given MSB first."""
+    return bytes((addr_type & 1,)) + bytes(reversed(bytes(addr)))
+
+
+class _Files:
+    """Default file system: the board's `open` and `os`."""
+
+    def open(self, p, mode):
+        return open(p, mode)
+
+    def rename(self, a, b):
+        os.rename(a, b)
+
+    def remove(self, p):
+        os.remove(p)
+
+
+class _FileBackend:
+    def __init__(self, path, fs):
+        self.path = path
+        self.fs = fs
+
+    def _read(self, p):
+        try:
+            with self.fs.open(p, "rb") as f:
+                return f.read()
+        except OSError:
+            return None
+
+    def load(self):
+        data = self._read(self.path)
+        new = self.path + ".new"
+        if data is None:
+            data = self._read(new)
+            if data is not None and _complete(data):
+                self.fs.rename(new, self.path)  # finish a FAT-style replace
+                return data
+            return None
+        self._rm(new)  # leftover of an interrupted save: the old file stands
+        return data
+
+    def _rm(self, p):
+        try:
+            self.fs.remove(p)
+        except OSError:
+            pass
+
+    def save(self, data):
+        new = self.path + ".new"
+        with self.fs.open(new, "wb") as f:
+            f.write(data)
+        try:
+            self.fs.rename(new, self.path)
+        except OSError:  # FAT: rename cannot replace
+            self.fs.remove(self.path)
+            self.fs.rename(new, self.path)
+
+    def save_bad(self, data):
+        with self.fs.open(self.path + ".bad", "wb") as f:
+            f.write(data)
+
+    def move_bad(self):
+        self._rm(self.path + ".bad")
+        self.fs.rename(self.path, self.path + ".bad")
+
+    def read_other(self, name):
+        d = self.path.rsplit("/", 1)[0] + "/" if "/" in self.path else ""
+        return self._read(d + name)
+
+
+class _NvsBackend:
+    def __init__(self, nvs):
+        if isinstance(nvs, str):
+            import esp32
+
+            nvs = esp32.NVS(nvs)
+        self.nvs = nvs
+
+    def _get(self, key):
+        n = 512
+        while n <= 0x40000:
+            buf = bytearray(n)
+            try:
+                m = self.nvs.get_blob(key, buf)
+                return bytes(buf[:m])
+            except OSError as e:
+                if e.args[0] in (2, -0x1102):  # ENOENT / ESP_ERR_NVS_NOT_FOUND
+                    return None
+                n *= 4  # ESP_ERR_NVS_INVALID_LENGTH: buffer too small
+        return None
+
+    def load(self):
+        return self._get("bonds")
+
+    def _set(self, key, data):
+        self.nvs.set_blob(key, data)
+        self.nvs.commit()
+
+    def save(self, data):
+        self._set("bonds", data)
+
+    def save_bad(self, data):
+        self._set("bonds_bad", data)
+
+    def move_bad(self):
+        self._set("bonds_bad", self.load() or b"")
+        self.nvs.erase_key("bonds")
+        self.nvs.commit()
+
+    def read_other(self, name):
+        return None
+
+
+def _complete(data):
+    return _parse(data)[3]
+
+
+def _parse(data):
+    """-> (records [(tag, payload)], bad chunks [bytes], version, complete)."""
+    if data[:4] != _MAGIC or len(data) < 5:
+        return [], [], -1, False
+    recs = []
+    bad = []
+    n = len(data)
+    pos = 5
+    done = False
+    bad_from = -1
+    while pos < n and not done:
+        ok = False
+        if data[pos] == _SYNC and pos + 8 <= n:
+            tag, ln = struct.unpack_from("<BH", data, pos + 1)
+            end = pos + 4 + ln
+            if end + 4 <= n and _crc32(data[pos + 1:end]) == struct.unpack_from("<I", data, end)[0]:
+                ok = True
+        if not ok:
+            if bad_from < 0:
+                bad_from = pos
+            pos += 1
+            continue
+        if bad_from >= 0:
+            bad.append(data[bad_from:pos])
+            bad_from = -1
+        payload = data[pos + 4:end]
+        if tag == 69:  # "E"
+            done = len(payload) >= 2 and struct.unpack_from("<H", payload)[0] == len(recs)
+            if not done:
+                bad.append(data[pos:end + 4])
+        else:
+            recs.append((tag, payload))
+        pos = end + 4
+    if bad_from >= 0:
+        bad.append(data[bad_from:])
+    return recs, bad, data[4], done
+
+
+def _rec(out, tag, payload):
+    head = struct.pack("<BBH", _SYNC, tag, len(payload))
+    out.extend(head)
+    out.extend(payload)
+    out.extend(struct.pack("<I", _crc32(head[1:] + payload) & 0xFFFFFFFF))
+
+
+class Bond:
+    """One bond, decoded for the application (addresses and keys MSB first).
+
+    addr_type, addr: the peer's identity address (the store's key);
+    ltk/ediv/rand: the LTK we answer with as peripheral (our keys, type 1),
+    else the peer's; our_ltk, peer_ltk: both; irk, csrk: the peer's (None
+    if not distributed); key_size, authenticated, sc, sign_counter; added,
+    last_used (time.time() values, 0 if unknown); pinned; layout.
+    """
+
+    def __init__(self, e):
+        our = _blob.decode(e[1]) if e[1] else None
+        peer = _blob.decode(e[2]) if e[2] else None
+        k = e[_K]
+        self.addr_type = k[0]
+        self.addr = bytes(reversed(k[1:]))
+        self.our_ltk = our.ltk if our else None
+        self.peer_ltk = peer.ltk if peer else None
+        main = our if our and our.ltk else peer
+        self.ltk = main.ltk if main else None
+        self.ediv = main.ediv if main else 0
+        self.rand = main.rand if main else 0
+        self.irk = peer.irk if peer else None
+        self.csrk = peer.csrk if peer else None
+        ks, auth, sc = _strength(e)
+        self.key_size = ks
+        self.authenticated = auth
+        self.sc = sc
+        self.sign_counter = our.sign_counter if our else 0
+        self.added = e[_ADDED]
+        self.last_used = e[_USED]
+        self.pinned = bool(e[_FL] & _PIN)
+        self.layout = _blob.detect(e[2] or e[1])
+
+    def __repr__(self):
+        return "<Bond %d %s ks=%d auth=%d sc=%d irk=%d%s>" % (
+            self.addr_type, ":".join("%02X" % x for x in self.addr), self.key_size,
+            self.authenticated, self.sc, self.irk is not None, " pinned" if self.pinned else "",
+        )
+
+
+def _strength(e):
+    a = _blob.info(e[1])
+    b = _blob.info(e[2])
+    return max(a[0], b[0]), a[1] | b[1], a[2] | b[2]
+
+
+class BondStore:
+    """See the module docstring."""
+
+    def __init__(self, path="bonds.db", fs=None, nvs=None, layout=None, max_bonds=8,
+                 when_full="evict", policy="stronger", migrate=True):
+        if layout is not None and layout not in _LCODE:
+            raise ValueError("layout")
+        if when_full not in ("evict", "refuse"):
+            raise ValueError("when_full")
+        self.path = path
+        self._io = _NvsBackend(nvs) if nvs is not None else _FileBackend(path, fs or _Files())
+        self._fixed = layout
+        self.layout = layout
+        self.max_bonds = max_bonds
+        self.when_full = when_full
+        self.policy = policy
+        self._b = []  # entries, in insertion order
+        self._pend = {}  # key -> our blob waiting for its SET(2)
+        self._recent = []  # [(key, result)] of this pairing
+        self._refusing = False
+        self._irk = None
+        self._seq = 0
+        self._subs = []
+        self._fw = _fw_id()
+        self.problems = []
+        self.readonly = False
+        self.dirty = False
+        self.writes = 0
+        self.last_error = None
+        self._load(migrate)
+
+    # ---------------------------------------------------------------- firmware
+    def get_secret(self, sec_type, index, key):
+        try:
+            if sec_type == 10:
+                return self._irk
+            if sec_type != 1 and sec_type != 2:
+                return None
+            hid = sec_type << 1
+            if key is None:
+                i = 0
+                for e in self._b:
+                    if e[sec_type] and not e[_FL] & hid:
+                        if i == index:
+                            return e[sec_type]
+                        i += 1
+                return None
+            k = bytes(key)
+            if k == _ZERO7:
+                self._pairing_start()
+                return None
+            e = self._find(k)
+            if e is None or e[_FL] & hid:
+                return None
+            self._use(e)
+            return e[sec_type]
+        except Exception as ex:
+            self.last_error = ex
+            return None
+
+    def set_secret(self, sec_type, key, value):
+        try:
+            if sec_type == 10:
+                if value is None or len(value) != 16:
+                    return False
+                self._irk = bytes(value)
+                self._save()
+                return True
+            if sec_type != 1 and sec_type != 2:
+                return False
+            k = bytes(key)
+            if value is None:
+                return self._delete(sec_type, k)
+            return self._set(sec_type, k, bytes(value))
+        except Exception as ex:
+            self.last_error = ex
+            return False
+
+    def _delete(self, t, k):
+        if t == 1 and self._pend.pop(k, None) is not None:
+            return True
+        e = self._find(k)
+        if e is None or not e[t] or e[_FL] & (t << 1):
+            return False
+        e[_FL] |= t << 1  # hidden until the pairing ends (see module docstring)
+        return True
+
+    def _set(self, t, k, v):
+        lay = _blob.detect(v)
+        if lay is None:
+            return False
+        if lay != self.layout and not self._fixed:
+            self._relayout(lay)
+        e = self._find(k)
+        if t == 1:
+            if e is not None and (e[_FL] & _HID) == 2:  # our keys rewritten (sign counter)
+                e[1] = v
+                e[_FL] &= ~2
+                self._save()
+                return True
+            if e is None and len(self._b) >= self.max_bonds and self._victim() is None:
+                self._refuse(k, [k, v, None, 0, 0, 0, 0])
+                return False
+            self._pend[k] = v
+            return True
+        return self._commit(k, self._pend.pop(k, None), v, e)
+
+    def _commit(self, k, our, peer, e):
+        now = _now()
+        self._seq += 1
+        new = [k, our, peer, now, now, self._seq, 0]
+        ev = []
+        if e is not None:
+            if our is None and not e[_FL] & 2:
+                new[1] = e[1]
+            if not self._accept(e, new):
+                e[_FL] &= ~_HID
+                self._refuse(k, new)
+                return False
+            new[_ADDED] = e[_ADDED]
+            new[_FL] = e[_FL] & _PIN
+            b = list(self._b)
+            b[b.index(e)] = new
+            ev.append(("replaced", new))
+        else:
+            b = list(self._b)
+            if len(b) >= self.max_bonds:
+                vic = self._victim()
+                if vic is None:
+                    self._refuse(k, new)
+                    return False
+                b.remove(vic)
+                ev.append(("removed", vic))
+            b.append(new)
+            ev.append(("added", new))
+        self._b = b
+        self._note(k, STORED)
+        self._save()
+        for name, x in ev:
+            self._emit(name, x)
+        return True
+
+    def _accept(self, old, new):
+        p = self.policy
+        if p == "allow":
+            return True
+        if p == "deny":
+            return False
+        if p == "stronger":
+            o = _strength(old)
+            n = _strength(new)
+            return n[0] >= o[0] and n[1] >= o[1] and n[2] >= o[2]
+        return bool(p(Bond(old), Bond(new)))
+
+    def _refuse(self, k, new):
+        self._refusing = True  # NimBLE's overflow handler counts bonds next
+        self._note(k, REFUSED)
+        self._emit("refused", new)
+
+    def _victim(self):
+        if self.when_full != "evict":
+            return None
+        best = None
+        for e in self._b:
+            if not e[_FL] & (_PIN | _HID) and (best is None or e[_SEQ] < best[_SEQ]):
+                best = e
+        return best
+
+    def _note(self, k, r):
+        self._recent.append((k, r))
+        del self._recent[:-4]
+
+    def _pairing_start(self):
+        # NimBLE counts bonds at the start of every pairing: a hidden bond whose
+        # pairing never reported its end comes back; stale half-pairings go.
+        if self._refusing:  # no: this is the overflow handler after a refusal
+            self._refusing = False
+            return
+        for e in self._b:
+            e[_FL] &= ~_HID
+        self._pend = {}
+        self._recent = []
+
+    # ---------------------------------------------------------------- manager
+    def pairing_done(self, addr_type, addr, ok, bonded=1):
+        """The end of a pairing (see the module docstring); returns STORED/PENDING/REFUSED/RESTORED/None."""
+        try:
+            k = addr_key(addr_type, addr) if addr is not None else None
+            res = None
+            for rk, r in self._recent:
+                if rk == k:
+                    res = r
+            if res is None and len(self._recent) == 1:
+                res = self._recent[0][1]  # keys came under the identity, not the RPA
+            if res is None and ok and bonded:
+                return PENDING
+            restored = False
+            for e in self._b:
+                if e[_FL] & _HID and (k is None or e[_K] == k or not self._find(k)):
+                    e[_FL] &= ~_HID
+                    restored = True
+            self._recent = []
+            return res or (RESTORED if restored else None)
+        except Exception as ex:
+            self.last_error = ex
+            return None
+
+    # ---------------------------------------------------------------- management
+    def subscribe(self, cb):
+        self._subs.append(cb)
+
+    def unsubscribe(self, cb):
+        if cb in self._subs:
+            self._subs.remove(cb)
+
+    def _emit(self, name, e):
+        if not self._subs:
+            return
+        try:
+            bond = Bond(e) if e is not None else None
+        except Exception as ex:
+            self.last_error = ex
+            return
+        for cb in self._subs:
+            try:
+                cb(name, bond)
+            except Exception as ex:
+                self.last_error = ex
+
+    def _find(self, k):
+        for e in self._b:
+            if e[_K] == k:
+                return e
+        return None
+
+    def __len__(self):
+        return len(self._b)
+
+    def bonds(self):
+        return [Bond(e) for e in self._b]
+
+    def find(self, addr_type, addr):
+        e = self._find(addr_key(addr_type, addr))
+        return Bond(e) if e else None
+
+    def irk(self):
+        """Our IRK as NimBLE stored it (type 10), or None."""
+        return self._irk
+
+    def remove(self, addr_type, addr):
+        e = self._find(addr_key(addr_type, addr))
+        if e is None:
+            return False
+        self._b = [x for x in self._b if x is not e]
+        self._save()
+        self._emit("removed", e)
+        return True
+
+    def clear(self):
+        self._b = []
+        self._pend = {}
+        self._irk = None
+        self._save()
+        self._emit("cleared", None)
+
+    def pin(self, addr_type, addr, pinned=True):
+        e = self._find(addr_key(addr_type, addr))
+        if e is None:
+            return False
+        e[_FL] = (e[_FL] | _PIN) if pinned else (e[_FL] & ~_PIN)
+        self._save()
+        return True
+
+    def touch(self, addr_type, addr):
+        e = self._find(addr_key(addr_type, addr))
+        if e is not None:
+            self._use(e)
+        return e is not None
+
+    def _use(self, e):
+        self._seq += 1
+        e[_SEQ] = self._seq
+        e[_USED] = _now()
+        self.dirty = True
+
+    def flush(self):
+        """Writes last-used times (and anything a failed write left) if they changed."""
+        if self.dirty:
+            return self._save()
+        return True
+
+    def set_layout(self, layout):
+        """Tells the store the firmware's blob layout (converts every bond)."""
+        if layout not in _LCODE:
+            raise ValueError("layout")
+        self._fixed = layout
+        if layout != self.layout:
+            self._relayout(layout)
+            self._save()
+
+    def _relayout(self, lay):
+        for e in self._b:
+            e[1] = _blob.convert(e[1], lay)
+            e[2] = _blob.convert(e[2], lay)
+        self.layout = lay
+
+    # ---------------------------------------------------------------- persistence
+    def image(self):
+        """The store as bytes in the file format (what a save writes)."""
+        out = bytearray(_MAGIC)
+        out.append(VERSION)
+        n = 1
+        _rec(out, 77, struct.pack("<BI", _LCODE[self.layout], self._seq) + self._fw.encode())
+        if self._irk:
+            _rec(out, 73, self._irk)
+            n += 1
+        for e in self._b:
+            our = e[1] or b""
+            peer = e[2] or b""
+            p = struct.pack("<BBIII", e[_FL] & _PIN, _LCODE[self.layout], e[_ADDED], e[_USED], e[_SEQ])
+            _rec(out, 66, p + e[_K] + bytes((len(our),)) + our + bytes((len(peer),)) + peer)
+            n += 1
+        _rec(out, 69, struct.pack("<H", n))
+        return out
+
+    def _save(self):
+        if self.readonly:
+            self.dirty = True
+            return False
+        try:
+            self._io.save(self.image())
+            self.writes += 1
+            self.dirty = False
+            return True
+        except OSError as ex:
+            self.last_error = ex
+            self.dirty = True
+            self._problem("write failed: %r" % (ex,))
+            return False
+
+    def _problem(self, msg):
+        self.problems.append(msg)
+        del self.problems[:-8]
+
+    def _load(self, migrate):
+        data = self._io.load()
+        if data is None:
+            self.layout = self._fixed or guess_layout()
+            if migrate:
+                for name in ("ble_secrets.json", "secrets.json"):
+                    old = self._io.read_other(name)
+                    if old:
+                        self._import(old, name)
+                        break
+            return
+        recs, bad, ver, done = _parse(data)
+        if ver < 0:
+            self._problem("not a bond store: moved to .bad")
+            self.layout = self._fixed or guess_layout()
+            self._io.move_bad()
+            if data[:1] == b"[" and migrate:
+                self._import(data, self.path)
+            return
+        if ver > VERSION:
+            self.readonly = True
+            self._problem("store version %d is newer than %d: not written" % (ver, VERSION))
+            self.layout = self._fixed or guess_layout()
+            return
+        stored_layout = None
+        for tag, p in recs:
+            if tag == 77:
+                lc, self._seq = struct.unpack_from("<BI", p)
+                stored_layout = _LNAME[lc]
+                if str(p[5:], "utf-8") != self._fw:
+                    stored_layout = None  # another firmware wrote it
+            elif tag == 73 and len(p) == 16:
+                self._irk = bytes(p)
+            elif tag == 66:
+                try:
+                    fl, _lc, added, used, seq = struct.unpack_from("<BBIII", p)
+                    k = bytes(p[14:21])
+                    n1 = p[21]
+                    our = bytes(p[22:22 + n1]) or None
+                    n2 = p[22 + n1]
+                    peer = bytes(p[23 + n1:23 + n1 + n2]) or None
+                    if (our and _blob.detect(our) is None) or (peer and _blob.detect(peer) is None):
+                        raise ValueError("blob")
+                    self._b.append([k, our, peer, added, used, seq, fl & _PIN])
+                    self._seq = max(self._seq, seq)
+                except Exception:
+                    bad.append(bytes(p))
+        if bad or not done:
+            n = len(bad)
+            self._problem("%d corrupt record(s) quarantined%s" % (n, "" if done else ", file truncated"))
+            if bad:
+                try:
+                    self._io.save_bad(b"".join(bad))
+                except OSError as ex:
+                    self.last_error = ex
+        self.layout = self._fixed or stored_layout or guess_layout()
+        stale = False
+        for e in self._b:
+            for i in (1, 2):
+                if e[i] and _blob.detect(e[i]) != self.layout:
+                    stale = True
+        if stale:
+            self._relayout(self.layout)
+            self._save()
+
+    def import_json(self, path, fs=None):
+        """Imports aioble's ble_secrets.json / the bonding example's secrets.json."""
+        with (fs or _Files()).open(path, "rb") as f:
+            return self._import(f.read(), path)
+
+    def _import(self, data, name):
+        import json
+
+        n = 0
+        try:
+            entries = json.loads(data)
+            pend = {}
+            order = []
+            for sec_type, key, value in entries:
+                k = binascii.a2b_base64(key)
+                v = binascii.a2b_base64(value)
+                if sec_type == 10 and len(v) == 16:
+                    self._irk = v
+                elif sec_type in (1, 2) and len(k) == 7 and _blob.detect(v):
+                    if k not in pend:
+                        pend[k] = [None, None]
+                    order.append(k)
+                    pend[k][sec_type - 1] = v
+            if not self.layout:
+                self.layout = guess_layout()
+            for k in order:  # newest at the end, as aioble keeps them
+                if k in pend and not self._find(k):
+                    our, peer = pend.pop(k)
+                    self._seq += 1
+                    self._b.append([k, our, peer, 0, 0, self._seq, 0])
+                    n += 1
+            self._relayout(self.layout)
+        except Exception as ex:
+            self.last_error = ex
+            self._problem("import of %s failed: %r" % (name, ex))
+            return 0
+        self._save()
+        return n
