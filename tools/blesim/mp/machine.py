@@ -1,0 +1,115 @@
+"""`machine` for a board process joined to the blesim air broker.
+
+What the blesmp apps use of the ESP32 `machine` module: `Pin` (a simulated
+GPIO: outputs keep their value, inputs read what `Pin.set_input` or the pull
+says; `irq` is accepted and fires on `Pin.set_input` changes), `idle()` (waits
+in virtual time until an IRQ or a short while), `reset()`/`soft_reset()` (end
+the script: the board process exits with code 99 so its launcher can restart
+it), `unique_id()` (from the board's address), `freq()`.
+"""
+
+import sys
+
+import _blesim
+
+_freq = 160000000
+
+
+def idle():
+    if _blesim.connected() or _blesim.connect_if_configured():
+        _blesim.idle()
+
+
+def reset():
+    _blesim.bye(99)
+    sys.exit(99)
+
+
+def soft_reset():
+    reset()
+
+
+def unique_id():
+    info = _blesim.connect()
+    return bytes(bytearray(int(info["addr"][i : i + 2], 16) for i in range(0, 12, 2)))
+
+
+def freq(hz=None):
+    global _freq
+    if hz is None:
+        return _freq
+    _freq = hz
+
+
+def reset_cause():
+    return 1  # PWRON_RESET
+
+
+PWRON_RESET = 1
+HARD_RESET = 2
+WDT_RESET = 3
+DEEPSLEEP_RESET = 4
+SOFT_RESET = 5
+
+
+class Pin:
+    IN = 1
+    OUT = 3
+    OPEN_DRAIN = 7
+    PULL_UP = 2
+    PULL_DOWN = 1
+    IRQ_RISING = 1
+    IRQ_FALLING = 2
+
+    _inputs = {}
+
+    def __init__(self, id, mode=-1, pull=-1, value=None):
+        self.id = id
+        self._mode = mode
+        self._pull = pull
+        self._value = 0
+        self._handler = None
+        self._trigger = 0
+        if value is not None:
+            self._value = 1 if value else 0
+
+    def init(self, mode=-1, pull=-1, value=None):
+        self.__init__(self.id, mode, pull, value)
+
+    def value(self, v=None):
+        if v is None:
+            if self._mode == Pin.OUT:
+                return self._value
+            if self.id in Pin._inputs:
+                return Pin._inputs[self.id][0]
+            return 1 if self._pull == Pin.PULL_UP else 0
+        self._value = 1 if v else 0
+        return None
+
+    def __call__(self, v=None):
+        return self.value(v)
+
+    def on(self):
+        self._value = 1
+
+    def off(self):
+        self._value = 0
+
+    def irq(self, handler=None, trigger=3):
+        self._handler = handler
+        self._trigger = trigger
+        Pin._inputs.setdefault(self.id, [self.value(), []])[1].append(self)
+
+    @staticmethod
+    def set_input(id, level):
+        """Simulation only: drive input pin `id` to `level` (a button press)."""
+        ent = Pin._inputs.setdefault(id, [0, []])
+        old = ent[0]
+        ent[0] = 1 if level else 0
+        for p in ent[1]:
+            if p._handler is None:
+                continue
+            if (old == 0 and ent[0] == 1 and p._trigger & Pin.IRQ_RISING) or (
+                old == 1 and ent[0] == 0 and p._trigger & Pin.IRQ_FALLING
+            ):
+                p._handler(p)

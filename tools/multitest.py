@@ -1,0 +1,362 @@
+"""Run MicroPython multitests (tests/multi_bluetooth format) on simulated ESP32 boards.
+
+    python tools/multitest.py [-i cpython|mp]... [--mp] [-s] [--trace DIR] test.py [...]
+
+A test defines `instance0()`, `instance1()`, ...; each instance runs in its own process (one
+simulated board, joined to one air broker per test) on CPython (`python -m tools.blesim.run`)
+or on the real MicroPython interpreter with the board modules of `tools/blesim/mp/`.
+`-i` picks the interpreter per instance in order (`-i cpython -i mp`: instance0 on CPython,
+instance1 on MicroPython; the last one repeats); `--mp` puts them all on MicroPython.
+
+Semantics follow upstream `tests/run-multitests.py`:
+- the test's module-level code runs first in every instance, then the appended `multitest`
+  helpers, the globals collected so far, and `instanceN()`;
+- instances start in order: instance i runs until it prints `NEXT` (or `SKIP`, or exits);
+  `SET name = value` lines printed before that become globals of the later instances;
+- `multitest.next()`, `globals(**kw)`, `broadcast(msg)` (sent to the other instances' stdin),
+  `wait(msg)` (reads stdin until `BROADCAST msg`), `skip()`;
+- an instance that prints nothing for 10 s (real time) gets `TIMEOUT` and fails the test;
+- the output `--- instance0 ---\\n<lines>\\n--- instance1 ---\\n...` is compared exactly with
+  `test.py.exp`.
+
+Simulation specifics: the instance's working directory is its board's own (empty) filesystem
+directory, and the test's directory is on its module path. `multitest.next()` waits for the
+runner's go-ahead, which comes once the runner has announced the next instance to the broker,
+so the virtual clock cannot run ahead (and time out a peer) while the next interpreter starts.
+`multitest.wait()` lets the virtual clock move (the board waits, as a board blocked on its
+serial input would). Exit status: 0 when every test passed or was skipped.
+
+Python API: `run_test(path, interps=("cpython",), trace=None) -> TestResult` with .status
+("pass" | "fail" | "skip"), .output, .expected.
+"""
+
+import argparse
+import difflib
+import os
+import queue
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+if ROOT not in sys.path:
+    sys.path.insert(0, ROOT)
+
+from tools.blesim.broker import control, spawn_broker  # noqa: E402
+from tools.blesim.run import board_command  # noqa: E402
+
+INSTANCE_READ_TIMEOUT_S = 10
+
+APPEND = """
+import sys
+import _blesim
+_blesim.connect_if_configured()
+
+
+class multitest:
+    @staticmethod
+    def flush():
+        try:
+            sys.stdout.flush()
+        except AttributeError:
+            pass
+
+    @staticmethod
+    def skip():
+        print("SKIP")
+        multitest.flush()
+        raise SystemExit
+
+    @staticmethod
+    def next():
+        print("NEXT")
+        multitest.flush()
+        _blesim.readline_stdin(False)
+
+    @staticmethod
+    def broadcast(msg):
+        print("BROADCAST", msg)
+        multitest.flush()
+
+    @staticmethod
+    def wait(msg):
+        msg = "BROADCAST " + msg
+        while True:
+            line = _blesim.readline_stdin()
+            if not line or line.rstrip() == msg:
+                return
+
+    @staticmethod
+    def globals(**gs):
+        for g in gs:
+            print("SET {{}} = {{!r}}".format(g, gs[g]))
+        multitest.flush()
+
+    @staticmethod
+    def output_metric(data):
+        print("OUTPUT_METRIC", data)
+        multitest.flush()
+
+
+{globals}
+instance{idx}()
+multitest.flush()
+"""
+
+
+class TestResult:
+    def __init__(self, path, status, output, expected, trace=None):
+        self.path = path
+        self.status = status
+        self.output = output
+        self.expected = expected
+        self.trace = trace
+
+    def __repr__(self):
+        return "<TestResult %s %s>" % (os.path.basename(self.path), self.status)
+
+
+def count_instances(path):
+    n = 0
+    with open(path) as f:
+        for line in f:
+            m = re.match(r"def instance([0-9]+)\(\):", line)
+            if m:
+                n = max(n, int(m.group(1)) + 1)
+    return n
+
+
+class _Instance:
+    def __init__(self, idx, interp):
+        self.idx = idx
+        self.name = "instance%d" % idx
+        self.interp = interp
+        self.proc = None
+        self.q = queue.Queue()
+        self.finished = False
+        self.last = time.monotonic()
+
+    def start(self, script, broker, fs, test_dir):
+        argv, env = board_command(script, self.name, broker, self.interp, extra_path=[test_dir])
+        self.proc = subprocess.Popen(argv, cwd=fs, env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                     stderr=subprocess.STDOUT)
+        self.last = time.monotonic()
+        threading.Thread(target=self._pump, daemon=True).start()
+
+    def _pump(self):
+        for raw in iter(self.proc.stdout.readline, b""):
+            self.q.put(raw.decode(errors="replace").rstrip())
+        self.q.put(None)
+
+    def readline(self, timeout):
+        """A line, "" when nothing came within `timeout`, None at the end of output."""
+        if self.finished:
+            return None
+        try:
+            line = self.q.get(timeout=timeout)
+        except queue.Empty:
+            return ""
+        if line is None:
+            self.finished = True
+            self.proc.wait()
+            return None
+        self.last = time.monotonic()
+        return line
+
+    def write(self, text):
+        try:
+            self.proc.stdin.write(text.encode())
+            self.proc.stdin.flush()
+        except (OSError, ValueError):
+            pass
+
+    def stop(self):
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
+
+
+def run_test(path, interps=("cpython",), trace=None, verbose=False, timeout=INSTANCE_READ_TIMEOUT_S):
+    """Runs one multitest; `interps[i]` ("cpython" or "mp") for instance i (the last repeats).
+    `trace`: path of an SVG sequence chart to write."""
+    path = os.path.abspath(path)
+    n = count_instances(path)
+    with open(path) as f:
+        source = f.read()
+    tmp = tempfile.mkdtemp(prefix="multitest-")
+    trace_file = os.path.join(tmp, "trace.jsonl")
+    log = open(os.path.join(tmp, "broker.log"), "wb")
+    broker, addr = spawn_broker(trace=trace_file, log=log)
+    instances = [_Instance(i, interps[min(i, len(interps) - 1)]) for i in range(n)]
+    output = [[] for _ in range(n)]
+    injected = ""
+    error = skip = False
+
+    def show(inst, line):
+        if verbose:
+            print("  i%d: %s" % (inst.idx, line), flush=True)
+
+    def start(inst):
+        script = os.path.join(tmp, "%s_%s" % (inst.name, os.path.basename(path)))
+        with open(script, "w") as f:
+            f.write(source + "\n" + APPEND.format(globals=injected, idx=inst.idx))
+        fs = os.path.join(tmp, "fs-" + inst.name)
+        os.makedirs(fs)
+        control(addr, {"op": "expect", "board": inst.name})
+        inst.start(script, addr, fs, os.path.dirname(path))
+
+    try:
+        # Start-up: one after the other, each until NEXT / SKIP / exit.
+        for inst in instances:
+            start(inst)
+            while True:
+                line = inst.readline(0.05)
+                if line is None:
+                    break
+                if line == "":
+                    if time.monotonic() - inst.last > timeout:
+                        output[inst.idx].append("TIMEOUT")
+                        error = True
+                        break
+                    continue
+                show(inst, line)
+                if line.startswith("SET "):
+                    injected += line[4:] + "\n"
+                elif line == "SKIP":
+                    skip = True
+                    break
+                elif line == "NEXT":
+                    if inst.idx + 1 < n:
+                        control(addr, {"op": "expect", "board": instances[inst.idx + 1].name})
+                    inst.write("NEXT_OK\n")
+                    break
+                else:
+                    output[inst.idx].append(line)
+            if inst.finished:
+                control(addr, {"op": "unexpect", "board": inst.name})
+            if error or skip:
+                break
+        # Run: collect output, forward broadcasts, until every instance has ended.
+        if not error and not skip:
+            while True:
+                running = [i for i in instances if not i.finished]
+                if not running:
+                    break
+                got = False
+                for inst in running:
+                    line = inst.readline(0.01)
+                    if line is None:
+                        control(addr, {"op": "unexpect", "board": inst.name})
+                        continue
+                    if line == "":
+                        if time.monotonic() - inst.last > timeout:
+                            output[inst.idx].append("TIMEOUT")
+                            error = True
+                        continue
+                    got = True
+                    show(inst, line)
+                    if line.startswith("BROADCAST "):
+                        for other in instances:
+                            if other is not inst:
+                                other.write(line + "\r\n")
+                    else:
+                        output[inst.idx].append(line)
+                if error:
+                    break
+                if not got:
+                    time.sleep(0.005)
+    finally:
+        for inst in instances:
+            inst.stop()
+        try:
+            control(addr, {"op": "shutdown"})
+        except OSError:
+            pass
+        try:
+            broker.wait(5)
+        except subprocess.TimeoutExpired:
+            broker.terminate()
+            try:
+                broker.wait(5)
+            except subprocess.TimeoutExpired:
+                broker.kill()
+        log.close()
+    out = ""
+    for i, lines in enumerate(output):
+        out += "--- instance%d ---\n" % i
+        out += "\n".join(lines) + "\n"
+    expected = None
+    if os.path.exists(path + ".exp"):
+        with open(path + ".exp") as f:
+            expected = f.read()
+    tr = None
+    if os.path.exists(trace_file):
+        from tools.blesim.trace import Trace
+
+        with open(trace_file) as f:
+            tr = Trace.from_jsonl(f.read())
+        if trace:
+            from tools.blesim import render
+
+            with open(trace, "w") as f:
+                f.write(render.svg(tr))
+    if verbose or os.environ.get("MULTITEST_KEEP"):
+        sys.stderr.write("multitest: work dir %s\n" % tmp)
+    else:
+        shutil.rmtree(tmp, ignore_errors=True)
+    if skip:
+        status = "skip"
+    elif not error and expected is not None and out == expected:
+        status = "pass"
+    else:
+        status = "fail"
+    return TestResult(path, status, out, expected, tr)
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(prog="tools/multitest.py", description=__doc__.split("\n")[0])
+    ap.add_argument("-i", "--instance", action="append", default=[], choices=["cpython", "mp", "micropython"],
+                    help="interpreter of the next instance (repeat; the last one repeats)")
+    ap.add_argument("--mp", action="store_true", help="every instance on MicroPython")
+    ap.add_argument("-s", "--show-output", action="store_true")
+    ap.add_argument("-v", "--verbose", action="store_true", help="echo instance output as it comes")
+    ap.add_argument("--trace", metavar="DIR", help="write each test's sequence chart as DIR/<test>.svg")
+    ap.add_argument("files", nargs="+")
+    a = ap.parse_args(argv)
+    interps = a.instance or (["mp"] if a.mp else ["cpython"])
+    failed, passed, skipped = [], [], []
+    for path in a.files:
+        n = count_instances(path)
+        names = "|".join(interps[min(i, len(interps) - 1)] for i in range(n))
+        print("%s on %s: " % (path, names), end="", flush=True)
+        svg = None
+        if a.trace:
+            os.makedirs(a.trace, exist_ok=True)
+            svg = os.path.join(a.trace, os.path.splitext(os.path.basename(path))[0] + ".svg")
+        r = run_test(path, interps, trace=svg, verbose=a.verbose)
+        print(r.status)
+        if a.show_output or r.status == "fail":
+            print("### TEST ###")
+            print(r.output, end="")
+            print("### TRUTH ###")
+            print(r.expected if r.expected is not None else "(no .exp file)\n", end="")
+            if r.status == "fail" and r.expected is not None:
+                print("### DIFF ###")
+                sys.stdout.writelines(difflib.unified_diff(r.expected.splitlines(True), r.output.splitlines(True),
+                                                           "expected", "output"))
+        {"pass": passed, "fail": failed, "skip": skipped}[r.status].append(path)
+    print("%d tests performed" % len(a.files))
+    print("%d tests passed" % len(passed))
+    if skipped:
+        print("%d tests skipped: %s" % (len(skipped), " ".join(skipped)))
+    if failed:
+        print("%d tests failed: %s" % (len(failed), " ".join(failed)))
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
