@@ -86,7 +86,7 @@ class SmpEngine:
         "_preq", "_pres", "_sc", "_method", "_pk_roles", "_ks", "_bonded", "_init_kd", "_resp_kd",
         "_keypress", "_held",
         # legacy / SC secrets
-        "_tk", "_passkey", "_need_passkey", "_our_rand", "_peer_rand", "_peer_confirm", "_our_confirm",
+        "_tk", "_passkey", "_need_passkey", "_typing", "_our_rand", "_peer_rand", "_peer_confirm", "_our_confirm",
         "_pk_round", "_pub", "_peer_pub", "_dhkey", "_mackey", "_ltk", "_stk", "_ra", "_rb",
         "_nc_state", "_peer_check", "_oob_local_ok",
         # key distribution
@@ -152,6 +152,7 @@ class SmpEngine:
         self._tk = None
         self._passkey = None
         self._need_passkey = False
+        self._typing = False
         self._our_rand = self._peer_rand = self._peer_confirm = self._our_confirm = None
         self._pk_round = 0
         self._peer_pub = None
@@ -290,7 +291,7 @@ class SmpEngine:
         return self._guard(self._confirm_in, now, accept)
 
     def keypress(self, kind, now):
-        if not (self._keypress and self._need_passkey and 0 <= kind <= 4) or self._phase != _PAIRING:
+        if not (self._keypress and self._typing and 0 <= kind <= 4) or self._phase != _PAIRING:
             return []
         self._send(P.keypress(kind), now)
         return self._take()
@@ -364,9 +365,9 @@ class SmpEngine:
         oob = self.config.oob
         if oob is None:
             return 0
-        if self.config.sc and oob.peer_r is not None:
-            return 1
-        return 1 if oob.tk is not None else 0
+        if self.config.sc:  # LE SC: "we have the peer's OOB data"
+            return 1 if oob.peer_r is not None else 0
+        return 1 if oob.tk is not None else 0  # legacy: "we have the OOB TK"
 
     def _our_dist(self, bits):
         """The key distribution bits we can actually send."""
@@ -484,6 +485,7 @@ class SmpEngine:
                     self._set_passkey(p)
             else:
                 self._need_passkey = True
+                self._typing = True
                 self._emit(PasskeyRequest(False))
         elif self._method == C.JUST_WORKS and not self._sc:
             self._tk = _ZERO16
@@ -500,6 +502,7 @@ class SmpEngine:
     def _set_passkey(self, value):
         self._passkey = value
         self._need_passkey = False
+        self._typing = False
         if self._sc:
             self._ra = self._rb = _u128(value)
         else:

@@ -45,7 +45,8 @@ class SmpConfig(_Record):
     after `ble.config(bond=True, mitm=False, io=3, le_secure=True)`.
 
     io_cap: 0 DisplayOnly, 1 DisplayYesNo, 2 KeyboardOnly, 3 NoInputNoOutput, 4 KeyboardDisplay.
-    oob: None or an OobData (legacy TK and/or LESC OOB values).
+    oob: None or an OobData. The OOB flag we send is "we have the peer's LESC OOB data"
+        (oob.peer_r set) when sc=True, and "we have the OOB TK" (oob.tk set) when sc=False.
     bonding, mitm, sc, keypress, ct2: the AuthReq bits we set.
     max_key_size: the Maximum Encryption Key Size we offer (7..16).
     min_key_size: the smallest negotiated size we accept (else Pairing Failed 0x06).
