@@ -244,10 +244,13 @@ class _NvsBackend:
                 m = self.nvs.get_blob(key, buf)
                 return bytes(buf[:m])
             except OSError as e:
-                if e.args[0] in (2, -0x1102):  # ENOENT / ESP_ERR_NVS_NOT_FOUND
+                c = e.args[0]
+                if c in (2, -0x1102):  # ENOENT / ESP_ERR_NVS_NOT_FOUND
                     return None
-                n *= 4  # ESP_ERR_NVS_INVALID_LENGTH: buffer too small
-        return None
+                if c != -0x110C:  # anything but ESP_ERR_NVS_INVALID_LENGTH (buffer too small)
+                    raise
+                n *= 4
+        raise OSError(27)  # EFBIG
 
     def load(self):
         return self._get("bonds")
