@@ -442,14 +442,18 @@ class Air:
         link.encrypted = True
         link.key_size = key_size
         link.ltk = want
+        # LL_START_ENC_REQ/RSP: the peripheral's host learns first; the central's
+        # Encryption Change travels on the same in-order channel as the peripheral's next
+        # PDUs, so it is always delivered before them
         self.world.schedule(link.params.interval, self._enc_change, link, link.peripheral, 0, True, key_size)
-        self.world.schedule(2 * link.params.interval, self._enc_change, link, link.central, 0, True, key_size)
 
     def _mic_failure(self, link):
         link.alive = True
         self._drop(link, HCI_MIC_FAILURE, HCI_MIC_FAILURE)
 
     def _enc_change(self, link, board, status, encrypted, key_size):
+        if board is link.peripheral and status == 0 and link.alive:
+            self.world.schedule(link.params.interval, self._enc_change, link, link.central, 0, True, key_size)
         if not link.alive or not link.up(board):
             return
         self._trace(board, "enc_change", peer=link.peer(board), conn=link.handle(board),

@@ -99,6 +99,8 @@ class _Conn:
         self.server_pending = None
         self.cccd = {}
         self.indicating = None
+        self.outq = []
+        self.outq_busy = False
 
 
 class BLE:
@@ -797,6 +799,22 @@ class BLE:
         self._smp_outputs(c, outs)
 
     def _smp_outputs(self, c, outs):
+        """Acts on engine outputs in order. Calls made from IRQ handlers while a batch is being
+        processed (gap_passkey inside _IRQ_PASSKEY_ACTION) queue behind the rest of the batch,
+        as NimBLE sends a state's PDUs before it raises the state's events."""
+        c.outq.extend(outs)
+        if c.outq_busy:
+            return
+        c.outq_busy = True
+        try:
+            while c.outq:
+                self._smp_output(c, c.outq.pop(0))
+        finally:
+            c.outq_busy = False
+            c.outq = []
+        self._arm_smp_timer(c)
+
+    def _smp_output(self, c, o):
         from ..smp import (
             DisplayPasskey,
             Failed,
@@ -811,7 +829,7 @@ class BLE:
         )
         from ..smp import pdu as P
 
-        for o in outs:
+        if True:
             if isinstance(o, Send):
                 self._air.send(c.link, self._board, SMP_CID, o.pdu, name=P.name(o.pdu), text=P.describe(o.pdu))
             elif isinstance(o, StartEncryption):
@@ -836,7 +854,6 @@ class BLE:
                 self._on_paired(c, o.result)
             elif isinstance(o, Failed):
                 self._on_failed(c, o)
-        self._arm_smp_timer(c)
 
     def _arm_smp_timer(self, c):
         if c.smp_timer:
@@ -854,7 +871,7 @@ class BLE:
     def _io_request(self, c, action, number):
         c.io_action = action
         c.io_injected = False
-        if c.role == "peripheral":
+        if c.role == "peripheral" or self._profile.central_passkey:
             self._irq(IRQ_PASSKEY_ACTION, (c.handle, action, number), conn=c.handle)
         else:
             # peripheral_gap_event_cb (connections made by gap_connect) ignores PASSKEY_ACTION
@@ -903,6 +920,13 @@ class BLE:
         d = self._read_sec(1, c.peer_id)
         if d is not None and d["ltk"] is not None:
             c.restore = (d["authenticated"], d["key_size"])
+            if c.smp is not None and c.smp.busy:
+                # our Security Request is answered by encryption: the SEC_REQ procedure
+                # becomes an LTK restore (NimBLE reuses the proc); drop the pairing engine
+                if c.smp_timer:
+                    c.smp_timer.cancel()
+                    c.smp_timer = None
+                c.smp = None
             self._air.ltk_reply(c.link, d["ltk"])
         else:
             self._air.ltk_reply(c.link, None)
@@ -925,7 +949,7 @@ class BLE:
         if c is None:
             return
         ok = status == 0 and encrypted
-        if c.smp is not None and c.smp.busy:
+        if c.smp is not None and c.smp.busy and c.restore is None:
             c.encrypted = 1 if ok else c.encrypted
             c.key_size = key_size if ok else c.key_size
             self._smp_outputs(c, c.smp.encryption_changed(ok, key_size, self._now()))

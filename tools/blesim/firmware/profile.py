@@ -7,13 +7,16 @@ ESP-IDF 5.4/5.5 (esp-nimble 1.5/1.6 with the Aug 2024 ordering fix). Other profi
                   SET_SECRET calls. The struct layout of that build is unconfirmed (the
                   reference could not settle it); this profile keeps the 88-byte one.
   "esp32-v1.23"   MicroPython v1.23 (ESP-IDF 5.0.4): ENCRYPTION_UPDATE first, 80-byte layout.
+  "phone"         NOT a MicroPython board: a phone-like peer whose user answers passkey and
+                  numeric-comparison requests as central too (PASSKEY_ACTION in both roles),
+                  io=4 KeyboardDisplay. For tests that need a capable central.
   "nimble"        upstream apache NimBLE as on STM32/unix/rp2: 80-byte layout, ENC first,
                   authorization flags allowed, bonding off by default, MicroPython's internal
                   errno numbers (unix values).
 
 Fields: layout ("88", "80i" = 80 bytes with bond_count, "80"), set_before_enc, authorize_rejects,
 defaults (bond, mitm, le_secure, io), errno (NimBLE-name -> number), first_conn_handle,
-preferred_mtu, gap_name, max_name_len, rpa_timeout.
+preferred_mtu, gap_name, max_name_len, rpa_timeout, central_passkey.
 """
 
 __all__ = ["Profile", "PROFILES", "get_profile", "ESP32_ERRNO", "UNIX_ERRNO"]
@@ -28,7 +31,7 @@ UNIX_ERRNO = dict(ESP32_ERRNO, ETIMEDOUT=110, EALREADY=114, ENOTCONN=107)
 class Profile:
     def __init__(self, name, layout="88", set_before_enc=True, authorize_rejects=True, bond=1, mitm=0,
                  le_secure=1, io=3, errno=None, first_conn_handle=0, preferred_mtu=256, gap_name=b"MPY ESP32",
-                 max_name_len=31, rpa_timeout=900.0, description=""):
+                 max_name_len=31, rpa_timeout=900.0, central_passkey=False, description=""):
         if layout not in ("88", "80", "80i"):
             raise ValueError("layout must be '88', '80' or '80i'")
         self.name = name
@@ -42,6 +45,7 @@ class Profile:
         self.gap_name = gap_name
         self.max_name_len = max_name_len
         self.rpa_timeout = rpa_timeout
+        self.central_passkey = central_passkey
         self.description = description
 
     @property
@@ -68,6 +72,10 @@ PROFILES = {
                            description="MicroPython v1.23, ESP-IDF 5.0.4"),
     "nimble": Profile("nimble", layout="80", set_before_enc=False, authorize_rejects=False, bond=0,
                       errno=UNIX_ERRNO, gap_name=b"MPY NIMBLE", description="upstream NimBLE (STM32/unix)"),
+    # Not an ESP32: a peer device like a phone app (nRF Connect), whose user can answer passkey
+    # and numeric-comparison requests in the central role too. Same API, same store protocol.
+    "phone": Profile("phone", central_passkey=True, io=4, gap_name=b"Phone",
+                     description="a phone-like peer: passkey actions in both roles (not MicroPython)"),
 }
 
 
