@@ -7,7 +7,10 @@ address: in scan results (which the firmware never resolves for Python) and
 in `_IRQ_PERIPHERAL_CONNECT`, both when the IRQ handler was installed before
 `active(True)` (the firmware resolves connections itself) and when it was
 installed late (the firmware's resolving list is empty and the IRQ shows the
-RPA: only the Resolver knows who it is).
+RPA: only the Resolver knows who it is). The first test starts from a bond
+written into both stores as NimBLE writes it; the second pairs on the air
+first (the simulator's SMP), so the IRK the resolver uses is the one the tag
+distributed.
 """
 
 import os
@@ -154,3 +157,50 @@ def test_bonded_peer_rotates_rpa_and_is_recognised(late_handler):
         w.run_until(lambda: any(e == _IRQ_ENCRYPTION_UPDATE for e, _ in gw.events), timeout=5)
         enc = next(d for e, d in gw.events if e == _IRQ_ENCRYPTION_UPDATE)
         assert enc[1:] == (1, 0, 1, 16)
+
+
+def test_pair_then_rotate_and_reconnect():
+    """The whole story on the simulator: pair with a stranger behind an RPA, then
+    recognise it behind its next RPA and re-encrypt without pairing."""
+    w = world_mod.World(trace=False)
+    gw = Node(w.board("gw"))
+    tag = Node(w.board("tag", addr=(0, TAG_ADDR)))
+    tag.start()
+    resolver = Resolver(gw.store)
+    seen = []
+    scan = ScanFilter(resolver, lambda bond, t, a, at, rssi, d: seen.append((bond, t, bytes(a))), bonded_only=False)
+    gw.start(lambda e, d: None if scan.irq(e, d) else gw.irq(e, d))
+    tag.ble.config(addr_mode=2)
+
+    rpa1 = _advertise_and_scan(w, gw, tag, seen)
+    assert kind(1, rpa1) == RPA and all(b is None for b, _, _ in seen)  # a stranger so far
+    tag.ble.gap_advertise(100_000, ADV)
+    gw.ble.gap_connect(1, rpa1)
+    w.run_until(lambda: any(e == _IRQ_PERIPHERAL_CONNECT for e, _ in gw.events), timeout=5)
+    conn = next(d for e, d in gw.events if e == _IRQ_PERIPHERAL_CONNECT)[0]
+    gw.ble.gap_pair(conn)
+    both = (gw.events, tag.events)
+    w.run_until(lambda: all(any(e == _IRQ_ENCRYPTION_UPDATE and d[1] for e, d in ev) for ev in both), timeout=35)
+    enc = [d for e, d in gw.events if e == _IRQ_ENCRYPTION_UPDATE][-1]
+    assert enc[1] == 1 and enc[3] == 1, enc  # encrypted and bonded
+    assert len(resolver) == 1  # the store's "added" event reached the resolver
+    bonds = gw.store.bonds()
+    assert [(b.addr_type, b.addr) for b in bonds] == [(0, TAG_ADDR)]
+    assert bonds[0].irk == tag.store.irk()
+    assert resolver.resolve(1, rpa1).addr == TAG_ADDR
+    gw.ble.gap_disconnect(conn)
+    tag.ble.gap_advertise(None)
+    w.run(1)
+
+    w.run(901)  # the tag's RPA times out
+    del gw.events[:]
+    rpa2 = _advertise_and_scan(w, gw, tag, seen)
+    assert rpa2 != rpa1 and all(b is not None and b.addr == TAG_ADDR for b, _, _ in seen)
+    tag.ble.gap_advertise(100_000, ADV)
+    gw.ble.gap_connect(1, rpa2)
+    w.run_until(lambda: any(e == _IRQ_PERIPHERAL_CONNECT for e, _ in gw.events), timeout=5)
+    conn, t, a = next(d for e, d in gw.events if e == _IRQ_PERIPHERAL_CONNECT)
+    assert resolver.identify(t, a).addr == TAG_ADDR
+    gw.ble.gap_pair(conn)
+    w.run_until(lambda: any(e == _IRQ_ENCRYPTION_UPDATE for e, _ in gw.events), timeout=5)
+    assert next(d for e, d in gw.events if e == _IRQ_ENCRYPTION_UPDATE)[1:] == (1, 0, 1, 16)
