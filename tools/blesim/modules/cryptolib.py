@@ -32,7 +32,8 @@ class aes:  # noqa: N801 (the firmware's name)
                 raise ValueError("IV")
         self._mode = mode
         self._iv = iv
-        self._ecb = Cipher(algorithms.AES(key), modes.ECB())
+        self._alg = algorithms.AES(key)
+        self._ecb = Cipher(self._alg, modes.ECB())
         self._dir = None  # 'e' or 'd' once used
 
     def _run(self, direction, data, out):
@@ -56,22 +57,14 @@ class aes:  # noqa: N801 (the firmware's name)
         return None
 
     def _cbc(self, direction, data):
-        enc = self._ecb.encryptor()
-        dec = self._ecb.decryptor()
-        res = bytearray()
-        iv = self._iv
-        for i in range(0, len(data), 16):
-            block = data[i : i + 16]
-            if direction == "e":
-                c = enc.update(bytes(x ^ y for x, y in zip(block, iv)))
-                res += c
-                iv = c
-            else:
-                p = dec.update(block)
-                res += bytes(x ^ y for x, y in zip(p, iv))
-                iv = block
-        self._iv = bytes(iv)
-        return bytes(res)
+        # One cryptography CBC pass from the carried-over chaining value (same result as
+        # block-by-block, without a Python loop per block).
+        mode = modes.CBC(self._iv)
+        cipher = Cipher(self._alg, mode)
+        ctx = cipher.encryptor() if direction == "e" else cipher.decryptor()
+        res = ctx.update(data) + ctx.finalize()
+        self._iv = bytes(res[-16:] if direction == "e" else data[-16:])
+        return res
 
     def encrypt(self, in_buf, out_buf=None):
         return self._run("e", in_buf, out_buf)
