@@ -42,6 +42,7 @@ lint: $(STAMP)
 bench: $(STAMP)
 	MICROPYPATH=lib:tools:.frozen $(MP) tools/bench.py --json
 	$(PY) tools/bench.py
+	$(PY) tools/bench_smp.py --json
 
 clean:
 	rm -rf build .pytest_cache .ruff_cache
