@@ -55,8 +55,9 @@ aioble's `ble_secrets.json` or the bonding example's `secrets.json` (next to
 
 Blob layout (see `blesmp.blob`).  Blobs are kept in the layout the running
 firmware expects, known by, in order: the `layout=` argument ("esp88",
-"esp80", "nimble80"); the size of the blobs NimBLE writes (a SET in another
-layout converts every bond at once); the layout recorded in the file when the
+"esp80", "nimble80"; also the simulator's profile names "88", "80i", "80");
+the size of the blobs NimBLE writes (a SET in another layout converts every
+bond at once); the layout recorded in the file when the
 firmware id (`os.uname()` version + machine) is unchanged; else a guess from
 `os.uname()` (ESP32 >= 1.24: esp88; ESP32 1.23 and other ports: nimble80;
 anything else: esp88).  Stored blobs of another layout are converted at load
@@ -124,6 +125,7 @@ _PIN = 1  # flags: pinned; 2 / 4: type 1 / type 2 hidden (deleted by NimBLE)
 _HID = 6
 _LCODE = {_blob.ESP88: 0, _blob.ESP80: 1, _blob.NIMBLE80: 2}
 _LNAME = (_blob.ESP88, _blob.ESP80, _blob.NIMBLE80)
+_ALIAS = {"88": _blob.ESP88, "80i": _blob.ESP80, "80": _blob.NIMBLE80}  # the simulator's profile names
 
 
 def _now():
@@ -375,6 +377,7 @@ class BondStore:
 
     def __init__(self, path="bonds.db", fs=None, nvs=None, layout=None, max_bonds=8,
                  when_full="evict", policy="stronger", migrate=True):
+        layout = _ALIAS.get(layout, layout)
         if layout is not None and layout not in _LCODE:
             raise ValueError("layout")
         if when_full not in ("evict", "refuse"):
@@ -663,6 +666,7 @@ class BondStore:
 
     def set_layout(self, layout):
         """Tells the store the firmware's blob layout (converts every bond)."""
+        layout = _ALIAS.get(layout, layout)
         if layout not in _LCODE:
             raise ValueError("layout")
         self._fixed = layout
