@@ -285,6 +285,16 @@ def test_security_request_refused_by_central():
     assert p.receive(_sent(out)[0], 0) == [Failed(5, False, "received")]
 
 
+def test_security_request_answered_by_reencryption():
+    # the central has a bond and encrypts instead of pairing: the peripheral's request is satisfied
+    p = SmpEngine("peripheral", SmpConfig(), RESP_ADDR, INIT_ADDR)
+    p.pair(0)
+    assert p.busy and p.deadline == 30
+    assert p.ltk_request(0x1234, 99, 1) == [LtkReply(None)]  # the bond store answers, not the engine
+    assert p.encryption_changed(True, 16, 1) == []
+    assert not p.busy and p.deadline is None and p.tick(100) == []
+
+
 def test_central_ignores_security_request_while_pairing():
     c = SmpEngine("central", SmpConfig(), INIT_ADDR, RESP_ADDR)
     c.pair(0)

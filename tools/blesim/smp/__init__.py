@@ -63,7 +63,10 @@ Calls (each returns a list of outputs)
                                  on this link (receive() returns [], pair() -> Failed "timeout")
     link_lost(now)               the link dropped: [Failed(None, True, "link_lost")] if pairing
     deadline                     property: the virtual time tick() must be called at, or None
-    busy                         property: a pairing procedure is running
+    busy                         property: a procedure (pairing, or our Security Request) is running
+    dead                         property: timed out or link lost (make a new engine per connection)
+    encrypted, key_size          attributes: the last encryption_changed() state
+    SmpEngine.generate_key(), SmpEngine.public_key_bytes(k) -> (x, y), SmpEngine.sc_oob_local(k, r) -> (r, c)
 
 Outputs (types.py; all have __slots__, __eq__ and a readable repr)
     Send(pdu)                                bytes to send on CID 6
@@ -87,6 +90,23 @@ Outputs (types.py; all have __slots__, __eq__ and a readable repr)
     Failed(reason, local, cause)             cause "sent"|"received"|"timeout"|"link_lost"|
                                              "encryption_failed"|"blocked"
     Keys(ltk, ediv, rand, irk, identity, csrk)   identity = (addr_type, addr) or None
+
+Re-encryption with stored keys (no pairing): central -> encrypt(ltk, ediv, rand, key_size, now)
+with the bond's keys (legacy: PairingResult.peer.ltk/.ediv/.rand = what the peripheral
+distributed; LESC: the shared LTK, ediv = rand = 0); the peripheral's ltk_request() answers
+LtkReply(None) outside pairing, so the firmware model answers from its bond store; both sides'
+encryption_changed() just record the state. A peripheral whose Security Request is answered by
+such an encryption goes back to idle (no timeout).
+
+Strictness: wrong length -> 0x0A; unknown opcode or one this role never receives -> 0x07; a known
+opcode the state does not expect -> 0x08 while a procedure runs, silently dropped when idle (a
+straggler of a procedure that already failed); Pairing Failed is never answered. Peer public key
+not on P-256 -> 0x0B (as NimBLE); the peer's key equal to ours (reflection) -> 0x03. Key size:
+a Maximum Encryption Key Size outside 7..16, or a negotiated min(max_i, max_r) below
+config.min_key_size -> 0x06. STK/LTK are masked to the negotiated size (most significant octets
+zeroed). After any failure the engine is idle and sends nothing more for that procedure.
+LE SC: EncKey is ignored (both sides get the f5 LTK); the LinkKey bit and CT2 are negotiated but
+nothing BR/EDR is derived.
 
 Display passkey (how the firmware model supplies it): NimBLE does not generate the passkey
 it displays. With config.passkey=None (the NimBLE-like default) the engine emits

@@ -84,11 +84,11 @@ class SmpEngine:
         "_phase", "_expect", "_deadline", "encrypted", "key_size", "_out",
         # negotiation
         "_preq", "_pres", "_sc", "_method", "_pk_roles", "_ks", "_bonded", "_init_kd", "_resp_kd",
-        "_keypress", "_held",
+        "_keypress",
         # legacy / SC secrets
         "_tk", "_passkey", "_need_passkey", "_typing", "_our_rand", "_peer_rand", "_peer_confirm", "_our_confirm",
         "_pk_round", "_pub", "_peer_pub", "_dhkey", "_mackey", "_ltk", "_stk", "_ra", "_rb",
-        "_nc_state", "_peer_check", "_oob_local_ok",
+        "_nc_state", "_peer_check",
         # key distribution
         "_local_keys", "_peer_keys", "_rx_keys",
     )
@@ -148,7 +148,6 @@ class SmpEngine:
         self._bonded = False
         self._init_kd = self._resp_kd = 0
         self._keypress = False
-        self._held = None
         self._tk = None
         self._passkey = None
         self._need_passkey = False
@@ -160,7 +159,6 @@ class SmpEngine:
         self._ra = self._rb = _ZERO16
         self._nc_state = 0  # 0 n/a, 1 waiting for the user, 2 accepted
         self._peer_check = None
-        self._oob_local_ok = True
         self._local_keys = self._peer_keys = None
         self._rx_keys = []
         if phase == _IDLE:
@@ -314,6 +312,9 @@ class SmpEngine:
             return self._take()
         self.encrypted = bool(ok)
         self.key_size = key_size if ok else 0
+        if self._phase == _SEC_REQ and ok:
+            self._reset(_IDLE)  # the central answered our Security Request by encrypting with a bond
+            return []
         if self._phase != _ENCRYPT:
             return []
         if not ok:
