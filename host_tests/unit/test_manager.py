@@ -16,7 +16,6 @@ from blesmp import manager as M
 from blesmp.agents import CallbackAgent, ConsoleAgent
 
 _CLOCK = [1000]
-M._now = lambda: _CLOCK[0]
 
 PEER = b"\x11\x22\x33\x44\x55\x66"
 ZERO7 = bytes(7)
@@ -114,7 +113,8 @@ def make(**kw):
     store = DictStore()
     events = []
     kw.setdefault("timer", None)
-    sm = M.SecurityManager(ble, store=store, callback=lambda e, c, v: events.append((e, c, v)), **kw)
+    sm = M.SecurityManager(ble, store=store, callback=lambda e, c, v: events.append((e, c, v)),
+                           clock=lambda: _CLOCK[0], **kw)
     return sm, ble, store, events
 
 

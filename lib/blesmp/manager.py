@@ -84,6 +84,7 @@ _F_SECREQ = const(128)  # SEC_REQ already reported
 _F_MARKED = const(256)  # the bond-count look-up of our own central pairing was seen
 _F_SETSEEN = const(512)  # NimBLE handed over keys (stored or refused)
 _F_DONE = const(1024)  # store.pairing_done() called for this procedure
+_F_OURS = const(145)  # _F_LOCAL | _F_ACCEPTED | _F_SECREQ: the application asked, nobody to ask
 
 _GRACE_MS = const(250)  # wait for a DISCONNECT after a failed update
 _KEYS_WAIT_MS = const(500)  # wait for SET_SECRET after an update (older order)
@@ -91,10 +92,6 @@ _MARK_MS = const(1000)  # a bond-count look-up marks a pairing start for this lo
 _BACKOFF_SLOTS = const(8)
 
 _ZERO7 = bytes(7)
-
-
-def _now():
-    return time.ticks_ms()
 
 
 def _log(msg, exc=None):
@@ -235,6 +232,7 @@ class SecurityManager:
                    (defeats passkey entry against an active attacker; for demos only)
     central_prompts   True only on firmware that forwards prompts to a central (patched)
     timer          machine.Timer id driving poll() every 250 ms, or None
+    clock          the millisecond tick source (default time.ticks_ms)
     active         call ble.active(True) after installing the handler (default True)
     """
 
@@ -242,8 +240,9 @@ class SecurityManager:
                  min_key_size=16, sc_only=False, level=1, max_bonds=8, agent=None, callback=None,
                  handler=None, window=False, allow=None, repeat="stronger", prompt_timeout_ms=25000,
                  backoff_ms=2000, insecure_static_passkey=None, central_prompts=False,
-                 central_stall_ms=5000, timer=0, active=True):
+                 central_stall_ms=5000, timer=0, clock=None, active=True):
         self._ble = ble
+        self._ms = clock or time.ticks_ms  # a ticks_ms-like clock (tests pass a fake one)
         if store is None:
             from .store import BondStore
 
@@ -367,18 +366,18 @@ class SecurityManager:
             return True  # already running: its AUTH_CMPL will come
         want = max(c.want, self.level)
         if c.role == C.ROLE_CENTRAL and want >= 3 and not self.central_prompts:
-            self._begin(c, _F_LOCAL)
+            self._begin(c, _F_OURS)
             self._fail(c, C.CENTRAL_NO_PROMPTS, disconnect=False)
             return False
         if c.enc and c.level >= want and c.key_size >= self._min_ks(c):
-            self._begin(c, _F_LOCAL)
+            self._begin(c, _F_OURS)
             c.state = _ST_ENCRYPTING
             self._report(c, True, C.OK)
             return True
-        self._begin(c, _F_LOCAL)
+        self._begin(c, _F_OURS)
         if c.role == C.ROLE_PERIPHERAL:
             c.state = _ST_REQUESTED
-            c.deadline = time.ticks_add(_now(), C.SMP_TIMEOUT_MS)
+            c.deadline = time.ticks_add(self._ms(), C.SMP_TIMEOUT_MS)
         try:
             self._ble.gap_pair(c.handle)
         except OSError as e:
@@ -460,13 +459,13 @@ class SecurityManager:
     def open_window(self, seconds=60):
         """Opens the pairing window (user action, e.g. a button): new pairings are accepted
         for `seconds` when window=True."""
-        self._win_until = time.ticks_add(_now(), int(seconds * 1000))
+        self._win_until = time.ticks_add(self._ms(), int(seconds * 1000))
 
     def close_window(self):
         self._win_until = None
 
     def window_open(self):
-        return self._win_until is not None and time.ticks_diff(self._win_until, _now()) > 0
+        return self._win_until is not None and time.ticks_diff(self._win_until, self._ms()) > 0
 
     def allow(self, addr_type, addr):
         """Adds a peer identity to the allow-list (creating it: then only listed peers pair)."""
@@ -633,7 +632,7 @@ class SecurityManager:
         # A new procedure on c (pairing unless proven otherwise).
         c.state = _ST_PAIRING
         c.flags = flags
-        c.t0 = _now()
+        c.t0 = self._ms()
         c.action = 0
         c.number = 0
         c.old = None
@@ -642,7 +641,7 @@ class SecurityManager:
     def _watchdog(self, c):
         # No SMP progress for 30 s: the firmware's SMP timer fires; ours a bit later, in case the
         # firmware's update never comes (link gone quiet).
-        c.t0 = _now()
+        c.t0 = self._ms()
         c.flags &= ~(_F_PROMPT | _F_CENTRAL_WD)
         if c.role == C.ROLE_CENTRAL and not self.central_prompts and self.io != C.IO_NO_INPUT_OUTPUT:
             c.flags |= _F_CENTRAL_WD
@@ -678,14 +677,16 @@ class SecurityManager:
         b[0] += 1
         if self.backoff_ms and b[0] >= 2:
             # The spec's waiting interval: doubles with every further failure, up to 64x.
-            b[1] = time.ticks_add(_now(), self.backoff_ms << min(b[0] - 2, 6))
+            b[1] = time.ticks_add(self._ms(), self.backoff_ms << min(b[0] - 2, 6))
 
     def _fail(self, c, reason, disconnect=True):
         # Our own decision that the procedure failed: tell the store, report, maybe drop the link.
         self._store_done(c, False)
         self._report(c, False, reason)
         if disconnect:
-            self._disconnect(c.handle)
+            self._disconnect(c.handle)  # _F_REJECT + _ST_REPORTED = the link is being dropped
+        else:
+            c.flags &= ~_F_REJECT
 
     def _reject(self, c, reason):
         c.flags |= _F_REJECT
@@ -718,7 +719,7 @@ class SecurityManager:
         # 0 if a pairing from this peer may go ahead, else the reason to refuse it.
         if c.flags & _F_LOCAL:
             return 0  # the application asked for this pairing
-        now = _now()
+        now = self._ms()
         b = self._backoff.get(c.key)
         if b is not None and b[1] is not None and time.ticks_diff(b[1], now) > 0:
             return C.REPEATED_ATTEMPTS
@@ -732,6 +733,8 @@ class SecurityManager:
 
     def _incoming(self, c, repeat_blob):
         # A pairing the peer started (or a Security Request to us as central). False = refused.
+        if c.state == _ST_REPORTED and c.flags & _F_REJECT:
+            return False  # refused already; the link is on its way down
         if c.state == _ST_REQUESTED:
             c.state = _ST_PAIRING  # the central answered our Security Request by pairing
             self._watchdog(c)
@@ -804,7 +807,7 @@ class SecurityManager:
     def _infer_failure(self, c):
         if c.flags & _F_REJECT:
             return C.REJECTED
-        if time.ticks_diff(_now(), c.t0) >= C.SMP_TIMEOUT_MS - 1000:
+        if time.ticks_diff(self._ms(), c.t0) >= C.SMP_TIMEOUT_MS - 1000:
             return C.SMP_TIMEOUT
         if c.flags & _F_ANSWERED:
             return C.AUTH_FAILED
@@ -813,7 +816,7 @@ class SecurityManager:
         return C.PEER_FAILED
 
     def _tick(self):
-        now = _now()
+        now = self._ms()
         for c in list(self._links.values()):
             d = c.deadline
             if d is None or time.ticks_diff(d, now) > 0:
@@ -933,7 +936,7 @@ class SecurityManager:
             r = None
         if kb is None or len(kb) != 7 or index != 0:
             return r
-        now = _now()
+        now = self._ms()
         if sec_type == C.SEC_TYPE_OUR and kb == _ZERO7:
             # NimBLE's bond-count check: a pairing is starting. Our own central gap_pair makes
             # one too: that one does not announce an incoming pairing.
@@ -1065,7 +1068,7 @@ class SecurityManager:
             elif st == _ST_PAIRING and bonded and not (c.flags & (_F_SETSEEN | _F_REJECT)):
                 # Older esp-nimble: the update comes before the SET_SECRETs. Wait for them.
                 c.state = _ST_WAITKEYS
-                c.deadline = time.ticks_add(_now(), _KEYS_WAIT_MS)
+                c.deadline = time.ticks_add(self._ms(), _KEYS_WAIT_MS)
                 return
             if c.sc is None and c.state == _ST_ENCRYPTING:
                 info = self._bond_info(c)
@@ -1085,7 +1088,7 @@ class SecurityManager:
             return
         c.proc = st  # remember the procedure while waiting for a possible DISCONNECT
         c.state = _ST_FAILING
-        c.deadline = time.ticks_add(_now(), _GRACE_MS)
+        c.deadline = time.ticks_add(self._ms(), _GRACE_MS)
 
     def _bond_info(self, c):
         try:
@@ -1102,14 +1105,14 @@ class SecurityManager:
             return
         if c.state not in (_ST_PAIRING, _ST_REQUESTED) or not (c.flags & _F_ACCEPTED):
             self._incoming(c, None)
-        if c.flags & _F_REJECT or c.state == _ST_REPORTED:
+        if c.flags & _F_REJECT or c.state != _ST_PAIRING:
             if action == C.PASSKEY_ACTION_NUMERIC_COMPARISON:
                 self._ble.gap_passkey(h, action, 0)
             return
         c.state = _ST_PAIRING
         c.flags |= _F_PROMPT
         c.flags &= ~_F_CENTRAL_WD
-        c.t0 = _now()
+        c.t0 = self._ms()
         c.deadline = time.ticks_add(c.t0, self.prompt_timeout_ms)
         if action == C.PASSKEY_ACTION_DISPLAY:
             pk = self._static if self._static is not None else random_passkey()

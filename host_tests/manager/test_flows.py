@@ -1,0 +1,455 @@
+"""SecurityManager on simulated ESP32 boards (tools/blesim): the ESP-IDF SMP flows end to end,
+the failure cases, and the policy features. Virtual time only.
+
+"phone" = a central whose firmware forwards passkey prompts (simkit.Phone): stock ESP32
+firmware never does that as central, so flows where the central must type or compare need it.
+"""
+
+import pytest
+from simkit import Dev, Phone, World, connect, done
+
+from blesmp import const as C
+from blesmp.agents import CallbackAgent
+
+
+@pytest.fixture
+def w():
+    world = World(seed=7)
+    yield world
+    world.close()
+
+
+def both_done(w, a, b, timeout=40):
+    return w.run_until(lambda: done(a)() and done(b)(), timeout)
+
+
+def ltk_of(dev):
+    bonds = dev.store.bonds()
+    assert len(bonds) == 1, bonds
+    assert bonds[0].ltk is not None
+    return bonds[0].ltk
+
+
+def pdus(w, name, after=0.0):
+    return [r for r in w.trace.records if r.kind == "pdu" and r.name == name and r.t >= after]
+
+
+# ---------------------------------------------------------------- the three ESP-IDF flows
+
+
+def test_flow_just_works_initiated_by_central(w):
+    p = Dev(w, "periph")
+    c = Dev(w, "central")
+    hc, hp = connect(w, c, p)
+    assert c.call(c.sm.pair, hc)
+    assert both_done(w, c, p)
+    assert c.names() == ["BOND_ADDED", "AUTH_CMPL"]
+    assert p.names() == ["SEC_REQ", "BOND_ADDED", "AUTH_CMPL"]
+    for d in (c, p):
+        r = d.result()
+        assert r.success and r.reason == C.OK and r.level == 2
+        assert (r.encrypted, r.authenticated, r.bonded, r.key_size, r.sc) == (1, 0, 1, 16, 1)
+        assert d.sm.state(r.conn).level == 2
+    assert c.result().addr == p.board.public_addr and p.result().addr == c.board.public_addr
+    assert ltk_of(c) == ltk_of(p)
+
+
+def _passkey_flow(w, periph_io, phone_io):
+    p = Dev(w, "periph", io=periph_io, mitm=True)
+    ph = Phone(w, "phone", io=phone_io, mitm=True)
+    shown = {}
+    for d in (p, ph):
+        d.answers["PASSKEY_NOTIF"] = lambda dev, conn, v: shown.setdefault("pk", v)
+    for d in (p, ph):
+        # the user reads the code on one device and types it on the other (a moment later)
+        d.answers["PASSKEY_REQ"] = lambda dev, conn, v: w.schedule(
+            3.0, lambda: dev.call(dev.sm.passkey_reply, conn, True, shown["pk"]))
+    hc, hp = connect(w, ph, p)
+    ph.call(ph.sm.pair, hc)
+    assert both_done(w, p, ph)
+    return p, ph, shown["pk"]
+
+
+def test_flow_passkey_entry_esp32_displays(w):
+    p, ph, pk = _passkey_flow(w, C.IO_DISPLAY_ONLY, C.IO_KEYBOARD_ONLY)
+    assert p.names() == ["SEC_REQ", "PASSKEY_NOTIF", "BOND_ADDED", "AUTH_CMPL"]
+    assert ph.names() == ["PASSKEY_REQ", "BOND_ADDED", "AUTH_CMPL"]
+    assert 0 <= pk <= 999999
+    for d in (p, ph):
+        r = d.result()
+        assert r.success and r.authenticated == 1 and r.sc == 1 and r.level == 4
+    assert ltk_of(p) == ltk_of(ph)
+    # what the ESP32 injected is what it reported
+    inj = [r for r in w.trace.records if r.kind == "call" and r.board == "periph" and r.name == "gap_passkey"]
+    assert [x.args["args"] for x in inj] == [[0, 3, pk]]
+
+
+def test_flow_passkey_entry_esp32_types(w):
+    p, ph, pk = _passkey_flow(w, C.IO_KEYBOARD_ONLY, C.IO_DISPLAY_ONLY)
+    assert p.names() == ["SEC_REQ", "PASSKEY_REQ", "BOND_ADDED", "AUTH_CMPL"]
+    assert ph.names() == ["PASSKEY_NOTIF", "BOND_ADDED", "AUTH_CMPL"]
+    assert p.result().success and p.result().level == 4 and ph.result().success
+
+
+def test_flow_bond_power_cycle_reconnect_with_stored_ltk(w):
+    p = Dev(w, "periph")
+    c = Dev(w, "central")
+    hc, hp = connect(w, c, p)
+    c.call(c.sm.pair, hc)
+    assert both_done(w, c, p)
+    ltk = ltk_of(p)
+    p.power_cycle()
+    c.power_cycle()
+    t_boot = w.now
+    assert [b.addr for b in p.store.bonds()] == [c.board.public_addr]  # read back from flash
+    hc, hp = connect(w, c, p)
+    c.call(c.sm.pair, hc)
+    assert both_done(w, c, p)
+    for d in (c, p):
+        r = d.result()
+        assert d.names() == ["AUTH_CMPL"]  # no SEC_REQ, no new bond: re-encryption
+        assert r.success and r.reencrypt and r.bonded == 1 and r.key_size == 16 and r.sc == 1
+    assert not pdus(w, "PAIRING_REQUEST", after=t_boot)
+    assert ltk_of(p) == ltk == ltk_of(c)
+
+
+def test_old_firmware_order_update_before_keys(w):
+    p = Dev(w, "periph", profile="esp32-v1.25")
+    c = Dev(w, "central", profile="esp32-v1.25")
+    hc, hp = connect(w, c, p)
+    c.call(c.sm.pair, hc)
+    assert both_done(w, c, p)
+    assert p.names() == ["SEC_REQ", "BOND_ADDED", "AUTH_CMPL"]
+    assert p.result().success and p.result().sc == 1 and ltk_of(p) == ltk_of(c)
+
+
+# ---------------------------------------------------------------- numeric comparison
+
+
+def test_numeric_comparison_accepted(w):
+    p = Dev(w, "periph", io=C.IO_DISPLAY_YESNO, mitm=True)
+    ph = Phone(w, "phone", io=C.IO_DISPLAY_YESNO, mitm=True)
+    numbers = []
+    for d in (p, ph):
+        d.answers["NC_REQ"] = lambda dev, conn, v: (numbers.append(v), dev.sm.confirm_reply(conn, True))
+    hc, hp = connect(w, ph, p)
+    ph.call(ph.sm.pair, hc)
+    assert both_done(w, p, ph)
+    assert len(numbers) == 2 and numbers[0] == numbers[1]
+    assert p.names() == ["SEC_REQ", "NC_REQ", "BOND_ADDED", "AUTH_CMPL"]
+    assert p.result().level == 4 and ph.result().level == 4
+
+
+def test_numeric_comparison_rejected(w):
+    p = Dev(w, "periph", io=C.IO_DISPLAY_YESNO, mitm=True)
+    ph = Phone(w, "phone", io=C.IO_DISPLAY_YESNO, mitm=True)
+    p.answers["NC_REQ"] = lambda dev, conn, v: dev.sm.confirm_reply(conn, False)
+    ph.answers["NC_REQ"] = lambda dev, conn, v: w.schedule(2.0, dev.call, dev.sm.confirm_reply, conn, True)
+    hc, hp = connect(w, ph, p)
+    t0 = w.now
+    ph.call(ph.sm.pair, hc)
+    assert both_done(w, p, ph)
+    assert w.now - t0 < 10  # promptly, not after the 30 s SMP timeout
+    assert p.result().reason == C.REJECTED and not p.result().success
+    assert not ph.result().success and ph.result().reason in (C.PEER_FAILED, C.AUTH_FAILED)
+    assert pdus(w, "PAIRING_FAILED")  # the peer was told (0x0C)
+    assert p.store.bonds() == [] and ph.store.bonds() == []
+
+
+# ---------------------------------------------------------------- failures
+
+
+def test_wrong_passkey(w):
+    p = Dev(w, "periph", io=C.IO_DISPLAY_ONLY, mitm=True)
+    ph = Phone(w, "phone", io=C.IO_KEYBOARD_ONLY, mitm=True)
+    shown = []
+    p.answers["PASSKEY_NOTIF"] = lambda dev, conn, v: shown.append(v)
+    ph.answers["PASSKEY_REQ"] = lambda dev, conn, v: dev.sm.passkey_reply(conn, True, (shown[-1] + 1) % 1000000)
+    hc, hp = connect(w, ph, p)
+    ph.call(ph.sm.pair, hc)
+    assert both_done(w, p, ph)
+    assert p.result().reason == C.AUTH_FAILED and ph.result().reason == C.AUTH_FAILED
+    assert p.store.bonds() == [] and ph.store.bonds() == []
+
+
+def test_prompt_timeout_before_smp_timeout(w):
+    p = Dev(w, "periph", io=C.IO_KEYBOARD_ONLY, mitm=True, prompt_timeout_ms=20000)
+    ph = Phone(w, "phone", io=C.IO_DISPLAY_ONLY, mitm=True)
+    hc, hp = connect(w, ph, p)
+    t0 = w.now
+    ph.call(ph.sm.pair, hc)  # nobody types the code on the ESP32
+    assert w.run_until(done(p), 40)
+    assert p.result().reason == C.PROMPT_TIMEOUT
+    assert 19 < w.now - t0 < 25
+    assert "PROMPT_CANCEL" in p.names()
+    assert w.run_until(done(ph), 5)  # the link was dropped: the phone knows at once
+    assert ph.result().reason == C.LINK_LOST
+    assert not p.sm.connections()
+
+
+def test_link_lost_mid_pairing(w):
+    p = Dev(w, "periph", io=C.IO_DISPLAY_YESNO, mitm=True)
+    ph = Phone(w, "phone", io=C.IO_DISPLAY_YESNO, mitm=True)
+    ph.answers["NC_REQ"] = lambda dev, conn, v: w.set_in_range(p.board, ph.board, False)
+    hc, hp = connect(w, ph, p)
+    t0 = w.now
+    ph.call(ph.sm.pair, hc)
+    assert both_done(w, p, ph, 10)
+    assert w.now - t0 < 5
+    assert p.result().reason == C.LINK_LOST and ph.result().reason == C.LINK_LOST
+    assert p.store.bonds() == []
+
+
+def test_key_size_below_minimum(w):
+    p = Dev(w, "periph", min_key_size=16)
+    ph = Phone(w, "phone", max_key_size=10)
+    hc, hp = connect(w, ph, p)
+    ph.call(ph.sm.pair, hc)
+    assert both_done(w, p, ph)
+    r = p.result()
+    assert r.reason == C.KEY_TOO_SHORT and r.key_size == 10
+    assert p.store.bonds() == []
+    w.run(1)
+    assert not p.sm.connections() and not ph.sm.connections()
+    # the same peer with min_key_size=7 on the ESP32 would have bonded: the floor is what refused
+    w2 = World(seed=8)
+    try:
+        p2 = Dev(w2, "periph", min_key_size=7)
+        ph2 = Phone(w2, "phone", max_key_size=10)
+        hc, hp = connect(w2, ph2, p2)
+        ph2.call(ph2.sm.pair, hc)
+        assert both_done(w2, p2, ph2)
+        assert p2.result().success and p2.result().key_size == 10
+    finally:
+        w2.close()
+
+
+def test_sc_only_against_legacy_only_peer(w):
+    p = Dev(w, "periph", io=C.IO_DISPLAY_ONLY, sc_only=True)
+    ph = Phone(w, "phone", io=C.IO_KEYBOARD_ONLY, mitm=True, sc=False)
+    shown = []
+    p.answers["PASSKEY_NOTIF"] = lambda dev, conn, v: shown.append(v)
+    ph.answers["PASSKEY_REQ"] = lambda dev, conn, v: dev.sm.passkey_reply(conn, True, shown[-1])
+    hc, hp = connect(w, ph, p)
+    ph.call(ph.sm.pair, hc)
+    assert both_done(w, p, ph)
+    r = p.result()
+    assert r.reason == C.LEGACY_UNDER_SC_ONLY and r.sc == 0 and r.authenticated == 1
+    assert p.store.bonds() == []
+    w.run(1)
+    assert not p.sm.connections()
+
+
+def test_sc_only_accepts_sc_peer(w):
+    p = Dev(w, "periph", io=C.IO_DISPLAY_YESNO, sc_only=True)
+    ph = Phone(w, "phone", io=C.IO_DISPLAY_YESNO, mitm=True)
+    for d in (p, ph):
+        d.answers["NC_REQ"] = lambda dev, conn, v: dev.sm.confirm_reply(conn, True)
+    hc, hp = connect(w, ph, p)
+    ph.call(ph.sm.pair, hc)
+    assert both_done(w, p, ph)
+    assert p.result().success and p.result().level == 4
+
+
+# ---------------------------------------------------------------- accept / reject
+
+
+def test_rejected_incoming_pairing(w):
+    asked = []
+    agent = CallbackAgent(accept=lambda conn, t, a: asked.append(bytes(a)) or False)
+    p = Dev(w, "periph", agent=agent)
+    c = Dev(w, "central")
+    hc, hp = connect(w, c, p)
+    c.call(c.sm.pair, hc)
+    assert both_done(w, c, p, 10)
+    assert asked == [c.board.public_addr]
+    assert p.names() == ["SEC_REQ", "AUTH_CMPL"] and p.result().reason == C.REJECTED
+    assert not c.result().success
+    assert p.store.bonds() == [] and c.store.bonds() == []
+    w.run(1)
+    assert not p.sm.connections() and not c.sm.connections()
+
+
+def test_pairing_window(w):
+    p = Dev(w, "periph", window=True)
+    c = Dev(w, "central")
+    hc, hp = connect(w, c, p)
+    c.call(c.sm.pair, hc)
+    assert both_done(w, c, p, 10)
+    assert p.result().reason == C.NOT_IN_WINDOW and p.store.bonds() == []
+    w.run(3)
+    p.call(p.sm.open_window, 30)  # the user presses the pairing button
+    p.events.clear()
+    c.events.clear()
+    hc, hp = connect(w, c, p)
+    c.call(c.sm.pair, hc)
+    assert both_done(w, c, p, 10)
+    assert p.result().success and len(p.store.bonds()) == 1
+    # a bonded peer reconnects with the window closed
+    w.run(40)
+    assert not p.sm.window_open()
+    c.call(c.ble.gap_disconnect, hc)
+    w.run(1)
+    p.events.clear()
+    c.events.clear()
+    hc, hp = connect(w, c, p)
+    c.call(c.sm.pair, hc)
+    assert both_done(w, c, p, 10)
+    assert p.result().success and p.result().reencrypt
+
+
+def test_repeated_failure_backoff(w):
+    p = Dev(w, "periph", io=C.IO_DISPLAY_ONLY, mitm=True, backoff_ms=4000)
+    ph = Phone(w, "phone", io=C.IO_KEYBOARD_ONLY, mitm=True)
+    ph.answers["PASSKEY_REQ"] = lambda dev, conn, v: dev.sm.passkey_reply(conn, True, 424242)  # a guess
+    reasons = []
+    for _ in range(3):
+        p.events.clear()
+        ph.events.clear()
+        hc, hp = connect(w, ph, p)
+        ph.call(ph.sm.pair, hc)
+        assert both_done(w, p, ph, 40)
+        reasons.append(p.result().reason)
+        w.run(1)
+        if ph.sm.connections():
+            ph.call(ph.ble.gap_disconnect, hc)
+            w.run(1)
+    # two wrong guesses, then the peer must wait (the link is dropped before any passkey step)
+    assert reasons[:2] == [C.AUTH_FAILED, C.AUTH_FAILED] or reasons[0] == C.AUTH_FAILED
+    assert reasons[2] == C.REPEATED_ATTEMPTS
+    assert "PASSKEY_NOTIF" not in p.names()
+    # after the waiting interval a correct pairing works
+    w.run(10)
+    shown = []
+    p.answers["PASSKEY_NOTIF"] = lambda dev, conn, v: shown.append(v)
+    ph.answers["PASSKEY_REQ"] = lambda dev, conn, v: dev.sm.passkey_reply(conn, True, shown[-1])
+    p.events.clear()
+    ph.events.clear()
+    hc, hp = connect(w, ph, p)
+    ph.call(ph.sm.pair, hc)
+    assert both_done(w, p, ph, 40)
+    assert p.result().success
+
+
+def test_spoofed_peer_cannot_evict_bond(w):
+    p = Dev(w, "periph", io=C.IO_DISPLAY_YESNO, mitm=True)
+    ph = Phone(w, "phone", io=C.IO_DISPLAY_YESNO, mitm=True)
+    for d in (p, ph):
+        d.answers["NC_REQ"] = lambda dev, conn, v: dev.sm.confirm_reply(conn, True)
+    hc, hp = connect(w, ph, p)
+    ph.call(ph.sm.pair, hc)
+    assert both_done(w, p, ph)
+    bond = p.store.bonds()[0]
+    assert bond.authenticated
+    ph.call(ph.ble.gap_disconnect, hc)
+    w.run(1)
+    ph.board.power_off()
+    # an attacker with the phone's address and no IO (Just Works) pairs with the ESP32
+    spoof = Dev(w, "spoof", addr=(ph.board.addr_type, ph.board.public_addr))
+    p.events.clear()
+    hc, hp = connect(w, spoof, p)
+    spoof.call(spoof.sm.pair, hc)
+    assert both_done(w, spoof, p)
+    assert p.result().reason == C.WEAKER_THAN_BOND
+    w.run(1)
+    # the spoofer's pairing looked complete to it, but the ESP32 kept nothing and dropped it
+    assert not spoof.sm.connections() and not p.sm.connections()
+    after = p.store.bonds()
+    assert len(after) == 1 and after[0].ltk == bond.ltk and after[0].authenticated
+    w.run(1)
+    spoof.board.power_off()
+    # the real phone comes back and re-encrypts with its bond
+    ph.board.power_on()
+    ph.boot()
+    p.events.clear()
+    hc, hp = connect(w, ph, p)
+    ph.call(ph.sm.pair, hc)
+    assert both_done(w, p, ph)
+    assert p.result().success and p.result().reencrypt and p.result().authenticated
+
+
+# ---------------------------------------------------------------- roles
+
+
+def test_central_role_limitation_fails_fast(w):
+    p = Dev(w, "periph", io=C.IO_DISPLAY_YESNO, mitm=True)
+    c = Dev(w, "central", io=C.IO_DISPLAY_YESNO, mitm=True)
+    p.answers["NC_REQ"] = lambda dev, conn, v: dev.sm.confirm_reply(conn, True)
+    hc, hp = connect(w, c, p)
+    # level 3 as central is impossible on stock firmware: refused before anything goes on air
+    assert c.call(c.sm.pair, hc, 3) is False
+    assert c.result().reason == C.CENTRAL_NO_PROMPTS
+    assert not [r for r in w.trace.records if r.name == "PAIRING_REQUEST"]
+    c.call(c.sm.require, hc, 1, None, False)
+    c.events.clear()
+    # a pairing that turns out to need a prompt on the central side: fails in seconds, not 30
+    t0 = w.now
+    c.call(c.sm.pair, hc)
+    assert w.run_until(done(c), 40)
+    assert c.result().reason == C.CENTRAL_NO_PROMPTS and w.now - t0 < 8
+    assert [r for r in w.trace.records if r.name == "passkey_action_not_delivered" and r.board == "central"]
+    assert w.run_until(done(p), 5)
+    assert not p.result().success and p.store.bonds() == []
+
+
+def test_application_callbacks_that_raise(w):
+    def bad_cb(event, conn, value):
+        raise RuntimeError("app bug in callback")
+
+    def bad_irq(event, data):
+        raise ValueError("app bug in IRQ handler")
+
+    agent = CallbackAgent(display=lambda conn, pk: 1 / 0, accept=lambda *a: [][3], done=lambda r: None.x)
+    p = Dev(w, "periph", io=C.IO_DISPLAY_ONLY, mitm=True, agent=agent, handler=bad_irq)
+    p.sm.register_callback(bad_cb)
+    ph = Phone(w, "phone", io=C.IO_KEYBOARD_ONLY, mitm=True)
+    pk = []
+    orig = p.sm._emit
+
+    def spy(event, conn, value=None):
+        if event == C.PASSKEY_NOTIF_EVT:
+            pk.append(value)
+        orig(event, conn, value)
+
+    p.sm._emit = spy
+    ph.answers["PASSKEY_REQ"] = lambda dev, conn, v: dev.sm.passkey_reply(conn, True, pk[-1])
+    hc, hp = connect(w, ph, p)
+    ph.call(ph.sm.pair, hc)
+    assert w.run_until(done(ph), 40)
+    assert ph.result().success
+    w.run(1)
+    assert p.sm.state(hp).level == 4 and len(p.store.bonds()) == 1
+    assert p.ble._handler is not None  # never removed by an escaped exception
+    assert not [r for r in w.trace.records if r.kind == "irq_error"]
+
+
+# ---------------------------------------------------------------- GATT authorization, status
+
+
+def test_gatt_read_authorization(w, capsys):
+    import bluetooth
+
+    p = Dev(w, "periph")
+    c = Dev(w, "central")
+    chr_uuid = bluetooth.UUID("00000000-1111-2222-3333-444444444444")
+    svc = (bluetooth.UUID(0x181A), ((chr_uuid, bluetooth.FLAG_READ),))
+    ((vh,),) = p.call(p.ble.gatts_register_services, (svc,))
+    p.call(p.ble.gatts_write, vh, b"secret")
+    p.call(p.sm.protect, vh, C.LEVEL_ENCRYPT)
+    hc, hp = connect(w, c, p)
+
+    def read():
+        c.call(c.ble.gattc_read, hc, vh)
+        w.run(1)
+        return [r for r in w.trace.records if r.kind == "irq" and r.board == "central"
+                and r.name == "_IRQ_GATTC_READ_DONE"][-1].args["data"]
+
+    before = read()
+    assert before[-1] == 0x105  # Insufficient Authentication, from our READ_REQUEST answer
+    c.call(c.sm.pair, hc)
+    assert both_done(w, c, p)
+    after = read()
+    assert after[-1] == 0
+    p.call(p.sm.status)
+    out = capsys.readouterr().out
+    assert "level=2" in out and "1 bond(s)" in out
