@@ -201,6 +201,7 @@ class BLE:
                 v.release()
             return None
         result = None
+        raised = False
         try:
             with self._board:
                 result = h(event, data)
@@ -208,6 +209,7 @@ class BLE:
             raise
         except Exception as e:  # the binding's protected call
             self._handler = None
+            raised = True
             self._print_exception(e)
             self._trace.add("irq_error", self._board.name, name, conn=conn,
                             args={"error": "%s: %s" % (type(e).__name__, e)}, text="handler removed")
@@ -228,7 +230,7 @@ class BLE:
         if isinstance(result, (bytes, bytearray, memoryview)):
             shown = bytes(result)
         self._trace.add("irq", self._board.name, name, conn=conn,
-                        args={"event": event, "data": plain, "result": shown},
+                        args={"event": event, "data": plain, "result": shown, "raised": raised},
                         text="%s %r" % (name, tuple(plain)))
         self._schedule_run()
         return result
