@@ -46,7 +46,8 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 if ROOT not in sys.path:
     sys.path.insert(0, ROOT)
 
-from tools.blesim.broker import control, spawn_broker  # noqa: E402
+from tools.blesim.broker import control as _control  # noqa: E402
+from tools.blesim.broker import spawn_broker  # noqa: E402
 from tools.blesim.run import board_command  # noqa: E402
 
 INSTANCE_READ_TIMEOUT_S = 10
@@ -79,6 +80,7 @@ class multitest:
 
     @staticmethod
     def broadcast(msg):
+        _blesim.hold_for_broadcast()
         print("BROADCAST", msg)
         multitest.flush()
 
@@ -106,6 +108,14 @@ class multitest:
 instance{idx}()
 multitest.flush()
 """
+
+
+def control(addr, msg):
+    """A control message to the broker; ignored once it has stopped (all boards gone)."""
+    try:
+        return _control(addr, msg)
+    except OSError:
+        return None
 
 
 class TestResult:
@@ -272,10 +282,7 @@ def run_test(path, interps=("cpython",), trace=None, verbose=False, timeout=INST
     finally:
         for inst in instances:
             inst.stop()
-        try:
-            control(addr, {"op": "shutdown"})
-        except OSError:
-            pass
+        control(addr, {"op": "shutdown"})
         try:
             broker.wait(5)
         except subprocess.TimeoutExpired:
@@ -304,6 +311,8 @@ def run_test(path, interps=("cpython",), trace=None, verbose=False, timeout=INST
 
             with open(trace, "w") as f:
                 f.write(render.svg(tr))
+            with open(os.path.splitext(trace)[0] + ".jsonl", "w") as f:
+                f.write(tr.to_jsonl())
     if verbose or os.environ.get("MULTITEST_KEEP"):
         sys.stderr.write("multitest: work dir %s\n" % tmp)
     else:
@@ -324,7 +333,8 @@ def main(argv=None):
     ap.add_argument("--mp", action="store_true", help="every instance on MicroPython")
     ap.add_argument("-s", "--show-output", action="store_true")
     ap.add_argument("-v", "--verbose", action="store_true", help="echo instance output as it comes")
-    ap.add_argument("--trace", metavar="DIR", help="write each test's sequence chart as DIR/<test>.svg")
+    ap.add_argument("--trace", metavar="DIR", help="write each test's sequence chart as DIR/<test>.svg (and the "
+                    "raw trace as .jsonl; `python -m tools.blesim.render DIR/<test>.jsonl` prints it)")
     ap.add_argument("files", nargs="+")
     a = ap.parse_args(argv)
     interps = a.instance or (["mp"] if a.mp else ["cpython"])

@@ -80,6 +80,8 @@ class FakeBoard:
 
 
 class FakeWorld:
+    _blesim_fake = True  # the broker exposes all public methods of FakeBLE
+
     def __init__(self):
         self.now = 0.0
         self._q = []

@@ -49,8 +49,29 @@ class ClientGone(Exception):
     """The board process left while its IRQ handler was expected to answer."""
 
 
-class HandlerRaised(Exception):
-    """The script's IRQ handler raised (its text is the original exception's)."""
+_RAISED = {}
+
+
+def _handler_error(text):
+    """An exception named like the one the script's handler raised (for the firmware's
+    report and the trace: "ValueError: boom")."""
+    name, _, msg = text.partition(": ")
+    if not name.isidentifier():
+        name, msg = "Exception", text
+    cls = _RAISED.get(name)
+    if cls is None:
+        cls = _RAISED[name] = type(name, (Exception,), {"__module__": "board"})
+    return cls(msg)
+
+
+# MicroPython's BLE methods on ESP32; a board process sees those the firmware model has.
+API = (
+    "active", "config", "irq", "gap_advertise", "gap_scan", "gap_connect", "gap_disconnect", "gap_pair",
+    "gap_passkey", "gatts_register_services", "gatts_read", "gatts_write", "gatts_notify", "gatts_indicate",
+    "gatts_set_buffer", "gattc_discover_services", "gattc_discover_characteristics",
+    "gattc_discover_descriptors", "gattc_read", "gattc_write", "gattc_exchange_mtu", "l2cap_listen",
+    "l2cap_connect", "l2cap_disconnect", "l2cap_send", "l2cap_recvinto", "hci_cmd",
+)
 
 
 class _Client:
@@ -70,6 +91,7 @@ class _Client:
         self.ext = False
         self.got_irq = False
         self.depth = 0
+        self.lines_due = 0  # broadcast lines sent to this board's stdin, not read yet
         self.interp = None
         self.proxy = self._make_proxy()
 
@@ -236,6 +258,13 @@ class Broker:
         elif op == "bye":
             c.alive = False
             self._depart(c)
+        elif op == "hold":  # a multitest broadcast line is on its way to the other boards
+            for other in self._boards():
+                if other is not c:
+                    other.lines_due += 1
+            c.send({"op": "res", "v": None})
+        elif op == "consumed":
+            c.lines_due = max(0, c.lines_due - int(msg.get("n", 1)))
         elif op == "expect":
             self.expected.add(msg["board"])
             c.control = True
@@ -290,15 +319,11 @@ class Broker:
         c.send({"op": "welcome", "board": name, "addr": board.public_addr.hex(),
                 "addr_type": board.addr_type, "methods": self._methods(board.ble)})
 
-    @staticmethod
-    def _methods(ble):
-        names = []
-        for n in dir(type(ble)):
-            if n.startswith("_"):
-                continue
-            if callable(getattr(type(ble), n, None)):
-                names.append(n)
-        return names
+    def _methods(self, ble):
+        t = type(ble)
+        if getattr(self.world, "_blesim_fake", False):  # protocol tests: every public method
+            return [n for n in dir(t) if not n.startswith("_") and callable(getattr(t, n))]
+        return [n for n in API if callable(getattr(t, n, None))]
 
     def _call(self, c, msg):
         if c.board is None:
@@ -311,7 +336,7 @@ class Broker:
         args = [wire.dec(a, uuid) for a in msg.get("a", [])]
         kwargs = {k: wire.dec(v, uuid) for k, v in (msg.get("k") or {}).items()}
         try:
-            if m.startswith("_") or not callable(getattr(type(ble), m, None)):
+            if m not in self._methods(ble):
                 raise AttributeError("'BLE' object has no attribute '%s'" % m)
             if m == "irq":
                 h = args[0] if args else None
@@ -365,7 +390,7 @@ class Broker:
                 op = msg.get("op")
                 if op == "ret":
                     if "x" in msg:
-                        raise HandlerRaised(msg["x"])
+                        raise _handler_error(msg["x"])
                     return wire.dec(msg.get("v"), self._uuid_class())
                 if op == "call":
                     self._call(c, msg)
@@ -375,7 +400,7 @@ class Broker:
                     c.alive = False
                     raise ClientGone("board process %s has gone" % c.name)
                 else:
-                    c.deferred.append(msg)
+                    self._handle(c, msg)
         finally:
             c.depth -= 1
             if c.state == "wait" and c.on_irq:
@@ -390,6 +415,8 @@ class Broker:
             return False
         for c in boards:
             if c.state != "wait" or c.inbox or c.deferred:
+                return False
+            if c.ext and c.lines_due:  # blocked on a stdin line that is on its way
                 return False
         if any(c.until is not None for c in boards):
             return True

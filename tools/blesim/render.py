@@ -44,6 +44,10 @@ class Row:
 
 def _short(v, n=14):
     if isinstance(v, str):
+        if v.startswith(("<function", "<bound method")):
+            return "handler"
+        if v.startswith("UUID("):
+            return v
         if len(v) > n and all(c in "0123456789abcdef" for c in v):
             return v[: n - 2] + ".."
         return repr(v) if not v.isdigit() else v
@@ -205,9 +209,9 @@ def text(trace, width=None, **kw):
         if r.src == r.dst:
             buf = blank()
             x = xs[r.src] + 1
-            label = _clip(" " + r.label, line_w - x)
+            label = _clip(" " + r.label, line_w - tw)
             if x + len(label) > line_w:
-                x = max(0, xs[r.src] - len(label))
+                x = max(tw, xs[r.src] - len(label))
             buf[x : x + len(label)] = list(label)
             buf[:tw] = list(stamp)
             out.append("".join(buf).rstrip())
@@ -230,8 +234,8 @@ def text(trace, width=None, **kw):
             out.append("".join(buf).rstrip())
         else:
             lab = blank()
-            lbl = _clip(r.label, line_w - lo - 2)
-            x0 = lo + 2 if lo + 2 + len(lbl) <= line_w else max(0, line_w - len(lbl))
+            lbl = _clip(r.label, line_w - tw)
+            x0 = lo + 2 if lo + 2 + len(lbl) <= line_w else max(tw, line_w - len(lbl))
             lab[x0 : x0 + len(lbl)] = list(lbl)
             lab[:tw] = list(stamp)
             out.append("".join(lab).rstrip())

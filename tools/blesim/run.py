@@ -166,11 +166,14 @@ def run_here(script, args=()):
         runpy.run_path(script, run_name="__main__")
     except SystemExit as e:
         rc = e.code if isinstance(e.code, int) else (0 if e.code is None else 1)
-    except BaseException:  # noqa: BLE001 (report like the interpreter, exit 1)
+    except BaseException as e:  # noqa: BLE001 (report like the interpreter, exit 1)
         import traceback
 
         sys.stdout.flush()
-        traceback.print_exc()
+        tb = e.__traceback__
+        while tb is not None and os.path.abspath(tb.tb_frame.f_code.co_filename) != os.path.abspath(script):
+            tb = tb.tb_next  # start at the script (not run.py / runpy)
+        traceback.print_exception(type(e), e, tb or e.__traceback__)
         rc = 1
     finally:
         sys.stdout.flush()

@@ -21,6 +21,9 @@ client when it was sent):
     {"op":"wait","u":until_us|null,"i":0|1[,"x":1]}     sleep (i=0), idle (i=1: wake on IRQ),
                                                         x=1: also woken by the client itself
     {"op":"resume"}                                     ends an x=1 wait (stdin became readable)
+    {"op":"hold"} -> {"op":"res"}   multitest.broadcast(): the other boards have a stdin line
+                                    coming; one blocked in multitest.wait() holds the clock
+    {"op":"consumed","n":k}         this board has read k such lines
     {"op":"bye","rc":n}
 Control connections (launchers): {"op":"expect","board":name} / {"op":"unexpect",...}
     (the clock stays still while an announced board has not joined), {"op":"status"},

@@ -297,6 +297,26 @@ def call(method, args=(), kwargs=None):
         raise OSError(5, "blesim: unexpected " + op)
 
 
+def _request(msg):
+    """Sends a broker request and waits for its "res" (running IRQs meanwhile)."""
+    _send(msg)
+    while True:
+        r = _recv()
+        if _dispatch(r):
+            continue
+        if r["op"] == "res":
+            return dec(r["v"])
+        raise OSError(5, "blesim: unexpected " + r["op"])
+
+
+def hold_for_broadcast():
+    """multitest.broadcast(): before the line is printed, tell the broker that the other
+    boards have a line coming on stdin; a board blocked in multitest.wait() holds the clock
+    until it has read it (so no virtual time passes while the line is in flight)."""
+    if _sock is not None:
+        _request({"op": "hold"})
+
+
 def set_handler(h):
     global _handler
     _handler = h
@@ -395,6 +415,8 @@ def readline_stdin(virtual=True):
             import os as _os
 
             c = _os.read(0, 4096)
+        if virtual and _sock is not None and b"\n" in c:
+            _send({"op": "consumed", "n": c.count(b"\n")})
         if not c:
             line = _stdin_buf
             _stdin_buf = b""

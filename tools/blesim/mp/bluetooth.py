@@ -18,20 +18,13 @@ removes the handler, as on the board.
 
 import _blesim
 
-FLAG_BROADCAST = 0x0001
+# The firmware module exports only these five flags (the others are documented as
+# constants for users to define themselves).
 FLAG_READ = 0x0002
 FLAG_WRITE_NO_RESPONSE = 0x0004
 FLAG_WRITE = 0x0008
 FLAG_NOTIFY = 0x0010
 FLAG_INDICATE = 0x0020
-FLAG_AUTHENTICATED_SIGNED_WRITE = 0x0040
-FLAG_AUX_WRITE = 0x0100
-FLAG_READ_ENCRYPTED = 0x0200
-FLAG_READ_AUTHENTICATED = 0x0400
-FLAG_READ_AUTHORIZED = 0x0800
-FLAG_WRITE_ENCRYPTED = 0x1000
-FLAG_WRITE_AUTHENTICATED = 0x2000
-FLAG_WRITE_AUTHORIZED = 0x4000
 
 
 def _hexval(s):
@@ -70,7 +63,7 @@ class UUID:
 
     def __repr__(self):
         if isinstance(self._value, int):
-            return "UUID(0x%04x)" % self._value
+            return ("UUID(0x%04x)" if self._value <= 0xFFFF else "UUID(0x%08x)") % self._value
         return "UUID('%s')" % self._value
 
     def __str__(self):
@@ -84,6 +77,16 @@ class UUID:
 
     def __hash__(self):
         return hash(self._value)
+
+    def __bytes__(self):  # CPython only (MicroPython classes can't offer the buffer protocol)
+        v = self._value
+        if isinstance(v, int):
+            return v.to_bytes(2 if v <= 0xFFFF else 4, "little")
+        b = bytearray(16)
+        h = v.replace("-", "")
+        for i in range(16):
+            b[15 - i] = int(h[2 * i : 2 * i + 2], 16)
+        return bytes(b)
 
 
 def _dashed(h):

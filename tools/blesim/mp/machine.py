@@ -56,8 +56,8 @@ class Pin:
     IN = 1
     OUT = 3
     OPEN_DRAIN = 7
-    PULL_UP = 2
-    PULL_DOWN = 1
+    PULL_UP = 1
+    PULL_DOWN = 2
     IRQ_RISING = 1
     IRQ_FALLING = 2
 
