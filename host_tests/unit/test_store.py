@@ -267,7 +267,7 @@ def test_corrupt_record_quarantined_others_survive():
     _write(d + "/bonds.db", img)
     st2 = new_store(d)
     assert [b.addr for b in st2.bonds()] == [addr(1), addr(3)]
-    assert st2.problems and "corrupt" in st2.problems[0]
+    assert st2.problems == ["1 corrupt record(s) quarantined"]
     assert _exists(d + "/bonds.db.bad") and k2 in _read(d + "/bonds.db.bad")
     # the damaged length field of a record: the parser resynchronises
     img = bytearray(_read(d + "/bonds.db"))
@@ -287,7 +287,7 @@ def test_truncated_file_keeps_complete_records():
     _write(d + "/bonds.db", img[:cut])
     st2 = new_store(d)
     assert [b.addr for b in st2.bonds()] == [addr(1), addr(2)]
-    assert "truncated" in st2.problems[0]
+    assert st2.problems == ["1 corrupt record(s) quarantined, file truncated"]
 
 
 def test_newer_version_is_never_overwritten():

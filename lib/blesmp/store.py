@@ -306,10 +306,8 @@ def _parse(data):
             bad.append(data[bad_from:pos])
             bad_from = -1
         payload = data[pos + 4:end]
-        if tag == 69:  # "E"
-            done = len(payload) >= 2 and struct.unpack_from("<H", payload)[0] == len(recs)
-            if not done:
-                bad.append(data[pos:end + 4])
+        if tag == 69:  # "E": the image is complete (its count is informational)
+            done = True
         else:
             recs.append((tag, payload))
         pos = end + 4
