@@ -17,8 +17,9 @@ from tools.blesim import World  # noqa: F401  (re-exported for the tests)
 
 
 class Dev:
-    def __init__(self, w, name, addr=None, profile=None, store_kw=None, **kw):
+    def __init__(self, w, name, addr=None, profile=None, store_kw=None, cls=SecurityManager, **kw):
         self.w = w
+        self.cls = cls
         self.board = w.board(name, addr=addr, profile=profile)
         self.kw = kw
         self.store_kw = store_kw or {}
@@ -42,7 +43,7 @@ class Dev:
         kw.setdefault("handler", self._app_irq)
         with self.board:
             self.store = BondStore(fs=self.board.fs, **self.store_kw)
-            self.sm = SecurityManager(self.board.ble, store=self.store, callback=self._cb, **kw)
+            self.sm = self.cls(self.board.ble, store=self.store, callback=self._cb, **kw)
         self._tick(self.gen)
 
     def _app_irq(self, event, data):

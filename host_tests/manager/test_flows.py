@@ -453,3 +453,37 @@ def test_gatt_read_authorization(w, capsys):
     p.call(p.sm.status)
     out = capsys.readouterr().out
     assert "level=2" in out and "1 bond(s)" in out
+
+
+def test_security_request_from_peripheral(w):
+    p = Dev(w, "periph")
+    c = Dev(w, "central")
+    hc, hp = connect(w, c, p)
+    assert p.call(p.sm.pair, hp)  # ESP32 peripheral: sends a Security Request
+    assert both_done(w, c, p)
+    assert pdus(w, "SECURITY_REQUEST")
+    assert c.names() == ["SEC_REQ", "BOND_ADDED", "AUTH_CMPL"]  # NimBLE paired by itself
+    assert p.names() == ["BOND_ADDED", "AUTH_CMPL"]  # our own request: nobody to ask
+    assert c.result().success and p.result().success and ltk_of(c) == ltk_of(p)
+
+
+def test_require_drops_reencryption_with_weak_stored_key(w):
+    p = Dev(w, "periph", io=C.IO_DISPLAY_YESNO, mitm=True)
+    c = Dev(w, "central")
+    hc, hp = connect(w, c, p)
+    c.call(c.sm.pair, hc)
+    assert both_done(w, c, p)
+    assert p.result().level == 2  # Just Works: the central has no IO
+    c.call(c.ble.gap_disconnect, hc)
+    w.run(1)
+    p.events.clear()
+    c.events.clear()
+    hc, hp = connect(w, c, p)
+    p.call(p.sm.require, hp, 3, None, False)  # this product now wants MITM protection
+    c.call(c.sm.pair, hc)  # the central re-encrypts with the old Just Works key
+    assert both_done(w, c, p)
+    r = p.result()
+    assert r.reencrypt and r.reason == C.LEVEL_TOO_LOW and r.level == 2
+    w.run(1)
+    assert not p.sm.connections() and not c.sm.connections()
+    assert len(p.store.bonds()) == 1  # a refused re-encryption never deletes the bond

@@ -167,7 +167,7 @@ class ButtonAgent:
         self.sm = None
         self.conn = None
         self.kind = 0
-        self._last = 0
+        self._last = None
         self._press_cb = self._press
         self.pins = (self._pin(yes_pin, 1), self._pin(no_pin, 0))
 
@@ -193,7 +193,7 @@ class ButtonAgent:
 
     def _press(self, which):
         now = time.ticks_ms()
-        if time.ticks_diff(now, self._last) < self.debounce_ms:
+        if self._last is not None and time.ticks_diff(now, self._last) < self.debounce_ms:
             return
         self._last = now
         sm = self.sm

@@ -5,7 +5,7 @@
     sm = SecurityManager(bluetooth.BLE(), io=IO_DISPLAY_YESNO, mitm=True)
     sm.start()                                 # the poll task (prompt timeouts, watchdogs)
     result = await sm.pair(conn)               # conn: a handle or an aioble DeviceConnection
-    prompt = await sm.prompt()                 # Prompt(kind=NC_REQ_EVT/PASSKEY_REQ_EVT/...)
+    prompt = await sm.prompt()                 # Prompt(kind=NC_REQ_EVT/PASSKEY_REQ_EVT/PASSKEY_NOTIF_EVT)
     prompt.reply(True)                         # or prompt.reply(True, 123456)
 
 The IRQ side never touches asyncio objects (the BLE IRQ runs on another FreeRTOS task on ESP32):
@@ -30,8 +30,10 @@ async def _sleep_ms(ms):
 
 
 class Prompt:
-    """A question for the user: kind (NC_REQ_EVT, PASSKEY_REQ_EVT, PASSKEY_NOTIF_EVT (nothing to
-    answer), SEC_REQ_EVT), conn, number (the NC number or the passkey to show)."""
+    """Something for the user: kind NC_REQ_EVT (compare `number`: reply(True/False)),
+    PASSKEY_REQ_EVT (reply(True, passkey)) or PASSKEY_NOTIF_EVT (show `number`; nothing to
+    answer); conn. SEC_REQ is not queued: NimBLE does not wait for it (see the README); refuse
+    from the callback with security_rsp()."""
 
     __slots__ = ("sm", "kind", "conn", "number")
 
@@ -47,8 +49,6 @@ class Prompt:
             return self.sm.confirm_reply(self.conn, accept)
         if k == C.PASSKEY_REQ_EVT:
             return self.sm.passkey_reply(self.conn, accept, passkey)
-        if k == C.SEC_REQ_EVT:
-            return self.sm.security_rsp(self.conn, accept)
         return False
 
     def __repr__(self):
@@ -73,7 +73,7 @@ class SecurityManager(_Base):
         self.user_callback = callback
 
     def _on_event(self, event, conn, value):
-        if event in (C.NC_REQ_EVT, C.PASSKEY_REQ_EVT, C.PASSKEY_NOTIF_EVT, C.SEC_REQ_EVT):
+        if event in (C.NC_REQ_EVT, C.PASSKEY_REQ_EVT, C.PASSKEY_NOTIF_EVT):
             if len(self._prompts) < 8:
                 self._prompts.append(Prompt(self, event, conn, value if isinstance(value, int) else None))
         elif event == C.PROMPT_CANCEL_EVT or event == C.AUTH_CMPL_EVT:

@@ -361,7 +361,9 @@ class SecurityManager:
         if c is None:
             raise ValueError("not connected: %r" % (conn,))
         if level is not None:
-            self.require(c.handle, level, start=False)
+            if not 1 <= level <= 4:
+                raise ValueError("level must be 1..4")
+            c.want = level
         if c.busy:
             return True  # already running: its AUTH_CMPL will come
         want = max(c.want, self.level)
