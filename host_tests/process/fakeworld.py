@@ -49,7 +49,9 @@ class FakeBLE:
         return other._fire(event, (self.board.name,))
 
     def has(self, name):
-        return name in self.board.world.boards
+        """Board `name` exists and has set its IRQ handler."""
+        b = self.board.world.boards.get(name)
+        return b is not None and b.ble.h is not None
 
     def had_handler(self):
         return self.h is not None
