@@ -504,3 +504,21 @@ def test_garbage_events_never_escape():
     for data in ((2, 0, b"\x00"), (1, 0, None), (2, 5, None)):
         r = ble.handler(C.IRQ_GET_SECRET, data)
         assert r is None or isinstance(r, (bytes, bytearray, memoryview))
+
+
+def test_reason_and_event_names_match_constants():
+    n = 0
+    for name in dir(C):
+        v = getattr(C, name)
+        if not isinstance(v, int) or name.startswith("_"):
+            continue
+        if name in ("OK", "PASSKEY_ENTRY_FAILED", "AUTH_REQUIREMENTS", "CONFIRM_VALUE_FAILED",
+                    "PAIRING_NOT_SUPPORTED", "ENCRYPTION_KEY_SIZE", "UNSPECIFIED", "REPEATED_ATTEMPTS",
+                    "NUMERIC_COMPARISON_FAILED") or 0x20 <= v <= 0x30 and not name.startswith(("IRQ", "ATT")):
+            assert C.reason_name(v) == name, (name, C.reason_name(v))
+            n += 1
+        if name.endswith("_EVT"):
+            assert C.event_name(v) == name[:-4]
+            n += 1
+    assert n > 30
+    assert C.reason_name(0x7F) == "0x7f" and C.event_name(99) == "99"

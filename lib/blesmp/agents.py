@@ -29,8 +29,14 @@ import sys
 import time
 
 import micropython
+from micropython import const
 
 from . import const as C
+
+# Copies of the blesmp.const values used here: const() folds them into the bytecode.
+_PASSKEY_ACTION_INPUT = const(2)
+_PASSKEY_ACTION_NUMERIC_COMPARISON = const(4)
+_SEC_REQ_EVT = const(1)
 
 
 def _fmt(addr):
@@ -93,13 +99,13 @@ class ConsoleAgent:
         self.out("[pair] conn %d: TYPE THIS CODE ON THE OTHER DEVICE: %06d" % (conn, passkey))
 
     def enter(self, sm, conn):
-        self.sm, self.conn, self.kind = sm, conn, C.PASSKEY_ACTION_INPUT
+        self.sm, self.conn, self.kind = sm, conn, _PASSKEY_ACTION_INPUT
         self.out("[pair] conn %d: the other device shows a 6-digit code. Type it: agent.pin(123456)"
                  " (or agent.no() to refuse)" % conn)
         return None
 
     def confirm(self, sm, conn, number):
-        self.sm, self.conn, self.kind = sm, conn, C.PASSKEY_ACTION_NUMERIC_COMPARISON
+        self.sm, self.conn, self.kind = sm, conn, _PASSKEY_ACTION_NUMERIC_COMPARISON
         self.out("[pair] conn %d: DOES THE OTHER DEVICE SHOW %06d ? agent.yes() / agent.no()" % (conn, number))
         return None
 
@@ -118,7 +124,7 @@ class ConsoleAgent:
             return False
         conn = self.conn if conn is None else conn
         kind, self.kind = self.kind, 0
-        if kind == C.PASSKEY_ACTION_INPUT:
+        if kind == _PASSKEY_ACTION_INPUT:
             return sm.passkey_reply(conn, ok, pk if ok else 0)
         return sm.confirm_reply(conn, ok)
 
@@ -200,9 +206,9 @@ class ButtonAgent:
         if sm is None:
             return
         kind, self.kind = self.kind, 0
-        if kind == C.PASSKEY_ACTION_NUMERIC_COMPARISON:
+        if kind == _PASSKEY_ACTION_NUMERIC_COMPARISON:
             sm.confirm_reply(self.conn, bool(which))
-        elif kind == C.SEC_REQ_EVT:
+        elif kind == _SEC_REQ_EVT:
             sm.security_rsp(self.conn, bool(which))
         elif which:
             sm.open_window(self.window_s)
@@ -219,7 +225,7 @@ class ButtonAgent:
         return None
 
     def confirm(self, sm, conn, number):
-        self.sm, self.conn, self.kind = sm, conn, C.PASSKEY_ACTION_NUMERIC_COMPARISON
+        self.sm, self.conn, self.kind = sm, conn, _PASSKEY_ACTION_NUMERIC_COMPARISON
         self.show("%06d  yes/no?" % number)
         return None
 

@@ -17,8 +17,17 @@ encryption changes; the secret store, passkey actions and AUTH_CMPL stay with th
 import asyncio
 import sys
 
+from micropython import const
+
 from . import const as C
 from .manager import SecurityManager as _Base
+
+# Copies of the blesmp.const values used here: const() folds them into the bytecode.
+_AUTH_CMPL_EVT = const(5)
+_NC_REQ_EVT = const(4)
+_PASSKEY_NOTIF_EVT = const(2)
+_PASSKEY_REQ_EVT = const(3)
+_PROMPT_CANCEL_EVT = const(8)
 
 
 async def _sleep_ms(ms):
@@ -45,9 +54,9 @@ class Prompt:
 
     def reply(self, accept, passkey=0):
         k = self.kind
-        if k == C.NC_REQ_EVT:
+        if k == _NC_REQ_EVT:
             return self.sm.confirm_reply(self.conn, accept)
-        if k == C.PASSKEY_REQ_EVT:
+        if k == _PASSKEY_REQ_EVT:
             return self.sm.passkey_reply(self.conn, accept, passkey)
         return False
 
@@ -73,10 +82,10 @@ class SecurityManager(_Base):
         self.user_callback = callback
 
     def _on_event(self, event, conn, value):
-        if event in (C.NC_REQ_EVT, C.PASSKEY_REQ_EVT, C.PASSKEY_NOTIF_EVT):
+        if event in (_NC_REQ_EVT, _PASSKEY_REQ_EVT, _PASSKEY_NOTIF_EVT):
             if len(self._prompts) < 8:
                 self._prompts.append(Prompt(self, event, conn, value if isinstance(value, int) else None))
-        elif event == C.PROMPT_CANCEL_EVT or event == C.AUTH_CMPL_EVT:
+        elif event == _PROMPT_CANCEL_EVT or event == _AUTH_CMPL_EVT:
             self._prompts = [p for p in self._prompts if p.conn != conn]
         cb = self.user_callback
         if cb is not None:

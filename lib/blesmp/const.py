@@ -57,8 +57,7 @@ BOND_ADDED_EVT = const(6)  # a bond was stored
 BOND_REMOVED_EVT = const(7)  # a bond was removed (remove_bond_device, clear, eviction)
 PROMPT_CANCEL_EVT = const(8)  # an open prompt is void (answered elsewhere, timed out, link lost)
 
-EVENT_NAMES = ("", "SEC_REQ", "PASSKEY_NOTIF", "PASSKEY_REQ", "NC_REQ", "AUTH_CMPL",
-               "BOND_ADDED", "BOND_REMOVED", "PROMPT_CANCEL")
+_EVENT_NAMES = "- SEC_REQ PASSKEY_NOTIF PASSKEY_REQ NC_REQ AUTH_CMPL BOND_ADDED BOND_REMOVED PROMPT_CANCEL"
 
 # -- failure reasons -------------------------------------------------------------
 # 0x01..0x0E are the SMP Pairing Failed reasons (Core Vol 3 Part H 3.5.5); the
@@ -91,27 +90,25 @@ KEY_MISSING = const(0x2D)  # the peer asked to encrypt with a bond we do not hav
 BUSY = const(0x2E)  # another procedure is running on this link
 STORE_FULL = const(0x30)  # the bond store refused the keys (full, when_full="refuse")
 
-_NAMES = {
-    0: "OK", 0x01: "PASSKEY_ENTRY_FAILED", 0x03: "AUTH_REQUIREMENTS", 0x04: "CONFIRM_VALUE_FAILED",
-    0x05: "PAIRING_NOT_SUPPORTED", 0x06: "ENCRYPTION_KEY_SIZE", 0x08: "UNSPECIFIED",
-    0x09: "REPEATED_ATTEMPTS", 0x0C: "NUMERIC_COMPARISON_FAILED",
-    0x20: "REJECTED", 0x21: "PROMPT_TIMEOUT", 0x22: "LINK_LOST", 0x23: "SMP_TIMEOUT",
-    0x24: "KEY_TOO_SHORT", 0x25: "LEGACY_UNDER_SC_ONLY", 0x26: "WEAKER_THAN_BOND",
-    0x27: "PEER_FAILED", 0x28: "AUTH_FAILED", 0x29: "LEVEL_TOO_LOW", 0x2A: "CENTRAL_NO_PROMPTS",
-    0x2B: "NOT_IN_WINDOW", 0x2C: "NOT_ALLOWED", 0x2D: "KEY_MISSING", 0x2E: "BUSY",
-    0x30: "STORE_FULL",
-}
+# Names of the reasons above, as one string (no dict in RAM): codes in _RCODES order.
+_RCODES = b"\x00\x01\x03\x04\x05\x06\x08\x09\x0c\x20\x21\x22\x23\x24\x25\x26\x27\x28\x29\x2a\x2b\x2c\x2d\x2e\x30"
+_RNAMES = ("OK PASSKEY_ENTRY_FAILED AUTH_REQUIREMENTS CONFIRM_VALUE_FAILED PAIRING_NOT_SUPPORTED "
+           "ENCRYPTION_KEY_SIZE UNSPECIFIED REPEATED_ATTEMPTS NUMERIC_COMPARISON_FAILED REJECTED "
+           "PROMPT_TIMEOUT LINK_LOST SMP_TIMEOUT KEY_TOO_SHORT LEGACY_UNDER_SC_ONLY WEAKER_THAN_BOND "
+           "PEER_FAILED AUTH_FAILED LEVEL_TOO_LOW CENTRAL_NO_PROMPTS NOT_IN_WINDOW NOT_ALLOWED "
+           "KEY_MISSING BUSY STORE_FULL")
 
 
 def reason_name(reason):
     """The name of a failure reason (an int from AuthResult.reason)."""
-    return _NAMES.get(reason, "0x%02x" % reason)
+    i = _RCODES.find(bytes((reason & 0xFF,))) if isinstance(reason, int) and 0 <= reason < 256 else -1
+    return _RNAMES.split()[i] if i >= 0 else "0x%02x" % reason
 
 
 def event_name(event):
     """The ESP-IDF-style name of an event code."""
-    if 0 < event < len(EVENT_NAMES):
-        return EVENT_NAMES[event]
+    if isinstance(event, int) and 0 < event <= 8:
+        return _EVENT_NAMES.split()[event]
     return str(event)
 
 

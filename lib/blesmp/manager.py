@@ -65,6 +65,63 @@ from micropython import const
 from . import const as C
 from .blob import info as blob_info
 
+# Copies of the blesmp.const values used here: const() folds them into the bytecode.
+_ATT_INSUFFICIENT_AUTHENTICATION = const(0x05)
+_ATT_INSUFFICIENT_AUTHORIZATION = const(0x08)
+_ATT_INSUFFICIENT_ENCRYPTION = const(0x0F)
+_ATT_INSUFFICIENT_KEY_SIZE = const(0x0C)
+_AUTH_CMPL_EVT = const(5)
+_AUTH_FAILED = const(0x28)
+_BOND_ADDED_EVT = const(6)
+_BOND_REMOVED_EVT = const(7)
+_BUSY = const(0x2E)
+_CENTRAL_NO_PROMPTS = const(0x2A)
+_CONN_HANDLE_NONE = const(65535)
+_IO_NO_INPUT_OUTPUT = const(3)
+_IRQ_CENTRAL_CONNECT = const(1)
+_IRQ_CENTRAL_DISCONNECT = const(2)
+_IRQ_ENCRYPTION_UPDATE = const(28)
+_IRQ_GATTS_READ_REQUEST = const(4)
+_IRQ_GATTS_WRITE = const(3)
+_IRQ_GET_SECRET = const(29)
+_IRQ_PASSKEY_ACTION = const(31)
+_IRQ_PERIPHERAL_CONNECT = const(7)
+_IRQ_PERIPHERAL_DISCONNECT = const(8)
+_IRQ_SET_SECRET = const(30)
+_KEY_MISSING = const(0x2D)
+_KEY_TOO_SHORT = const(0x24)
+_LEGACY_UNDER_SC_ONLY = const(0x25)
+_LEVEL_ENCRYPT = const(2)
+_LEVEL_MITM = const(3)
+_LEVEL_TOO_LOW = const(0x29)
+_LINK_LOST = const(0x22)
+_NC_REQ_EVT = const(4)
+_NOT_ALLOWED = const(0x2C)
+_NOT_IN_WINDOW = const(0x2B)
+_OK = const(0)
+_PASSKEY_ACTION_DISPLAY = const(3)
+_PASSKEY_ACTION_INPUT = const(2)
+_PASSKEY_ACTION_NUMERIC_COMPARISON = const(4)
+_PASSKEY_NOTIF_EVT = const(2)
+_PASSKEY_REQ_EVT = const(3)
+_PEER_FAILED = const(0x27)
+_PROMPT_CANCEL_EVT = const(8)
+_PROMPT_TIMEOUT = const(0x21)
+_REJECTED = const(0x20)
+_REPEATED_ATTEMPTS = const(0x09)
+_ROLE_CENTRAL = const(0)
+_ROLE_PERIPHERAL = const(1)
+_SEC_ENCRYPT = const(1)
+_SEC_ENCRYPT_MITM = const(3)
+_SEC_REQ_EVT = const(1)
+_SEC_TYPE_OUR = const(1)
+_SEC_TYPE_PEER = const(2)
+_SMP_TIMEOUT = const(0x23)
+_SMP_TIMEOUT_MS = const(30000)
+_STORE_FULL = const(0x30)
+_UNSPECIFIED = const(0x08)
+_WEAKER_THAN_BOND = const(0x26)
+
 _ST_IDLE = const(0)
 _ST_PAIRING = const(1)  # a pairing runs on the link
 _ST_ENCRYPTING = const(2)  # re-encryption with a stored key
@@ -204,7 +261,7 @@ class Link:
 
     def __repr__(self):
         return "<conn %d %s %d/%s level=%d enc=%d auth=%d bonded=%d key_size=%d sc=%s%s>" % (
-            self.handle, "central" if self.role == C.ROLE_CENTRAL else "peripheral", self.addr_type,
+            self.handle, "central" if self.role == _ROLE_CENTRAL else "peripheral", self.addr_type,
             _hex(self.addr), self.level, self.enc, self.auth, self.bonded, self.key_size, self.sc,
             " busy" if self.busy else "")
 
@@ -236,7 +293,7 @@ class SecurityManager:
     active         call ble.active(True) after installing the handler (default True)
     """
 
-    def __init__(self, ble, store=None, io=C.IO_NO_INPUT_OUTPUT, bond=True, mitm=False, sc=True,
+    def __init__(self, ble, store=None, io=_IO_NO_INPUT_OUTPUT, bond=True, mitm=False, sc=True,
                  min_key_size=16, sc_only=False, level=1, max_bonds=8, agent=None, callback=None,
                  handler=None, window=False, allow=None, repeat="stronger", prompt_timeout_ms=25000,
                  backoff_ms=2000, insecure_static_passkey=None, central_prompts=False,
@@ -319,13 +376,13 @@ class SecurityManager:
             mitm = True
         if level == 4:
             sc = True
-        if mitm and io == C.IO_NO_INPUT_OUTPUT:
+        if mitm and io == _IO_NO_INPUT_OUTPUT:
             raise ValueError("mitm/level>=3 needs a display or keyboard: io=IO_NO_INPUT_OUTPUT can only do Just Works")
         self.io, self.bond, self.mitm, self.sc = io, bool(bond), bool(mitm), bool(sc)
         self.min_key_size, self.sc_only, self.level = mks, bool(sc_only), level
         self._ble.config(io=io, bond=self.bond, mitm=self.mitm, le_secure=self.sc)
 
-    io = C.IO_NO_INPUT_OUTPUT
+    io = _IO_NO_INPUT_OUTPUT
     bond = True
     mitm = False
     sc = True
@@ -367,30 +424,30 @@ class SecurityManager:
         if c.busy:
             return True  # already running: its AUTH_CMPL will come
         want = max(c.want, self.level)
-        if c.role == C.ROLE_CENTRAL and want >= 3 and not self.central_prompts:
+        if c.role == _ROLE_CENTRAL and want >= 3 and not self.central_prompts:
             self._begin(c, _F_OURS)
-            self._fail(c, C.CENTRAL_NO_PROMPTS, disconnect=False)
+            self._fail(c, _CENTRAL_NO_PROMPTS, disconnect=False)
             return False
         if c.enc and c.level >= want and c.key_size >= self._min_ks(c):
             self._begin(c, _F_OURS)
             c.state = _ST_ENCRYPTING
-            self._report(c, True, C.OK)
+            self._report(c, True, _OK)
             return True
         self._begin(c, _F_OURS)
-        if c.role == C.ROLE_PERIPHERAL:
+        if c.role == _ROLE_PERIPHERAL:
             c.state = _ST_REQUESTED
-            c.deadline = time.ticks_add(self._ms(), C.SMP_TIMEOUT_MS)
+            c.deadline = time.ticks_add(self._ms(), _SMP_TIMEOUT_MS)
         try:
             self._ble.gap_pair(c.handle)
         except OSError as e:
             c.state = _ST_PAIRING
-            self._fail(c, C.BUSY if e.args and e.args[0] in (114, 120) else C.UNSPECIFIED, disconnect=False)
+            self._fail(c, _BUSY if e.args and e.args[0] in (114, 120) else _UNSPECIFIED, disconnect=False)
             return False
         return True
 
-    def set_encryption(self, conn, action=C.SEC_ENCRYPT):
+    def set_encryption(self, conn, action=_SEC_ENCRYPT):
         """esp_ble_set_encryption(addr, ESP_BLE_SEC_ENCRYPT / _NO_MITM / _MITM)."""
-        return self._start(conn, C.LEVEL_MITM if action == C.SEC_ENCRYPT_MITM else C.LEVEL_ENCRYPT)
+        return self._start(conn, _LEVEL_MITM if action == _SEC_ENCRYPT_MITM else _LEVEL_ENCRYPT)
 
     def require(self, conn, level, min_key_size=None, start=True):
         """The link must reach `level` (and key size): starts pairing if below; a link that ends
@@ -416,24 +473,24 @@ class SecurityManager:
         if accept:
             c.flags |= _F_ACCEPTED
         else:
-            self._reject(c, C.REJECTED)
+            self._reject(c, _REJECTED)
         return True
 
     def passkey_reply(self, conn, accept, passkey=0):
         """esp_ble_passkey_reply: the passkey the peer displays (PASSKEY_REQ_EVT)."""
         c = self.state(conn)
-        if c is None or c.action != C.PASSKEY_ACTION_INPUT:
+        if c is None or c.action != _PASSKEY_ACTION_INPUT:
             return False
         if accept:
             self._check_pk(passkey)
         c.action = 0
         c.flags = (c.flags | _F_ANSWERED) & ~_F_PROMPT
         if not accept:
-            self._reject(c, C.REJECTED)
+            self._reject(c, _REJECTED)
             return True
         self._watchdog(c)
         try:
-            self._ble.gap_passkey(c.handle, C.PASSKEY_ACTION_INPUT, passkey)
+            self._ble.gap_passkey(c.handle, _PASSKEY_ACTION_INPUT, passkey)
         except OSError as e:
             _log("gap_passkey failed", e)
             return False
@@ -443,19 +500,19 @@ class SecurityManager:
         """esp_ble_confirm_reply: does the number of NC_REQ_EVT match the peer's? No -> the peer
         gets Pairing Failed 0x0C and AUTH_CMPL(REJECTED) comes at once."""
         c = self.state(conn)
-        if c is None or c.action != C.PASSKEY_ACTION_NUMERIC_COMPARISON:
+        if c is None or c.action != _PASSKEY_ACTION_NUMERIC_COMPARISON:
             return False
         c.action = 0
         c.flags = (c.flags | _F_ANSWERED) & ~_F_PROMPT
         try:
-            self._ble.gap_passkey(c.handle, C.PASSKEY_ACTION_NUMERIC_COMPARISON, 1 if accept else 0)
+            self._ble.gap_passkey(c.handle, _PASSKEY_ACTION_NUMERIC_COMPARISON, 1 if accept else 0)
         except OSError as e:
             _log("gap_passkey failed", e)
         if accept:
             self._watchdog(c)
         else:
             c.flags |= _F_REJECT
-            self._fail(c, C.REJECTED, disconnect=False)
+            self._fail(c, _REJECTED, disconnect=False)
         return True
 
     def open_window(self, seconds=60):
@@ -475,7 +532,7 @@ class SecurityManager:
             self._allow = []
         self._allow.append(_key7(addr_type, bytes(addr)))
 
-    def protect(self, attr_handle, level=C.LEVEL_ENCRYPT, min_key_size=0, authorize=None):
+    def protect(self, attr_handle, level=_LEVEL_ENCRYPT, min_key_size=0, authorize=None):
         """GATT authorization for one characteristic value handle: reads below `level` (or key
         size) get the ATT error the spec names; authorize(conn, attr_handle, write) -> bool decides
         the rest (False -> 0x08). Writes cannot be refused by stock firmware (the value is in the
@@ -487,18 +544,18 @@ class SecurityManager:
     def check(self, conn, attr_handle, write=False):
         """0 if `conn` may access `attr_handle`, else the ATT error code."""
         rule = self._authz.get(attr_handle)
-        if rule is None or conn == C.CONN_HANDLE_NONE:
+        if rule is None or conn == _CONN_HANDLE_NONE:
             return 0
         level, mks, authorize = rule
         c = self._links.get(conn)
         if c is None:
-            return C.ATT_INSUFFICIENT_AUTHENTICATION
+            return _ATT_INSUFFICIENT_AUTHENTICATION
         if c.level < level:
             if not c.enc:
-                return C.ATT_INSUFFICIENT_ENCRYPTION if self._has_bond(c) else C.ATT_INSUFFICIENT_AUTHENTICATION
-            return C.ATT_INSUFFICIENT_AUTHENTICATION
+                return _ATT_INSUFFICIENT_ENCRYPTION if self._has_bond(c) else _ATT_INSUFFICIENT_AUTHENTICATION
+            return _ATT_INSUFFICIENT_AUTHENTICATION
         if mks and c.key_size < mks:
-            return C.ATT_INSUFFICIENT_KEY_SIZE
+            return _ATT_INSUFFICIENT_KEY_SIZE
         if authorize is not None:
             ok = False
             try:
@@ -506,7 +563,7 @@ class SecurityManager:
             except Exception as e:  # noqa: BLE001 (an application error denies)
                 _log("authorize callback raised", e)
             if not ok:
-                return C.ATT_INSUFFICIENT_AUTHORIZATION
+                return _ATT_INSUFFICIENT_AUTHORIZATION
         return 0
 
     # bonds (esp_ble_get_bond_device_list / _num, esp_ble_remove_bond_device)
@@ -645,11 +702,11 @@ class SecurityManager:
         # firmware's update never comes (link gone quiet).
         c.t0 = self._ms()
         c.flags &= ~(_F_PROMPT | _F_CENTRAL_WD)
-        if c.role == C.ROLE_CENTRAL and not self.central_prompts and self.io != C.IO_NO_INPUT_OUTPUT:
+        if c.role == _ROLE_CENTRAL and not self.central_prompts and self.io != _IO_NO_INPUT_OUTPUT:
             c.flags |= _F_CENTRAL_WD
             c.deadline = time.ticks_add(c.t0, self.central_stall_ms)
         else:
-            c.deadline = time.ticks_add(c.t0, C.SMP_TIMEOUT_MS + 2000)
+            c.deadline = time.ticks_add(c.t0, _SMP_TIMEOUT_MS + 2000)
 
     def _report(self, c, success, reason):
         r = AuthResult(c, success, reason)
@@ -658,14 +715,14 @@ class SecurityManager:
         c.deadline = None
         if c.action:
             c.action = 0
-            self._emit(C.PROMPT_CANCEL_EVT, c.handle)
+            self._emit(_PROMPT_CANCEL_EVT, c.handle)
             self._agent("cancel", c.handle)
         k = c.key
         if success:
             self._backoff.pop(k, None)
-        elif reason not in (C.REPEATED_ATTEMPTS, C.CENTRAL_NO_PROMPTS, C.BUSY):
+        elif reason not in (_REPEATED_ATTEMPTS, _CENTRAL_NO_PROMPTS, _BUSY):
             self._count_failure(k)
-        self._emit(C.AUTH_CMPL_EVT, c.handle, r)
+        self._emit(_AUTH_CMPL_EVT, c.handle, r)
         self._agent("done", r)
 
     def _count_failure(self, k):
@@ -692,9 +749,9 @@ class SecurityManager:
 
     def _reject(self, c, reason):
         c.flags |= _F_REJECT
-        if c.action == C.PASSKEY_ACTION_NUMERIC_COMPARISON:
+        if c.action == _PASSKEY_ACTION_NUMERIC_COMPARISON:
             try:
-                self._ble.gap_passkey(c.handle, C.PASSKEY_ACTION_NUMERIC_COMPARISON, 0)
+                self._ble.gap_passkey(c.handle, _PASSKEY_ACTION_NUMERIC_COMPARISON, 0)
             except OSError:
                 pass
         self._fail(c, reason)
@@ -724,13 +781,13 @@ class SecurityManager:
         now = self._ms()
         b = self._backoff.get(c.key)
         if b is not None and b[1] is not None and time.ticks_diff(b[1], now) > 0:
-            return C.REPEATED_ATTEMPTS
+            return _REPEATED_ATTEMPTS
         if self._allow is not None and c.key not in self._allow:
-            return C.NOT_ALLOWED
+            return _NOT_ALLOWED
         if repeat and self.repeat == "deny":
-            return C.WEAKER_THAN_BOND
+            return _WEAKER_THAN_BOND
         if self.window and not repeat and not self.window_open():
-            return C.NOT_IN_WINDOW
+            return _NOT_IN_WINDOW
         return 0
 
     def _incoming(self, c, repeat_blob):
@@ -751,12 +808,12 @@ class SecurityManager:
         reason = self._policy(c, c.old is not None)
         if not (c.flags & _F_SECREQ):
             c.flags |= _F_SECREQ
-            self._emit(C.SEC_REQ_EVT, c.handle, (c.addr_type, c.addr))
+            self._emit(_SEC_REQ_EVT, c.handle, (c.addr_type, c.addr))
             if c.flags & _F_REJECT or c.state == _ST_REPORTED:
                 return False  # the application refused in its callback (security_rsp)
             ok = self._agent("accept", c.handle, c.addr_type, c.addr)
             if ok is False and not reason:
-                reason = C.REJECTED
+                reason = _REJECTED
         if reason:
             self._reject(c, reason)
             return False
@@ -778,7 +835,7 @@ class SecurityManager:
         # The link is encrypted (c.enc etc. are current): apply the policy, report.
         reenc = c.state == _ST_ENCRYPTING
         if c.flags & _F_REJECT:
-            self._fail(c, C.REJECTED)
+            self._fail(c, _REJECTED)
             return
         reason = 0
         want = max(c.want, self.level)
@@ -788,34 +845,34 @@ class SecurityManager:
             # has no SC flag): an authenticated 16-byte link is taken for level 4 (documented gap).
             lvl = 4
         if c.key_size < self._min_ks(c):
-            reason = C.KEY_TOO_SHORT
+            reason = _KEY_TOO_SHORT
         elif self.sc_only and c.sc == 0:
-            reason = C.LEGACY_UNDER_SC_ONLY
+            reason = _LEGACY_UNDER_SC_ONLY
         elif lvl < want:
-            reason = C.LEVEL_TOO_LOW
+            reason = _LEVEL_TOO_LOW
         elif not reenc and self._weaker(c, c.key_size, c.auth, c.sc):
-            reason = C.WEAKER_THAN_BOND
+            reason = _WEAKER_THAN_BOND
         if not reason and not reenc and c.bonded:
             r = self._store_done(c, True)
             if r == "refused":
                 # The store kept the old bond (weaker replacement) or is full (when_full="refuse").
-                reason = C.WEAKER_THAN_BOND if c.old is not None else C.STORE_FULL
+                reason = _WEAKER_THAN_BOND if c.old is not None else _STORE_FULL
         if reason:
             self._fail(c, reason)
             return
         self._store_done(c, True)
-        self._report(c, True, C.OK)
+        self._report(c, True, _OK)
 
     def _infer_failure(self, c):
         if c.flags & _F_REJECT:
-            return C.REJECTED
-        if time.ticks_diff(self._ms(), c.t0) >= C.SMP_TIMEOUT_MS - 1000:
-            return C.SMP_TIMEOUT
+            return _REJECTED
+        if time.ticks_diff(self._ms(), c.t0) >= _SMP_TIMEOUT_MS - 1000:
+            return _SMP_TIMEOUT
         if c.flags & _F_ANSWERED:
-            return C.AUTH_FAILED
+            return _AUTH_FAILED
         if c.state == _ST_ENCRYPTING:
-            return C.KEY_MISSING  # the peer refused our stored key (it lost the bond)
-        return C.PEER_FAILED
+            return _KEY_MISSING  # the peer refused our stored key (it lost the bond)
+        return _PEER_FAILED
 
     def _tick(self):
         now = self._ms()
@@ -833,23 +890,23 @@ class SecurityManager:
                 self._finish(c)
             elif st in (_ST_PAIRING, _ST_ENCRYPTING, _ST_REQUESTED):
                 if c.flags & _F_PROMPT:
-                    nc = c.action == C.PASSKEY_ACTION_NUMERIC_COMPARISON
+                    nc = c.action == _PASSKEY_ACTION_NUMERIC_COMPARISON
                     c.flags |= _F_REJECT
                     if nc:  # a clean refusal: the peer gets Pairing Failed 0x0C
                         try:
-                            self._ble.gap_passkey(c.handle, C.PASSKEY_ACTION_NUMERIC_COMPARISON, 0)
+                            self._ble.gap_passkey(c.handle, _PASSKEY_ACTION_NUMERIC_COMPARISON, 0)
                         except OSError:
                             pass
-                    self._fail(c, C.PROMPT_TIMEOUT, disconnect=not nc)
+                    self._fail(c, _PROMPT_TIMEOUT, disconnect=not nc)
                 elif c.flags & _F_CENTRAL_WD:
                     _log("conn %d: as central the firmware cannot show passkey/numeric-comparison prompts "
                          "to Python; the pairing would stall for 30 s (use io=IO_NO_INPUT_OUTPUT/mitm=False "
                          "as central, or pair from the other side)" % c.handle)
-                    self._fail(c, C.CENTRAL_NO_PROMPTS)
+                    self._fail(c, _CENTRAL_NO_PROMPTS)
                 elif st == _ST_REQUESTED:
-                    self._report(c, False, C.PEER_FAILED)  # the central ignored our Security Request
+                    self._report(c, False, _PEER_FAILED)  # the central ignored our Security Request
                 else:
-                    self._fail(c, C.SMP_TIMEOUT)
+                    self._fail(c, _SMP_TIMEOUT)
 
     def _fail_update(self, c):
         # A failed ENCRYPTION_UPDATE, the link apparently still up.
@@ -863,9 +920,9 @@ class SecurityManager:
     def _on_store(self, event, bond):
         try:
             if event == "added" or event == "replaced":
-                self._emit(C.BOND_ADDED_EVT, None, bond)
+                self._emit(_BOND_ADDED_EVT, None, bond)
             elif event == "removed" or event == "cleared":
-                self._emit(C.BOND_REMOVED_EVT, None, bond)
+                self._emit(_BOND_REMOVED_EVT, None, bond)
         except Exception as e:  # noqa: BLE001
             _log("bond event failed", e)
 
@@ -878,13 +935,13 @@ class SecurityManager:
     # -- the IRQ handler ---------------------------------------------------------------------------
     def _irq(self, event, data):
         try:
-            if event == C.IRQ_GET_SECRET:
+            if event == _IRQ_GET_SECRET:
                 return self._get_secret(data)
-            if event == C.IRQ_SET_SECRET:
+            if event == _IRQ_SET_SECRET:
                 return self._set_secret(data)
         except BaseException as e:  # noqa: BLE001
             _log("secret store event failed", e)
-            return None if event == C.IRQ_GET_SECRET else False
+            return None if event == _IRQ_GET_SECRET else False
         finally:
             self._in_store = False
         forward = True
@@ -893,21 +950,21 @@ class SecurityManager:
             if self._disc:
                 self._flush(None)
             self._tick()
-            if event == C.IRQ_CENTRAL_CONNECT or event == C.IRQ_PERIPHERAL_CONNECT:
+            if event == _IRQ_CENTRAL_CONNECT or event == _IRQ_PERIPHERAL_CONNECT:
                 h, t, a = data
                 if t != 255:
-                    role = C.ROLE_PERIPHERAL if event == C.IRQ_CENTRAL_CONNECT else C.ROLE_CENTRAL
+                    role = _ROLE_PERIPHERAL if event == _IRQ_CENTRAL_CONNECT else _ROLE_CENTRAL
                     self._links[h] = Link(h, role, t, bytes(a))
-            elif event == C.IRQ_CENTRAL_DISCONNECT or event == C.IRQ_PERIPHERAL_DISCONNECT:
+            elif event == _IRQ_CENTRAL_DISCONNECT or event == _IRQ_PERIPHERAL_DISCONNECT:
                 self._on_disconnect(data[0])
-            elif event == C.IRQ_ENCRYPTION_UPDATE:
+            elif event == _IRQ_ENCRYPTION_UPDATE:
                 self._on_encryption(*data)
-            elif event == C.IRQ_PASSKEY_ACTION:
+            elif event == _IRQ_PASSKEY_ACTION:
                 forward = False
                 self._on_passkey(*data)
-            elif event == C.IRQ_GATTS_READ_REQUEST:
+            elif event == _IRQ_GATTS_READ_REQUEST:
                 deny = self.check(data[0], data[1], False)
-            elif event == C.IRQ_GATTS_WRITE:
+            elif event == _IRQ_GATTS_WRITE:
                 if self.check(data[0], data[1], True):
                     forward = False
                     _log("conn %d wrote protected handle %d below its level: write not forwarded" % (
@@ -922,7 +979,7 @@ class SecurityManager:
             except BaseException as e:  # noqa: BLE001
                 _log("application IRQ handler raised on event %r" % (event,), e)
                 ret = None
-        if event == C.IRQ_GATTS_READ_REQUEST:
+        if event == _IRQ_GATTS_READ_REQUEST:
             if deny:
                 return deny
             return ret if isinstance(ret, int) else 0
@@ -939,25 +996,25 @@ class SecurityManager:
         if kb is None or len(kb) != 7 or index != 0:
             return r
         now = self._ms()
-        if sec_type == C.SEC_TYPE_OUR and kb == _ZERO7:
+        if sec_type == _SEC_TYPE_OUR and kb == _ZERO7:
             # NimBLE's bond-count check: a pairing is starting. Our own central gap_pair makes
             # one too: that one does not announce an incoming pairing.
             for c in self._links.values():
-                if (c.role == C.ROLE_CENTRAL and c.state == _ST_PAIRING and not (c.flags & _F_MARKED)
+                if (c.role == _ROLE_CENTRAL and c.state == _ST_PAIRING and not (c.flags & _F_MARKED)
                         and time.ticks_diff(now, c.t0) < _MARK_MS):
                     c.flags |= _F_MARKED
                     return r
             self._mark = now
             return r
-        if sec_type == C.SEC_TYPE_PEER:
+        if sec_type == _SEC_TYPE_PEER:
             marked = self._mark is not None and time.ticks_diff(now, self._mark) < _MARK_MS
-            c = self._find_key(kb, C.ROLE_PERIPHERAL) if marked else None
+            c = self._find_key(kb, _ROLE_PERIPHERAL) if marked else None
             if c is not None:
                 self._mark = None
                 # An incoming pairing; r = the bond it would replace. Refused: say "no bond", so
                 # that NimBLE does not delete the bond for a pairing that will not complete.
                 return r if self._incoming(c, r) else None
-            c = self._find_key(kb, C.ROLE_CENTRAL)
+            c = self._find_key(kb, _ROLE_CENTRAL)
             if c is None:
                 return r
             info = blob_info(r)
@@ -972,19 +1029,19 @@ class SecurityManager:
                     self._begin(c, 0)
                     c.state = _ST_ENCRYPTING
                     c.sc = info[2]
-                    self._emit(C.SEC_REQ_EVT, c.handle, (c.addr_type, c.addr))
+                    self._emit(_SEC_REQ_EVT, c.handle, (c.addr_type, c.addr))
                 else:
                     self._incoming(c, None)
             return r
-        if sec_type == C.SEC_TYPE_OUR:
-            c = self._find_key(kb, C.ROLE_PERIPHERAL)
+        if sec_type == _SEC_TYPE_OUR:
+            c = self._find_key(kb, _ROLE_PERIPHERAL)
             if c is None:
                 return r
             # The central's LTK request: re-encryption with a stored bond.
             self._begin(c, 0)
             c.state = _ST_ENCRYPTING
             if r is None:
-                self._report(c, False, C.KEY_MISSING)  # negative reply: no update will come
+                self._report(c, False, _KEY_MISSING)  # negative reply: no update will come
             else:
                 c.sc = blob_info(r)[2]
         return r
@@ -992,7 +1049,7 @@ class SecurityManager:
     def _set_secret(self, data):
         self._in_store = True
         sec_type, key, value = data
-        if value is not None and sec_type in (C.SEC_TYPE_OUR, C.SEC_TYPE_PEER) and key is not None:
+        if value is not None and sec_type in (_SEC_TYPE_OUR, _SEC_TYPE_PEER) and key is not None:
             kb = bytes(key)
             c = self._find_key(kb)
             if c is None:
@@ -1019,7 +1076,7 @@ class SecurityManager:
                 ok = self.store.set_secret(sec_type, key, value)
                 if ok:
                     c.flags |= _F_KEYS
-                if sec_type == C.SEC_TYPE_PEER and c.state == _ST_WAITKEYS:
+                if sec_type == _SEC_TYPE_PEER and c.state == _ST_WAITKEYS:
                     c.state = _ST_PAIRING
                     c.deadline = None
                     self._finish_later(c)
@@ -1039,13 +1096,13 @@ class SecurityManager:
         if st == _ST_FAILING:
             c.state = c.proc
             self._store_done(c, False)
-            self._report(c, False, C.REJECTED if c.flags & _F_REJECT else C.LINK_LOST)
+            self._report(c, False, _REJECTED if c.flags & _F_REJECT else _LINK_LOST)
         elif st == _ST_WAITKEYS:
             c.state = _ST_PAIRING
             self._finish(c)
         elif st in (_ST_PAIRING, _ST_ENCRYPTING, _ST_REQUESTED):
             self._store_done(c, False)
-            self._report(c, False, C.REJECTED if c.flags & _F_REJECT else C.LINK_LOST)
+            self._report(c, False, _REJECTED if c.flags & _F_REJECT else _LINK_LOST)
 
     def _on_encryption(self, h, enc, auth, bonded, ks):
         c = self._links.get(h)
@@ -1108,7 +1165,7 @@ class SecurityManager:
         if c.state not in (_ST_PAIRING, _ST_REQUESTED) or not (c.flags & _F_ACCEPTED):
             self._incoming(c, None)
         if c.flags & _F_REJECT or c.state != _ST_PAIRING:
-            if action == C.PASSKEY_ACTION_NUMERIC_COMPARISON:
+            if action == _PASSKEY_ACTION_NUMERIC_COMPARISON:
                 self._ble.gap_passkey(h, action, 0)
             return
         c.state = _ST_PAIRING
@@ -1116,25 +1173,25 @@ class SecurityManager:
         c.flags &= ~_F_CENTRAL_WD
         c.t0 = self._ms()
         c.deadline = time.ticks_add(c.t0, self.prompt_timeout_ms)
-        if action == C.PASSKEY_ACTION_DISPLAY:
+        if action == _PASSKEY_ACTION_DISPLAY:
             pk = self._static if self._static is not None else random_passkey()
             c.number = pk
             self._ble.gap_passkey(h, action, pk)
             c.flags |= _F_ANSWERED
-            self._emit(C.PASSKEY_NOTIF_EVT, h, pk)
+            self._emit(_PASSKEY_NOTIF_EVT, h, pk)
             self._agent("display", h, pk)
-        elif action == C.PASSKEY_ACTION_INPUT:
+        elif action == _PASSKEY_ACTION_INPUT:
             c.action = action
-            self._emit(C.PASSKEY_REQ_EVT, h, None)
+            self._emit(_PASSKEY_REQ_EVT, h, None)
             if c.action == action:
                 pk = self._agent("enter", h)
                 if pk is not None and c.action == action:
                     self.passkey_reply(h, True, pk)
-        elif action == C.PASSKEY_ACTION_NUMERIC_COMPARISON:
+        elif action == _PASSKEY_ACTION_NUMERIC_COMPARISON:
             c.action = action
             c.number = number
             c.sc = 1  # numeric comparison exists only in LE Secure Connections
-            self._emit(C.NC_REQ_EVT, h, number)
+            self._emit(_NC_REQ_EVT, h, number)
             if c.action == action:
                 ok = self._agent("confirm", h, number)
                 if ok is not None and c.action == action:
