@@ -80,3 +80,12 @@ def test_irq_to_a_busy_board_and_cross_board_return_values(ia, ib, tmp_path):
     out, w = _run({"a": ("proto_a.py", ia), "b": ("proto_b.py", ib)}, tmp_path)
     assert out["b"].splitlines() == ["b got hello b"]
     assert out["a"].splitlines() == ["ping pong", "a saw ['b']"]
+
+
+@pytest.mark.parametrize("interp", INTERPS)
+def test_machine_timer_and_idle_on_the_virtual_clock(interp, tmp_path):
+    if interp == "mp" and not _mp_available():
+        pytest.skip("no micropython")
+    out, w = _run({"a": ("timer.py", interp)}, tmp_path)
+    assert out["a"].splitlines() == ["fired [250, 500, 750, 1000]", "oneshot [100] 100",
+                                     "nvs 7 True"]

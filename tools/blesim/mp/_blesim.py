@@ -338,10 +338,61 @@ def now_us():
 _idle_step = 1000
 
 
+# machine.Timer: [due_us, period_us (0: one shot), callback, timer object]. They fire
+# while the script waits (the only time the virtual clock moves), in due order.
+timers = []
+
+
+def timer_start(obj, period_us, periodic, callback):
+    timer_stop(obj)
+    timers.append([_now + period_us, period_us if periodic else 0, callback, obj])
+
+
+def timer_stop(obj):
+    for t in timers:
+        if t[3] is obj:
+            timers.remove(t)
+            return
+
+
+def _run_timers():
+    fired = False
+    while True:
+        due = None
+        for t in timers:
+            if t[0] <= _now and (due is None or t[0] < due[0]):
+                due = t
+        if due is None:
+            return fired
+        if due[1]:
+            due[0] += due[1]
+        else:
+            timers.remove(due)
+        fired = True
+        due[2](due[3])
+
+
 def wait(until_us, on_irq, ext_fd=None):
     """Waits in virtual time until `until_us` (None: no deadline), or until an
-    IRQ was handled (if `on_irq`), or until `ext_fd` is readable. IRQs are
-    run as they come. Returns "time", "irq" or "ext"."""
+    IRQ was handled (if `on_irq`), or until `ext_fd` is readable. IRQs and
+    machine.Timer callbacks run as they come due. Returns "time", "irq" or "ext"."""
+    while True:
+        step = until_us
+        for t in timers:
+            if step is None or t[0] < step:
+                step = t[0]
+        why = _wait_once(step, on_irq, ext_fd)
+        fired = _run_timers()
+        _run_scheduled()
+        if why != "time" or until_us is None and not timers:
+            return why
+        if until_us is not None and _now >= until_us:
+            return why
+        if fired and on_irq:
+            return "irq"  # machine.idle() returns after any interrupt
+
+
+def _wait_once(until_us, on_irq, ext_fd=None):
     global _woke_by_irq, quiet_spin
     quiet_spin = 0
     connect()

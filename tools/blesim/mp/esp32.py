@@ -2,14 +2,16 @@
 filesystem directory (the process's working directory), one namespace per file
 (`nvs_<namespace>.json`). Same surface and errors as the firmware: set_i32,
 get_i32, set_blob, get_blob(key, buffer) -> length, erase_key, commit (values
-are visible at once and written to the file on commit, as NVS's handle
-semantics allow). A missing key raises OSError(-4354) (ESP_ERR_NVS_NOT_FOUND).
+are visible at once to every NVS object of the namespace and reach the file
+only on commit, so uncommitted changes are lost when the process ends).
+A missing key raises OSError(-4354) (ESP_ERR_NVS_NOT_FOUND).
 """
 
 import binascii
 import json
 
 _ESP_ERR_NVS_NOT_FOUND = -4354
+_open = {}
 
 
 class NVS:
@@ -17,11 +19,15 @@ class NVS:
         if not isinstance(namespace, str) or not 0 < len(namespace) <= 15:
             raise ValueError("namespace")
         self._file = "nvs_" + namespace + ".json"
-        try:
-            with open(self._file) as f:
-                self._d = json.load(f)
-        except (OSError, ValueError):
-            self._d = {}
+        d = _open.get(namespace)
+        if d is None:
+            try:
+                with open(self._file) as f:
+                    d = json.load(f)
+            except (OSError, ValueError):
+                d = {}
+            _open[namespace] = d
+        self._d = d  # shared by every NVS object of the namespace, as on the board
 
     def _get(self, key, kind):
         v = self._d.get(key)

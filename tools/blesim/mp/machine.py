@@ -2,7 +2,8 @@
 
 What the blesmp apps use of the ESP32 `machine` module: `Pin` (a simulated
 GPIO: outputs keep their value, inputs read what `Pin.set_input` or the pull
-says; `irq` is accepted and fires on `Pin.set_input` changes), `idle()` (waits
+says; `irq` is accepted and fires on `Pin.set_input` changes), `Timer` (on the virtual
+clock), `idle()` (waits
 in virtual time until an IRQ or a short while), `reset()`/`soft_reset()` (end
 the script: the board process exits with code 99 so its launcher can restart
 it), `unique_id()` (from the board's address), `freq()`.
@@ -39,6 +40,35 @@ def freq(hz=None):
     if hz is None:
         return _freq
     _freq = hz
+
+
+class Timer:
+    """machine.Timer on the virtual clock: callbacks run (scheduled, as on ESP32) when due,
+    while the script waits (sleep, idle, multitest.wait)."""
+
+    ONE_SHOT = 0
+    PERIODIC = 1
+
+    def __init__(self, id=-1, mode=PERIODIC, period=-1, callback=None, freq=None):  # noqa: A002
+        self.id = id
+        if period != -1 or freq is not None:
+            self.init(mode=mode, period=period, callback=callback, freq=freq)
+
+    def init(self, mode=PERIODIC, period=-1, callback=None, freq=None):
+        if freq is not None:
+            period_us = int(1000000 / freq)
+        else:
+            period_us = int(period) * 1000
+        if period_us <= 0:
+            raise ValueError("period")
+        _blesim.connect_if_configured()
+        _blesim.timer_start(self, period_us, mode == Timer.PERIODIC, callback)
+
+    def deinit(self):
+        _blesim.timer_stop(self)
+
+    def value(self):
+        return 0
 
 
 def reset_cause():
