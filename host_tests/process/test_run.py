@@ -1,0 +1,78 @@
+"""run.py / run_boards: unmodified board scripts, one process each (MicroPython and CPython
+mixed), on one simulated air; the trace and its sequence chart (text and SVG)."""
+
+import io
+import os
+import xml.etree.ElementTree as ET
+
+import pytest
+
+from tools.blesim import render
+from tools.blesim.run import micropython_exe, run_boards
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+
+
+def _mp_ok():
+    try:
+        micropython_exe()
+        return True
+    except RuntimeError:
+        return False
+
+
+@pytest.mark.parametrize("periph_interp", ["mp", "cpython"])
+def test_two_boards_pair_and_trace(periph_interp, tmp_path):
+    if periph_interp == "mp" and not _mp_ok():
+        pytest.skip("no micropython")
+    out = io.StringIO()
+    svg = tmp_path / "chart.svg"
+    res = run_boards([(HERE + "/scripts/periph_plain.py", {"name": "lock"}, periph_interp),
+                      (HERE + "/scripts/central_plain.py", {"name": "fob"}, "cpython")],
+                     trace=str(svg), out=out, width=140, timeout=60)
+    by = {r.name: r for r in res}
+    assert by["lock"].rc == 0 and by["fob"].rc == 0, out.getvalue()
+    assert by["fob"].lines == ["found lock", "encryption (1, 0, 1, 16)", "battery 100", "bye"]
+    assert by["lock"].lines == ["connected", "encrypted 1 bonded 1 key_size 16", "disconnected",
+                                "stored types [1, 2, 10]"]
+    tr = res.trace
+    # every layer is in the trace: API calls, IRQs with the handler's answers, SMP PDUs, link events
+    smp = [r.name for r in tr.select(kind="pdu") if r.args.get("layer") == "smp"]
+    assert smp[:2] == ["PAIRING_REQUEST", "PAIRING_RESPONSE"]
+    assert "PAIRING_DHKEY_CHECK" in smp
+    sets = [r for r in tr.select(kind="irq", board="lock", name="_IRQ_SET_SECRET")]
+    assert any(r.args["result"] is True and r.args["data"][0] == 2 for r in sets)
+    assert tr.select(kind="call", board="fob", name="gap_pair")
+    assert tr.select(kind="link", board="lock", name="enc_change")
+    # the chart: printed after the run, and as an SVG document
+    text = out.getvalue()
+    assert "[ lock ]" in text and "[ fob ]" in text
+    line = [ln for ln in text.splitlines() if "PAIRING_REQUEST" in ln][0]
+    assert "<" in line or ">" in line  # drawn as an arrow between the two hosts
+    root = ET.parse(str(svg)).getroot()
+    assert root.tag.endswith("svg")
+    labels = [t.text for t in root.iter() if t.tag.endswith("text")]
+    assert "PAIRING_REQUEST" in labels and "Host (SMP/ATT)" in labels
+
+
+def test_render_layout_directions():
+    from tools.blesim.trace import Trace
+
+    t = Trace()
+    t.add("call", "a", "gap_pair", args={"args": [0], "kwargs": {}})
+    t.add("return", "a", "gap_pair", args={"result": None})
+    t.add("pdu", "a", "PAIRING_REQUEST", peer="b", args={"layer": "smp"})
+    t.add("irq", "b", "_IRQ_ENCRYPTION_UPDATE", args={"event": 28, "data": [0, 1, 0, 1, 16], "result": None})
+    t.add("link", "b", "enc_change", args={"status": 0})
+    titles, rows = render.layout(t)
+    assert [x for x in titles[:4]] == [("a", "app"), ("a", "api"), ("a", "host"), ("a", "ll")]
+    assert [x[1] for x in titles[4:]] == ["ll", "host", "api", "app"]  # the peer is mirrored
+    call, pdu, irq, link = rows
+    assert (call.src, call.dst, call.label) == (0, 1, "gap_pair(0)")  # merged with its return
+    assert (pdu.src, pdu.dst) == (2, 5)  # a's host to b's host
+    assert (irq.src, irq.dst) == (6, 7) and irq.label == "_IRQ_ENCRYPTION_UPDATE 0,1,0,1,16"
+    assert link.src == link.dst == 4
+    txt = render.text(t, width=120)
+    assert "PAIRING_REQUEST" in txt and ">" in txt.splitlines()[[i for i, ln in enumerate(txt.splitlines())
+                                                                 if "PAIRING_REQUEST" in ln][0]]
+    ET.fromstring(render.svg(t))

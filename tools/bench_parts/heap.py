@@ -1,0 +1,208 @@
+# Bench part for `make bench` (tools/bench.py): heap use of the package on MicroPython.
+#   MICROPYPATH=lib:tools:.frozen micropython tools/bench.py
+#   MICROPYPATH=lib:tools:.frozen micropython tools/bench_parts/heap.py   (this part alone)
+# Figures (bytes, gc.mem_alloc() deltas after gc.collect(); MicroPython only, nothing on CPython):
+#   heap_import_<module>  each module of the package, imported from .py in dependency order
+#                         (where the bytes go: code objects, constants, tables)
+#   heap_import_blesmp    `import blesmp` (the package object alone)
+#   heap_import_all       the modules a peripheral app loads (manager, store, blob, const, crypto...)
+#   heap_store_8          a BondStore object holding 8 bonds loaded from flash
+#   heap_sm               a SecurityManager (its tables, handler, link dict) on top of that
+#   heap_rest_8_bonds     imports + store with 8 bonds + SecurityManager: the package at rest
+#                         (goal: under 24 KB on the board)
+#   heap_pairing_live_peak  the most the heap holds above rest at any event boundary while a
+#                         pairing runs (collect, then measure, after every IRQ)
+#   heap_pairing_alloc    every byte allocated from connect to ENCRYPTION_UPDATE + disconnect
+#                         with the GC off (an upper bound for the peak inside a handler)
+#   heap_link_after       what stays allocated once the link is gone (should be ~0: no leak)
+# The pairing is replayed as the firmware delivers it to a bonding peripheral (the event order
+# and tuple shapes recorded from the simulator's NimBLE model, reference §4.2): CENTRAL_CONNECT,
+# GET_SECRET(2,0,None), GET_SECRET(1,0,0*7), GET_SECRET(2,0,peer), SET_SECRET(1,peer,88 bytes),
+# SET_SECRET(2,peer,88 bytes), ENCRYPTION_UPDATE(1,0,1,16), CENTRAL_DISCONNECT; the store is
+# full (8 bonds) so it evicts one, as a real ninth pairing would.
+# Modules are imported from .py (as from a plain `mpremote cp` install); frozen or .mpy modules
+# keep their code in flash and take less heap.
+import gc
+import os
+import sys
+
+if __name__ == "__main__" and sys.implementation.name != "micropython":
+    _root = __file__.rsplit("/", 3)[0] if __file__.count("/") >= 3 else "."
+    sys.path[:0] = [_root + "/lib", _root + "/tools/blesim/modules"]
+
+# Dependency order: each figure is what that module adds on top of the ones before it.
+MODULES = ("blesmp", "blesmp.const", "blesmp._pure", "blesmp._viper", "blesmp.crypto", "blesmp.blob",
+           "blesmp.store", "blesmp.resolver", "blesmp.manager", "blesmp.agents")
+
+
+def _mem():
+    gc.collect()
+    gc.collect()
+    return gc.mem_alloc()
+
+
+class _FakeBLE:
+    """Just enough of bluetooth.BLE for the manager to install itself (no radio here)."""
+
+    def __init__(self):
+        self.handler = None
+
+    def irq(self, h):
+        self.handler = h
+
+    def active(self, *a):
+        return True
+
+    def config(self, *a, **k):
+        if a and a[0] == "mac":
+            return (0, b"\xa4\xcf\x12\x00\x00\x01")
+        return None
+
+    def gap_disconnect(self, conn):
+        return True
+
+    def gap_passkey(self, *a):
+        return None
+
+    def gap_pair(self, conn):
+        return None
+
+    def gatts_read(self, h):
+        return b""
+
+    def gatts_write(self, *a):
+        return None
+
+
+def _tmpdir():
+    d = "/tmp/blesmp_bench_heap_%d" % (os.getpid() if hasattr(os, "getpid") else 0)
+    try:
+        os.mkdir(d)
+    except OSError:
+        pass
+    for n in ("bonds.db", "bonds.db.new", "bonds.db.bad"):
+        try:
+            os.remove(d + "/" + n)
+        except OSError:
+            pass
+    return d
+
+
+def _sec_blob(blob, i, peer=False):
+    s = blob.Sec()
+    s.addr_type = 0
+    s.addr = bytes((0xA4, 0xCF, 0x12, 0x10, i >> 8, i & 0xFF))
+    s.key_size = 16
+    s.ltk = bytes((i * 7 + j) & 0xFF for j in range(16))
+    s.ediv = 0
+    s.rand = 0
+    if peer:
+        s.irk = bytes((0x40 + i + j) & 0xFF for j in range(16))
+    s.sc = 1
+    return blob.encode(s, blob.ESP88)
+
+
+def _key7(i):
+    return bytes((0, i & 0xFF, i >> 8, 0x10, 0x12, 0xCF, 0xA4))
+
+
+def run(timeit, record):
+    if not hasattr(gc, "mem_alloc"):
+        return  # heap figures are MicroPython's (the board's allocator), not CPython's
+    saved = {}
+    for m in MODULES:  # re-import fresh even if bench.py already loaded some
+        if m in sys.modules:
+            saved[m] = sys.modules.pop(m)
+    try:
+        _measure(record)
+    finally:
+        for m in MODULES:
+            sys.modules.pop(m, None)
+        sys.modules.update(saved)
+
+
+def _measure(record):
+    base = _mem()
+    prev = base
+    for m in MODULES:
+        try:
+            __import__(m)
+        except ImportError:
+            continue
+        now = _mem()
+        record("heap_import_" + m.replace("blesmp.", "").replace("blesmp", "blesmp"), now - prev)
+        prev = now
+    imports = prev - base
+    record("heap_import_all", imports)
+    from blesmp import blob
+    from blesmp.manager import SecurityManager
+    from blesmp.store import BondStore
+
+    d = _tmpdir()
+    st = BondStore(d + "/bonds.db", layout=blob.ESP88, max_bonds=8)
+    for i in range(8):  # 8 bonds written as the firmware would
+        k = memoryview(_key7(i))
+        st.get_secret(1, 0, memoryview(bytes(7)))
+        st.set_secret(1, k, memoryview(_sec_blob(blob, i)))
+        st.set_secret(2, k, memoryview(_sec_blob(blob, i, True)))
+    st = None
+    m0 = _mem()
+    st = BondStore(d + "/bonds.db", layout=blob.ESP88, max_bonds=8)  # as after a reboot
+    m1 = _mem()
+    ble = _FakeBLE()
+    sm = SecurityManager(ble, store=st, timer=None)
+    m2 = _mem()
+    record("heap_store_8", m1 - m0)
+    record("heap_sm", m2 - m1)
+    rest = m2 - base
+    record("heap_rest_8_bonds", rest)
+
+    h = ble.handler
+    peer = 9
+    addr = bytes((0xA4, 0xCF, 0x12, 0x10, 0, peer))
+    key = _key7(peer)
+    our = _sec_blob(blob, peer)
+    theirs = _sec_blob(blob, peer, True)
+    events = (
+        (1, lambda: (0, 0, memoryview(addr))),
+        (29, lambda: (2, 0, None)),
+        (29, lambda: (1, 0, memoryview(bytes(7)))),
+        (29, lambda: (2, 0, memoryview(key))),
+        (30, lambda: (1, memoryview(key), memoryview(our))),
+        (30, lambda: (2, memoryview(key), memoryview(theirs))),
+        (28, lambda: (0, 1, 0, 1, 16)),
+        (2, lambda: (0, 0, memoryview(addr))),
+    )
+    # live peak: collect and measure after every event
+    top = 0
+    for ev, mk in events:
+        data = mk()
+        h(ev, data)
+        data = None
+        live = _mem() - m2
+        if live > top:
+            top = live
+    record("heap_pairing_live_peak", top)
+    record("heap_link_after", _mem() - m2)
+    # the same pairing again (a repeat pairing of that peer) with the GC off: bytes allocated
+    datas = [mk() for _, mk in events]
+    gc.collect()
+    gc.disable()
+    try:
+        a0 = gc.mem_alloc()
+        for i in range(len(events)):
+            h(events[i][0], datas[i])
+        a1 = gc.mem_alloc()
+    finally:
+        gc.enable()
+    record("heap_pairing_alloc", a1 - a0)
+    record("heap_bonds_after", len(st.bonds()))
+    del sm  # kept alive until here (its handler is what the events drive)
+
+
+if __name__ == "__main__":
+
+    def _record(name, value):
+        print("%-30s %s" % (name, value))
+
+    run(None, _record)
