@@ -8,7 +8,7 @@ STAMP := $(VENV)/.installed-$(shell cksum < requirements.txt | cut -d' ' -f1)
 MP_PATH := lib:.frozen
 MP_UNITS := $(sort $(wildcard host_tests/unit/test_*.py))
 
-.PHONY: setup test test-py test-mp compile typecheck lint bench clean
+.PHONY: setup test test-py test-mp compile typecheck lint bench clean demo deploy flash bonds repl firmware
 
 setup: $(STAMP)
 
@@ -43,6 +43,34 @@ bench: $(STAMP)
 	MICROPYPATH=lib:tools:.frozen $(MP) tools/bench.py --json
 	$(PY) tools/bench.py
 	$(PY) tools/bench_smp.py --json
+
+# -- the product: the demo on simulated boards, and the tools for a real board --------
+# BOARD = a folder of boards/ (esp32, esp32s3, esp32c3); PORT = its serial port.
+BOARD ?= esp32
+APP ?= main
+demo: $(STAMP)
+	$(PY) tools/demo.py $(if $(filter 1 yes true,$(MP)),--mp)
+
+deploy: $(STAMP)
+	$(PY) tools/deploy.py --port "$(PORT)" --board $(BOARD) --app $(APP) $(if $(SOURCE),--source)
+
+flash: $(STAMP)
+	$(PY) tools/flash.py --port "$(PORT)" --board $(BOARD) --firmware "$(FIRMWARE)"
+
+bonds: $(STAMP)
+	$(PY) tools/bonds.py --port "$(PORT)" $(if $(REMOVE),--remove $(REMOVE))
+
+repl: $(STAMP)
+	$(PY) tools/repl.py --port "$(or $(PORT),auto)" --app $(APP)
+
+# A MicroPython image with blesmp and the apps frozen in (not run by `make test`): needs a
+# MicroPython source tree (MPY_DIR) and ESP-IDF's environment (. $$IDF_PATH/export.sh).
+firmware: $(STAMP)
+	@test -d "$(MPY_DIR)/ports/esp32" || { echo "make firmware BOARD=$(BOARD) MPY_DIR=<micropython checkout>" \
+		"(with ESP-IDF's export.sh sourced)"; exit 2; }
+	$(MAKE) -C "$(MPY_DIR)/ports/esp32" \
+		BOARD=$$($(PY) -c 'import json; print(json.load(open("boards/$(BOARD)/board.json"))["micropython_board"])') \
+		FROZEN_MANIFEST="$(CURDIR)/firmware/manifest.py"
 
 clean:
 	rm -rf build .pytest_cache .ruff_cache

@@ -59,10 +59,19 @@ def _adv_name(adv):
 
 
 class CentralApp:
-    def __init__(self, ble=None, store=None, target=TARGET, out=None):
+    """io/mitm/central_prompts/prompt exist for centrals whose stack does pass prompts (a phone
+    in the simulator, or patched firmware): prompt(kind, number) is called from the main loop,
+    never from the IRQ handler, with kind "passkey" (return the int the user typed, or None to
+    refuse) or "confirm" (return True/False)."""
+
+    def __init__(self, ble=None, store=None, target=TARGET, out=None, io=C.IO_NO_INPUT_OUTPUT, mitm=False,
+                 central_prompts=False, prompt=None, name="fob"):
         self.ble = ble or bluetooth.BLE()
         self.target = target
         self.out = out or print
+        self.name = name
+        self.prompt = prompt
+        self.pending = None
         self.found = None
         self.conn = None
         self.chars = {}
@@ -73,10 +82,11 @@ class CentralApp:
             from blesmp.store import BondStore
 
             store = BondStore("bonds.db")
-        # Just Works is all a central gets on stock firmware (see the header)
-        self.sm = SecurityManager(self.ble, store=store, io=C.IO_NO_INPUT_OUTPUT, bond=True, mitm=False,
-                                  sc=True, callback=self._event, handler=self._irq, timer=None)
-        self.say("READY fob bonds=%d" % len(self.sm.get_bond_device_list()))
+        # Just Works is all a central gets on stock firmware (see the header): the defaults
+        self.sm = SecurityManager(self.ble, store=store, io=io, bond=True, mitm=mitm, sc=True,
+                                  central_prompts=central_prompts, callback=self._event, handler=self._irq,
+                                  timer=None)
+        self.say("READY %s bonds=%d" % (name, len(self.sm.get_bond_device_list())))
 
     def say(self, msg):
         self.out(msg)
@@ -109,7 +119,16 @@ class CentralApp:
             self.done[("read", data[1])] = data[2]
 
     def _event(self, event, conn, value):
-        if event == C.AUTH_CMPL_EVT:
+        if event == C.PASSKEY_REQ_EVT:
+            self.pending = (conn, "passkey", None)
+        elif event == C.NC_REQ_EVT:
+            self.pending = (conn, "confirm", value)
+        elif event == C.PASSKEY_NOTIF_EVT:
+            self.say("PASSKEY %06d  (type it on the lock)" % value)
+        elif event == C.PROMPT_CANCEL_EVT:
+            self.pending = None
+        elif event == C.AUTH_CMPL_EVT:
+            self.pending = None
             self.results.append(value)
             r = value
             if r.success:
@@ -126,8 +145,22 @@ class CentralApp:
             if time.ticks_diff(time.ticks_ms(), t0) > ms:
                 return False
             self.sm.poll()
+            if self.pending is not None:
+                self._answer()
             time.sleep_ms(10)
         return True
+
+    def _answer(self):
+        conn, kind, number = self.pending
+        self.pending = None
+        if self.prompt is None:
+            self.say("PROMPT %s ignored: nobody to ask" % kind)
+            return
+        v = self.prompt(kind, number)
+        if kind == "passkey":
+            self.sm.passkey_reply(conn, v is not None, v or 0)
+        else:
+            self.sm.confirm_reply(conn, bool(v))
 
     def find(self, ms=10000):
         self.found = None
@@ -184,12 +217,13 @@ class CentralApp:
         else:
             code = st - 0x100 if isinstance(st, int) and st > 0x100 else st
             self.say("LOCK STATE refused: %s" % ATT_ERRORS.get(code, code))
-        self.ble.gap_disconnect(self.conn)
-        self.wait(lambda: self.conn is None, 3000)
+        if self.conn is not None:
+            self.ble.gap_disconnect(self.conn)
+            self.wait(lambda: self.conn is None, 3000)
         return True
 
     def status(self):
-        print("fob: %s" % ("connected conn=%d" % self.conn if self.conn is not None else "idle"))
+        print("%s: %s" % (self.name, "connected conn=%d" % self.conn if self.conn is not None else "idle"))
         self.sm.status()
 
 

@@ -55,6 +55,13 @@ CHART_SKIP = ("config", "irq", "active", "gatts_register_services", "gattc_read"
               "gattc_discover_characteristics", "_IRQ_MTU_EXCHANGED", "_IRQ_CONNECTION_UPDATE")
 
 
+SMP_REASONS = {1: "Passkey Entry Failed", 2: "OOB Not Available", 3: "Authentication Requirements",
+               4: "Confirm Value Failed", 5: "Pairing Not Supported", 6: "Encryption Key Size",
+               7: "Command Not Supported", 8: "Unspecified Reason", 9: "Repeated Attempts",
+               10: "Invalid Parameters", 11: "DHKey Check Failed", 12: "Numeric Comparison Failed"}
+_LAUNCH = "import sys; from tools.blesim.run import run_here; sys.exit(run_here(sys.argv[1], sys.argv[2:]))"
+
+
 class StepFailed(Exception):
     pass
 
@@ -75,13 +82,17 @@ class Session:
         self.q = queue.Queue()
         self.cursor = {}
 
-    def start(self, name, script, fs, interp="cpython", addr=None, profile=None, args=()):
+    def start(self, name, script, fs, interp="cpython", addr=None, profile=None, args=(), stdin=False):
         os.makedirs(fs, exist_ok=True)
         control(self.addr, {"op": "expect", "board": name})  # the clock waits for it
         opts = {"addr": addr, "profile": profile, "args": list(args)}
         argv, env = board_command(script, name, self.addr, interp, opts, extra_path=[FIRMWARE])
-        p = subprocess.Popen(argv, cwd=fs, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                             stderr=subprocess.STDOUT)
+        if interp == "cpython":
+            # `-m tools.blesim.run --broker` rebuilds BLESIM_OPTS from its own command line (only
+            # --addr), which would drop the board's profile and address: call run_here directly.
+            argv = [sys.executable, "-u", "-c", _LAUNCH, os.path.abspath(script)] + list(args)
+        p = subprocess.Popen(argv, cwd=fs, env=env, stdin=subprocess.PIPE if stdin else subprocess.DEVNULL,
+                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
         self.procs[name] = p
         self.lines.setdefault(name, [])
         threading.Thread(target=self._pump, args=(name, p), daemon=True).start()
@@ -126,6 +137,16 @@ class Session:
             self.out.flush()
             if who == name:
                 return
+
+    def boards(self):
+        return list(self.lines)
+
+    def type(self, name, text):
+        """The simulated user types a line into board `name` (its stdin)."""
+        self.out.write("   %-5s| <<< the user types %s\n" % (name, text))
+        p = self.procs[name]
+        p.stdin.write((text + "\n").encode())
+        p.stdin.flush()
 
     def power_cut(self, name):
         """Kills the board's process (RAM lost; its flash directory stays)."""
@@ -282,7 +303,7 @@ class Demo:
             s.expect("fob", r"^DONE")
         except StepFailed as e:
             self.check(False, str(e))
-            s.close()
+            self.finish(s, n, title, s.boards(), row)
             self.rows.append(dict(row, result="FAIL"))
             return
         trace = self.finish(s, n, title, ["lock", "fob"], row)
@@ -308,17 +329,18 @@ class Demo:
         try:
             self.start_lock(s, self.board_fs("s%d-lock" % n))
             s.expect("lock", r"^READY")
-            s.start("phone", PHONE, self.board_fs("s%d-phone" % n), addr=PHONE_ADDR, profile="phone",
-                    args=["wrong" if wrong else "right"])
+            s.start("phone", PHONE, self.board_fs("s%d-phone" % n), addr=PHONE_ADDR, profile="phone", stdin=True)
             shown = s.expect("lock", r"^PASSKEY (\d{6})")
             asked = s.expect("phone", r"^PROMPT enter passkey")
+            pk = int(shown.group(1))
+            s.type("phone", "%06d" % ((pk + 111111) % 1000000 if wrong else pk))
             typed = s.expect("phone", r"^TYPED (\d{6})")
             lock_res = s.expect("lock", r"^SECURED|^PAIRING FAILED")
             read = s.expect("phone", r"^LOCK STATE")
             s.expect("phone", r"^DONE")
         except StepFailed as e:
             self.check(False, str(e))
-            s.close()
+            self.finish(s, n, title, s.boards(), row)
             self.rows.append(dict(row, result="FAIL"))
             return
         trace = self.finish(s, n, title, ["lock", "phone"], row)
@@ -343,10 +365,17 @@ class Demo:
             self.check(not any(x.startswith("BOND STORED") for x in s.lines["lock"]), "no keys were stored")
             self.check("refused" in read.string, "the lock state stays closed: %s" % read.string)
             why = lock_res.string.split(": ", 1)[-1]
-            self.say("\n   In plain words: the lock showed %s, the phone's user typed %s. Both sides check each\n"
-                     "   other's confirm values, which only match when both used the same passkey, so the\n"
-                     "   pairing stopped (Pairing Failed, 'confirm value failed'). The lock's verdict:\n   %s."
-                     % (shown.group(1), typed.group(1), why))
+            codes = []
+            for r in failed:
+                h = (r.args or {}).get("hex", "")
+                if len(h) >= 4:
+                    codes.append("%s sent Pairing Failed 0x%s (%s)" % (r.board, h[2:4], SMP_REASONS.get(
+                        int(h[2:4], 16), "reason 0x" + h[2:4])))
+            self.say("\n   In plain words: the lock showed %s, the phone's user typed %s. In Passkey Entry each\n"
+                     "   side proves, bit by bit, that it knows the passkey (confirm values built from it);\n"
+                     "   with different passkeys the first check fails, the pairing stops, no key is made.\n"
+                     "   On the air: %s.\n   The lock's verdict: %s."
+                     % (shown.group(1), typed.group(1), "; ".join(codes) or "no Pairing Failed seen", why))
             row.update(method=pairing_method(trace, s.lines["lock"]) + " FAILED", level=1, key_size=0, bonded=0,
                        time=secure_time(trace, "lock"))
         self.rows.append(row)
@@ -378,7 +407,7 @@ class Demo:
             s.expect("fob", r"^DONE")
         except StepFailed as e:
             self.check(False, str(e))
-            s.close()
+            self.finish(s, n, title, s.boards(), row)
             self.rows.append(dict(row, result="FAIL"))
             return
         trace = self.finish(s, n, title, ["lock", "fob"], row)

@@ -1,0 +1,35 @@
+"""`make demo` passes: firmware/main.py and the fob / phone on simulated boards, one
+process each, all four steps with the expected results (the demo checks each one and
+exits non-zero otherwise); the summary table and the SVG charts are there."""
+
+import re
+import subprocess
+import sys
+
+from tools import demo
+
+ROOT = demo.ROOT
+
+
+def test_demo_passes_every_step(tmp_path):
+    r = subprocess.run([sys.executable, "tools/demo.py", "--no-chart", "--svg-dir", str(tmp_path)],
+                       cwd=ROOT, capture_output=True, text=True, timeout=600)
+    out = r.stdout + r.stderr
+    assert r.returncode == 0, out[-4000:]
+    assert "All steps gave the expected result." in out and "[FAIL]" not in out
+    table = out[out.index("Summary"):]
+    rows = {m.group(1): m.group(0) for m in re.finditer(r"^(\d) .*$", table, re.M)}
+    assert set(rows) == {"1", "2", "3", "4"}
+    assert re.search(r"Just Works \(LE SC\)\s+2\s+16\s+yes", rows["1"])
+    assert re.search(r"Passkey Entry \(LE SC\)\s+4\s+16\s+yes", rows["2"])
+    assert re.search(r"stored LTK \(no pairing\)\s+2\s+16\s+yes", rows["3"])
+    assert re.search(r"Passkey Entry \(LE SC\) FAILED\s+1\s+0\s+no", rows["4"])
+    # the passkey the phone's user typed is the one the lock displayed (step 2), and not (step 4)
+    shown = re.findall(r"lock \| PASSKEY (\d{6})", out)
+    typed = re.findall(r"phone\| TYPED (\d{6})", out)
+    assert len(shown) == len(typed) == 2 and shown[0] == typed[0] and shown[1] != typed[1]
+    assert "Pairing Failed 0x04 (Confirm Value Failed)" in out
+    for n in (1, 2, 3, 4):
+        svg = (tmp_path / ("step%d.svg" % n)).read_text()
+        assert svg.startswith("<svg") or "<svg" in svg[:200]
+        assert "PAIRING" in svg or n == 3
