@@ -1,0 +1,432 @@
+# Attacks and faults end to end on simulated ESP32 boards: SecurityManager + BondStore on the
+# firmware model (tools/blesim), a phone as the peer, a spoofer / fuzzer as the attacker.
+# Link loss and board resets at every SMP step of every pairing method and of a bonded
+# reconnection; flash power loss at every flash operation, alone and during an attack.
+# The figures (cut points tried, bonds lost) of the long run come from tools/fuzz.py.
+import math
+import os
+import random
+
+import pytest
+from boardrig import METHODS, Rig, bond_tuple, count_smp
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from simkit import Dev, connect, done
+
+from blesmp import const as C
+from blesmp.agents import ConsoleAgent
+from blesmp.manager import SecurityManager, random_passkey
+from tools.blesim.flash import PowerLoss
+from tools.blesim.smp import const as SC
+from tools.blesim.smp import pdu as P
+
+FIGURES = {"cut points tried": 0, "bonds lost": 0, "attack tests passed": 0}
+
+
+@pytest.fixture
+def rigs():
+    made = []
+
+    def make(*a, **k):
+        r = Rig(*a, **k)
+        made.append(r)
+        return r
+
+    yield make
+    for r in made:
+        r.close()
+
+
+# ------------------------------------------------------------------ spoofed bonded peer
+
+
+def _spoof_attempt(r):
+    """A device with the friend's address and no IO connects and pairs with Just Works."""
+    spoof = Dev(r.w, "spoof", addr=(r.friend.board.addr_type, r.friend.board.public_addr))
+    hc, _hp = connect(r.w, spoof, r.esp)
+    spoof.call(spoof.sm.pair, hc)
+    r.w.run_until(lambda: done(spoof)() and done(r.esp)(), 45)
+    return spoof
+
+
+def test_spoofed_bonded_peer_with_just_works_cannot_evict_authenticated_bond(rigs):
+    r = rigs(11, "numeric_comparison")
+    assert r.friend_bond[5] is True  # authenticated (numeric comparison)
+    ops0 = r.esp.board.fs.ops
+    _spoof_attempt(r)
+    res = [e[2] for e in r.esp.events if e[0] == "AUTH_CMPL"]
+    assert res and not res[-1].success and res[-1].reason == C.WEAKER_THAN_BOND
+    assert r.friend_intact()
+    assert r.esp.board.fs.ops - ops0 <= 4  # no churn: at most a rewrite of the same bond
+    # the real friend comes back and re-encrypts with its bond
+    r.w.run(2)
+    r.w.boards["spoof"].power_off()
+    r.friend.board.power_on()
+    r.friend.boot()
+    r.esp.events.clear()
+    hc, _hp = connect(r.w, r.friend, r.esp)
+    r.friend.call(r.friend.sm.pair, hc)
+    r.w.run_until(lambda: done(r.esp)(), 45)
+    ok = r.esp.result()
+    assert ok.success and ok.reencrypt and ok.authenticated
+    FIGURES["attack tests passed"] += 1
+
+
+def test_spoof_attempt_with_power_cut_at_every_step(rigs):
+    """A refused spoof attempt never touches flash (so no flash cut point exists in it); the
+    ESP32's power is cut before each SMP PDU of the attempt instead: the authenticated bond must
+    survive every cut, and the friend must still re-encrypt afterwards."""
+    probe = rigs(12, "numeric_comparison")
+    ops0 = probe.esp.board.fs.ops
+    st_ = count_smp(probe, None)
+    _spoof_attempt(probe)
+    assert probe.esp.board.fs.ops - ops0 == 0, "a refused pairing wrote to flash"
+    n = st_["n"]
+    assert n >= 5
+    for k in range(1, n + 1):
+        r = rigs(12, "numeric_comparison")
+
+        def act(i, link, sender, payload, r=r, k=k):
+            if i == k:
+                r.esp.board.power_off()
+                return True
+            return False
+
+        count_smp(r, act)
+        _spoof_attempt(r)
+        assert not r.esp.board.powered
+        r.w.run(3)
+        r.w.boards["spoof"].power_off()
+        r.esp.board.power_on()
+        r.esp.boot()
+        FIGURES["cut points tried"] += 1
+        ok = r.friend_intact()
+        FIGURES["bonds lost"] += 0 if ok else 1
+        assert ok, "power cut before SMP PDU %d of the spoof attempt lost the authenticated bond" % k
+        r.friend.board.power_on()
+        r.friend.boot()
+        r.esp.events.clear()
+        hc, _hp = connect(r.w, r.friend, r.esp)
+        r.friend.call(r.friend.sm.pair, hc)
+        r.w.run_until(lambda r=r: done(r.esp)(), 45)
+        res = r.esp.result()
+        assert res.success and res.reencrypt and res.authenticated, (k, r.esp.events)
+        r.close()
+
+
+# ------------------------------------------------------------------ short keys (KNOB) on re-encryption
+
+
+def test_stored_short_key_bond_refused_on_reencryption(rigs):
+    # A bond made with a 7-octet key while the product allowed it; after an update that raises
+    # min_key_size to 16, re-encryption with that bond must be refused (and the link dropped).
+    r = rigs(13, "just_works", esp_kw={"min_key_size": 7}, phone_kw={"max_key_size": 7})
+    r.pair_and_settle()
+    res = r.esp.result()
+    assert res.success and res.key_size == 7
+    r.disconnect_all()
+    r.esp.kw["min_key_size"] = 16
+    r.esp.power_cycle()
+    r.esp.events.clear()
+    r.connect()
+    r.pair()
+    r.settle()
+    res = [e[2] for e in r.esp.events if e[0] == "AUTH_CMPL"]
+    assert res and not res[-1].success and res[-1].reason == C.KEY_TOO_SHORT, res
+    r.w.run(2)
+    assert not r.esp.sm.connections()  # disconnected
+    FIGURES["attack tests passed"] += 1
+
+
+def test_peer_offering_short_key_is_refused_by_default(rigs):
+    r = rigs(14, "just_works", phone_kw={"max_key_size": 10})
+    r.pair_and_settle()
+    res = [e[2] for e in r.esp.events if e[0] == "AUTH_CMPL"]
+    assert res and not res[-1].success and res[-1].reason == C.KEY_TOO_SHORT
+    assert all(b.key_size == 16 for b in r.esp.store.bonds())
+    FIGURES["attack tests passed"] += 1
+
+
+# ------------------------------------------------------------------ passkeys
+
+
+def test_static_passkey_only_with_the_insecure_option(rigs):
+    shown = []
+    r = rigs(15, "passkey_esp32_displays", friend=False)
+    for _ in range(6):
+        r.pair_and_settle()
+        assert r.esp.result().success
+        shown.append(r.shown["esp32"])
+        r.disconnect_all()
+        r.esp.call(r.esp.sm.clear_bonds)
+        r.phone.call(r.phone.sm.clear_bonds)
+    assert len(set(shown)) >= 5, shown  # fresh each time (a repeat has probability ~1.5e-5)
+    r2 = rigs(16, "passkey_esp32_displays", friend=False, esp_kw={"insecure_static_passkey": 123456})
+    r2.pair_and_settle()
+    assert r2.esp.result().success and r2.shown["esp32"] == 123456
+    # no other way to a fixed number: out-of-range values are refused at construction
+    for bad in (1000000, -1, "123456"):
+        with pytest.raises((ValueError, TypeError)):
+            with r2.esp.board:
+                SecurityManager(r2.esp.board.ble, store=r2.esp.store, insecure_static_passkey=bad, timer=None,
+                                active=False)
+    FIGURES["attack tests passed"] += 1
+
+
+def _chi2_uniform(values, buckets):
+    counts = [0] * buckets
+    for v in values:
+        counts[v * buckets // 1000000] += 1
+    exp = len(values) / buckets
+    return sum((c - exp) ** 2 / exp for c in counts)
+
+
+def _chi2_critical(df, z=4.753):  # Wilson-Hilferty; z=4.753 ~ p = 1e-6 (one-sided)
+    return df * (1 - 2 / (9 * df) + z * math.sqrt(2 / (9 * df))) ** 3
+
+
+def test_displayed_passkeys_are_uniform():
+    # The exact function the manager shows passkeys from, fed by os.urandom as on the board.
+    vals = [random_passkey() for _ in range(60000)]
+    assert all(0 <= v <= 999999 for v in vals)
+    for buckets in (10, 100, 1000):
+        assert _chi2_uniform(vals, buckets) < _chi2_critical(buckets - 1), buckets
+    # each decimal digit position is uniform too
+    for pos in range(6):
+        digits = [(v // 10 ** pos) % 10 * 100000 for v in vals]
+        assert _chi2_uniform(digits, 10) < _chi2_critical(9), pos
+    # the test has teeth: the obvious biased generator (3 random bytes modulo 10**6) is caught
+    biased = [int.from_bytes(os.urandom(3), "big") % 1000000 for _ in range(200000)]
+    low = sum(1 for v in biased if v < 777216) / len(biased)
+    assert abs(low - 0.777216) > 0.005
+    fair = [random_passkey() for _ in range(200000)]
+    assert abs(sum(1 for v in fair if v < 777216) / len(fair) - 0.777216) < 0.005
+    FIGURES["attack tests passed"] += 1
+
+
+# ------------------------------------------------------------------ method confusion: prompts
+
+
+@pytest.mark.parametrize("method,esp_event", [("numeric_comparison", "NC_REQ"),
+                                              ("passkey_esp32_displays", "PASSKEY_NOTIF"),
+                                              ("passkey_esp32_types", "PASSKEY_REQ")])
+def test_prompts_say_which_method(rigs, method, esp_event):
+    r = rigs(17, method, friend=False)
+    r.pair_and_settle()
+    assert r.esp.result().success
+    prompts = [n for n in r.esp.names() if n in ("NC_REQ", "PASSKEY_NOTIF", "PASSKEY_REQ")]
+    assert prompts == [esp_event]
+
+
+def test_attacker_forcing_passkey_on_a_comparison_device_is_visible(rigs):
+    # A DisplayYesNo ESP32 expects numeric comparison; a peer announcing KeyboardOnly makes it
+    # Passkey Entry (the method-confusion set-up). The ESP32's prompt must be the "type this
+    # code on the other device" display, never the yes/no comparison.
+    r = rigs(18, "numeric_comparison", friend=False, phone_kw={"io": C.IO_KEYBOARD_ONLY})
+    r.pair_and_settle()
+    names = r.esp.names()
+    assert "PASSKEY_NOTIF" in names and "NC_REQ" not in names
+    lines = []
+    agent = ConsoleAgent(out=lines.append)
+    agent.display(None, 0, 123456)
+    agent.confirm(None, 0, 123456)
+    assert "TYPE THIS CODE ON THE OTHER DEVICE" in lines[0] and "DOES THE OTHER DEVICE SHOW" in lines[1]
+    FIGURES["attack tests passed"] += 1
+
+
+# ------------------------------------------------------------------ fuzz through the air
+
+
+_air_pdu = st.one_of(
+    st.binary(max_size=80),
+    st.builds(lambda op, tail: bytes([op]) + tail, st.sampled_from(sorted(P.FORMATS)), st.binary(max_size=70)),
+    st.builds(lambda op, body: bytes([op]) + body[: P.FORMATS[op][0] - 1].ljust(P.FORMATS[op][0] - 1, b"\0"),
+              st.sampled_from(sorted(P.FORMATS)), st.binary(min_size=64, max_size=64)),
+)
+
+
+@settings(max_examples=20, deadline=None, derandomize=True, database=None,
+          suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
+@given(method=st.sampled_from(sorted(METHODS)), plan=st.lists(st.tuples(st.floats(0, 0.6), _air_pdu), max_size=6),
+       from_phone=st.booleans())
+def test_fuzz_through_the_air_into_firmware_and_manager(method, plan, from_phone):
+    """Random SMP PDUs injected over the air into a real pairing: nothing escapes the IRQ
+    handler (it stays installed), the friend's bond is neither lost nor corrupted, and the phone
+    can pair afterwards."""
+    r = Rig(19, method)
+    try:
+        r.connect()
+        link = r.link()
+        sender = r.phone.board if from_phone else r.esp.board
+        for t, data in plan:
+            r.w.schedule(t, r.w.air.send, link, sender, 6, data)
+        r.pair()
+        r.settle()
+        assert r.handler_alive(r.esp) and r.handler_alive(r.phone)
+        assert r.friend_intact()
+        res = r.recover()
+        assert res is not None and res.success, (method, plan, r.esp.events)
+        assert r.handler_alive(r.esp)
+        assert r.friend_intact()
+    finally:
+        r.close()
+
+
+# ------------------------------------------------------------------ link loss / reset at every step
+
+
+def _fault(r, kind):
+    if kind == "link_loss":
+        r.w.set_in_range(r.phone.board, r.esp.board, False)
+        r.w.schedule(8.0, r.w.set_in_range, r.phone.board, r.esp.board, True)
+    elif kind == "reset_esp":
+        r.esp.board.reset()
+        r.esp.boot()
+    elif kind == "reset_phone":
+        r.phone.board.reset()
+        r.phone.boot()
+
+
+def _steps(method):
+    probe = Rig(20, method)
+    try:
+        st_ = count_smp(probe, None)
+        probe.pair_and_settle()
+        assert probe.esp.result().success
+        return st_["n"]
+    finally:
+        probe.close()
+
+
+def fault_case(method, kind, k, seed=21):
+    """Pairing by `method`; fault `kind` just before the k-th SMP PDU is delivered. Returns
+    (bond lost?, recovered?)."""
+    r = Rig(seed, method)
+    try:
+        hit = {}
+
+        def act(n, link, sender, payload):
+            # The link layer is reliable and ordered: a fault loses this PDU and everything
+            # after it, never this one alone (so it is applied here, synchronously).
+            if n == k and not hit:
+                hit["pdu"] = P.describe(payload)
+                _fault(r, kind)
+                return True
+            return False
+
+        count_smp(r, act)
+        r.pair_and_settle()
+        r.w.run(40)
+        alive = r.handler_alive(r.esp)
+        lost = not r.friend_intact()
+        res = r.recover()
+        recovered = res is not None and res.success and r.phone_key_consistent() and alive
+        if recovered:
+            again = r.reconnect_encrypts()
+            recovered = again is not None and again.success
+        return lost, recovered, hit.get("pdu")
+    finally:
+        r.close()
+
+
+@pytest.mark.parametrize("kind", ["link_loss", "reset_esp", "reset_phone"])
+@pytest.mark.parametrize("method", sorted(METHODS))
+def test_fault_at_every_smp_step(method, kind):
+    n = _steps(method)
+    ks = range(1, n + 1) if n < 30 else sorted(set(range(1, n + 1, 11)) | {1, 2, 3, n - 2, n - 1, n})
+    for k in ks:
+        lost, recovered, pdu = fault_case(method, kind, k)
+        FIGURES["cut points tried"] += 1
+        FIGURES["bonds lost"] += 1 if lost else 0
+        assert not lost, "%s before SMP PDU %d (%s) lost the friend's bond" % (kind, k, pdu)
+        assert recovered, "%s before SMP PDU %d (%s): no working pairing afterwards" % (kind, k, pdu)
+
+
+@pytest.mark.parametrize("kind", ["link_loss", "reset_esp", "reset_phone"])
+def test_fault_during_bonded_reconnection(kind):
+    """The phone is bonded; it reconnects and re-encrypts; the fault hits at successive moments
+    of that reconnection (virtual time steps of one connection interval)."""
+    for i in range(12):
+        r = Rig(22, "numeric_comparison")
+        try:
+            r.pair_and_settle()
+            assert r.esp.result().success
+            r.disconnect_all()
+            r.connect()
+            r.pair()
+            r.w.run(0.03 * i)
+            _fault(r, kind)
+            r.w.run(40)
+            FIGURES["cut points tried"] += 1
+            lost = not r.friend_intact()
+            FIGURES["bonds lost"] += 1 if lost else 0
+            assert not lost
+            assert r.handler_alive(r.esp)
+            res = r.recover()
+            assert res is not None and res.success, (kind, i, r.esp.events)
+        finally:
+            r.close()
+
+
+# ------------------------------------------------------------------ flash power loss during pairing
+
+
+@pytest.mark.parametrize("tear", [False, True])
+@pytest.mark.parametrize("method", ["just_works", "numeric_comparison", "legacy_just_works"])
+def test_power_loss_at_every_flash_operation_during_pairing(method, tear):
+    probe = Rig(23, method)
+    try:
+        ops0 = probe.esp.board.fs.ops
+        probe.pair_and_settle()
+        n_ops = probe.esp.board.fs.ops - ops0
+    finally:
+        probe.close()
+    assert n_ops >= 1
+    for n in range(1, n_ops + 1):
+        r = Rig(23, method)
+        try:
+            r.esp.board.fs.cut_after(n, tear=tear)
+            r.pair_and_settle()
+            r.w.run(5)
+            cut = not r.esp.board.powered
+            FIGURES["cut points tried"] += 1
+            r.revive()
+            st_, bonds = r.reload_bonds()
+            lost = r.friend_bond not in bonds
+            FIGURES["bonds lost"] += 1 if lost else 0
+            assert cut, "flash op %d was not reached" % n
+            assert not lost, "power cut after flash op %d (tear=%s) lost a bond: %r" % (n, tear, bonds)
+            # the phone's bond is either complete on flash or absent: never half written
+            mine = [b for b in bonds if b[1] == r.phone.board.public_addr]
+            assert not mine or mine[0][2] is not None
+            res = r.recover()
+            assert res is not None and res.success, (n, tear, r.esp.events)
+            again = r.reconnect_encrypts()
+            assert again is not None and again.success and again.reencrypt, (n, tear, r.esp.events)
+        finally:
+            r.close()
+
+
+def test_power_loss_never_leaks_out_of_the_irq_handler_as_an_exception():
+    # PowerLoss is a BaseException: the manager must not swallow it as if the write succeeded
+    # (a real power cut stops the CPU). The firmware model turns it into a board power-off.
+    r = Rig(24, "just_works", friend=False)
+    try:
+        r.esp.board.fs.cut_after(1)
+        r.pair_and_settle()
+        assert not r.esp.board.powered
+        assert isinstance(PowerLoss(), BaseException) and not isinstance(PowerLoss(), Exception)
+    finally:
+        r.close()
+
+
+def test_bond_tuple_detects_changes():
+    # the "bond intact" comparison is not vacuous: any changed field makes tuples differ
+    class B:
+        addr_type, addr, ltk, irk, key_size, authenticated, sc = 0, b"\x01" * 6, b"k" * 16, None, 16, 1, 1
+
+    a = bond_tuple(B())
+    B.authenticated = 0
+    assert bond_tuple(B()) != a
+    assert random.Random(1).random() != random.Random(2).random()
+    assert SC.PAIRING_FAILED == 5
