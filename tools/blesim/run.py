@@ -280,10 +280,11 @@ def run_boards(entries, trace=None, prefix=True, out=None, timeout=None, profile
     if trace and results.trace is not None:
         from . import render
 
+        order = [n for n, _, _, _ in norm]
         if not quiet:
-            out.write(render.text(results.trace, width=width) + "\n")
+            out.write(render.text(results.trace, width=width, boards=order) + "\n")
         with open(trace, "w") as f:
-            f.write(render.svg(results.trace))
+            f.write(render.svg(results.trace, boards=order))
         with open(trace + ".jsonl", "w") as f:
             f.write(results.trace.to_jsonl())
         results.trace_svg = trace
