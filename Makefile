@@ -8,7 +8,7 @@ STAMP := $(VENV)/.installed-$(shell cksum < requirements.txt | cut -d' ' -f1)
 MP_PATH := lib:.frozen
 MP_UNITS := $(sort $(wildcard host_tests/unit/test_*.py))
 
-.PHONY: setup test test-py test-mp compile typecheck lint bench clean demo deploy flash bonds repl firmware
+.PHONY: setup test test-py test-mp compile typecheck lint bench fuzz clean demo deploy flash bonds repl firmware
 
 setup: $(STAMP)
 
@@ -43,6 +43,12 @@ bench: $(STAMP)
 	MICROPYPATH=lib:tools:.frozen $(MP) tools/bench.py --json
 	$(PY) tools/bench.py
 	$(PY) tools/bench_smp.py --json
+
+# The long hardening run (SECURITY.md): >= 100,000 SMP engine fuzz cases, the attack tests,
+# faults at every SMP step / flash operation on simulated boards, fuzz through the air.
+# FUZZ_ARGS e.g. "--cases 200000 --seed 1"; figures also go to build/fuzz-figures.json.
+fuzz: $(STAMP)
+	$(PY) tools/fuzz.py $(FUZZ_ARGS)
 
 # -- the product: the demo on simulated boards, and the tools for a real board --------
 # BOARD = a folder of boards/ (esp32, esp32s3, esp32c3); PORT = its serial port.
