@@ -29,6 +29,7 @@ for _p in (os.path.join(_ROOT, "lib"), os.path.join(_ROOT, "tools", "blesim", "m
     if _p not in sys.path:
         sys.path.insert(0, _p)
 
+from blesmp import _bondload as L  # noqa: E402
 from blesmp import blob  # noqa: E402
 from blesmp import store as S  # noqa: E402
 
@@ -64,7 +65,7 @@ def level(b):
 
 def stored_layout(data):
     """The layout the file was written in (from its meta record), or None."""
-    recs = S._parse(data)[0]
+    recs = L.parse(data)[0]
     for tag, p in recs:
         if tag == 77 and len(p) >= 1 and p[0] < len(S._LNAME):
             return S._LNAME[p[0]]

@@ -98,11 +98,12 @@ untouched) and:
     at every load (flash was never changed).
 """
 
-import binascii
 import os
 import struct
 import time
 from binascii import crc32 as _crc32
+
+from micropython import const
 
 from blesmp import blob as _blob
 
@@ -111,18 +112,18 @@ PENDING = "pending"
 REFUSED = "refused"
 RESTORED = "restored"
 
-VERSION = 1
+VERSION = const(1)
 _MAGIC = b"BSMP"
-_SYNC = 0xB5
+_SYNC = const(0xB5)
 _ZERO7 = bytes(7)
 # entry = [key, our, peer, added, used, seq, flags]
-_K = 0
-_ADDED = 3
-_USED = 4
-_SEQ = 5
-_FL = 6
-_PIN = 1  # flags: pinned; 2 / 4: type 1 / type 2 hidden (deleted by NimBLE)
-_HID = 6
+_K = const(0)
+_ADDED = const(3)
+_USED = const(4)
+_SEQ = const(5)
+_FL = const(6)
+_PIN = const(1)  # flags: pinned; 2 / 4: type 1 / type 2 hidden (deleted by NimBLE)
+_HID = const(6)
 _LCODE = {_blob.ESP88: 0, _blob.ESP80: 1, _blob.NIMBLE80: 2}
 _LNAME = (_blob.ESP88, _blob.ESP80, _blob.NIMBLE80)
 _ALIAS = {"88": _blob.ESP88, "80i": _blob.ESP80, "80": _blob.NIMBLE80}  # the simulator's profile names
@@ -143,20 +144,15 @@ def _fw_id():
         return ""
 
 
-def guess_layout():
-    """The blob layout the running firmware most likely uses (see module docstring)."""
+def _unload(sys):
+    # The loader is cold code: give its RAM back once the store is loaded.
+    sys.modules.pop("blesmp._bondload", None)
     try:
-        import sys
+        import blesmp
 
-        u = os.uname()
-        if sys.implementation.name != "micropython":
-            return _blob.ESP88
-        v = tuple(int(x) for x in u.release.split("-")[0].split(".")[:2])
-        if "ESP32" in u.machine and v >= (1, 24):
-            return _blob.ESP88
-        return _blob.NIMBLE80
+        del blesmp.__dict__["_bondload"]
     except Exception:
-        return _blob.ESP88
+        pass
 
 
 def addr_key(addr_type, addr):
@@ -189,12 +185,12 @@ class _FileBackend:
         except OSError:
             return None
 
-    def load(self):
+    def load(self, complete):
         data = self._read(self.path)
         new = self.path + ".new"
         if data is None:
             data = self._read(new)
-            if data is not None and _complete(data):
+            if data is not None and complete(data):
                 self.fs.rename(new, self.path)  # finish a FAT-style replace
                 return data
             return None
@@ -254,7 +250,7 @@ class _NvsBackend:
                 n *= 4
         raise OSError(27)  # EFBIG
 
-    def load(self):
+    def load(self, complete):
         return self._get("bonds")
 
     def _set(self, key, data):
@@ -274,46 +270,6 @@ class _NvsBackend:
 
     def read_other(self, name):
         return None
-
-
-def _complete(data):
-    return _parse(data)[3]
-
-
-def _parse(data):
-    """-> (records [(tag, payload)], bad chunks [bytes], version, complete)."""
-    if data[:4] != _MAGIC or len(data) < 5:
-        return [], [], -1, False
-    recs = []
-    bad = []
-    n = len(data)
-    pos = 5
-    done = False
-    bad_from = -1
-    while pos < n and not done:
-        ok = False
-        if data[pos] == _SYNC and pos + 8 <= n:
-            tag, ln = struct.unpack_from("<BH", data, pos + 1)
-            end = pos + 4 + ln
-            if end + 4 <= n and _crc32(data[pos + 1:end]) == struct.unpack_from("<I", data, end)[0]:
-                ok = True
-        if not ok:
-            if bad_from < 0:
-                bad_from = pos
-            pos += 1
-            continue
-        if bad_from >= 0:
-            bad.append(data[bad_from:pos])
-            bad_from = -1
-        payload = data[pos + 4:end]
-        if tag == 69:  # "E": the image is complete (its count is informational)
-            done = True
-        else:
-            recs.append((tag, payload))
-        pos = end + 4
-    if bad_from >= 0:
-        bad.append(data[bad_from:])
-    return recs, bad, data[4], done
 
 
 def _rec(out, tag, payload):
@@ -717,105 +673,23 @@ class BondStore:
         del self.problems[:-8]
 
     def _load(self, migrate):
-        data = self._io.load()
-        if data is None:
-            self.layout = self._fixed or guess_layout()
-            if migrate:
-                for name in ("ble_secrets.json", "secrets.json"):
-                    old = self._io.read_other(name)
-                    if old:
-                        self._import(old, name)
-                        break
-            return
-        recs, bad, ver, done = _parse(data)
-        if ver < 0:
-            self._problem("not a bond store: moved to .bad")
-            self.layout = self._fixed or guess_layout()
-            self._io.move_bad()
-            if data[:1] == b"[" and migrate:
-                self._import(data, self.path)
-            return
-        if ver > VERSION:
-            self.readonly = True
-            self._problem("store version %d is newer than %d: not written" % (ver, VERSION))
-            self.layout = self._fixed or guess_layout()
-            return
-        stored_layout = None
-        for tag, p in recs:
-            if tag == 77:
-                lc, self._seq = struct.unpack_from("<BI", p)
-                stored_layout = _LNAME[lc]
-                if str(p[5:], "utf-8") != self._fw:
-                    stored_layout = None  # another firmware wrote it
-            elif tag == 73 and len(p) == 16:
-                self._irk = bytes(p)
-            elif tag == 66:
-                try:
-                    fl, _lc, added, used, seq = struct.unpack_from("<BBIII", p)
-                    k = bytes(p[14:21])
-                    n1 = p[21]
-                    our = bytes(p[22:22 + n1]) or None
-                    n2 = p[22 + n1]
-                    peer = bytes(p[23 + n1:23 + n1 + n2]) or None
-                    if (our and _blob.detect(our) is None) or (peer and _blob.detect(peer) is None):
-                        raise ValueError("blob")
-                    self._b.append([k, our, peer, added, used, seq, fl & _PIN])
-                    self._seq = max(self._seq, seq)
-                except Exception:
-                    bad.append(bytes(p))
-        if bad or not done:
-            n = len(bad)
-            self._problem("%d corrupt record(s) quarantined%s" % (n, "" if done else ", file truncated"))
-            if bad:
-                try:
-                    self._io.save_bad(b"".join(bad))
-                except OSError as ex:
-                    self.last_error = ex
-        self.layout = self._fixed or stored_layout or guess_layout()
-        stale = False
-        for e in self._b:
-            for i in (1, 2):
-                if e[i] and _blob.detect(e[i]) != self.layout:
-                    stale = True
-        if stale:
-            self._relayout(self.layout)
-            self._save()
+        import sys
+
+        from blesmp import _bondload
+
+        try:
+            _bondload.load(self, migrate)
+        finally:
+            _unload(sys)
 
     def import_json(self, path, fs=None):
-        """Imports aioble's ble_secrets.json / the bonding example's secrets.json."""
-        with (fs or _Files()).open(path, "rb") as f:
-            return self._import(f.read(), path)
+        """Imports aioble's ble_secrets.json / the bonding example's secrets.json; returns the count."""
+        import sys
 
-    def _import(self, data, name):
-        import json
+        from blesmp import _bondload
 
-        n = 0
         try:
-            entries = json.loads(data)
-            pend = {}
-            order = []
-            for sec_type, key, value in entries:
-                k = binascii.a2b_base64(key)
-                v = binascii.a2b_base64(value)
-                if sec_type == 10 and len(v) == 16:
-                    self._irk = v
-                elif sec_type in (1, 2) and len(k) == 7 and _blob.detect(v):
-                    if k not in pend:
-                        pend[k] = [None, None]
-                    order.append(k)
-                    pend[k][sec_type - 1] = v
-            if not self.layout:
-                self.layout = guess_layout()
-            for k in order:  # newest at the end, as aioble keeps them
-                if k in pend and not self._find(k):
-                    our, peer = pend.pop(k)
-                    self._seq += 1
-                    self._b.append([k, our, peer, 0, 0, self._seq, 0])
-                    n += 1
-            self._relayout(self.layout)
-        except Exception as ex:
-            self.last_error = ex
-            self._problem("import of %s failed: %r" % (name, ex))
-            return 0
-        self._save()
-        return n
+            with (fs or _Files()).open(path, "rb") as f:
+                return _bondload.import_entries(self, f.read(), path)
+        finally:
+            _unload(sys)

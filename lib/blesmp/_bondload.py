@@ -1,0 +1,177 @@
+"""The cold half of blesmp.store: reading the image, recovery, quarantine, migration.
+
+`BondStore` imports this module only while it loads or imports, and drops it again
+(`sys.modules`), so that on a board with `lib/` as .py or .mpy files its code does not
+stay on the heap. Functions take the store as `self` (they are its methods, moved out).
+"""
+
+import binascii
+import os
+import struct
+from binascii import crc32 as _crc32
+
+from micropython import const
+
+from blesmp import blob as _blob
+from blesmp.store import _LNAME, _MAGIC, VERSION
+
+_SYNC = const(0xB5)  # as in store.py
+_PIN = const(1)
+
+
+def guess_layout():
+    """The blob layout the running firmware most likely uses (see module docstring)."""
+    try:
+        import sys
+
+        u = os.uname()
+        if sys.implementation.name != "micropython":
+            return _blob.ESP88
+        v = tuple(int(x) for x in u.release.split("-")[0].split(".")[:2])
+        if "ESP32" in u.machine and v >= (1, 24):
+            return _blob.ESP88
+        return _blob.NIMBLE80
+    except Exception:
+        return _blob.ESP88
+
+
+def complete(data):
+    return parse(data)[3]
+
+
+def parse(data):
+    """-> (records [(tag, payload)], bad chunks [bytes], version, complete)."""
+    if data[:4] != _MAGIC or len(data) < 5:
+        return [], [], -1, False
+    recs = []
+    bad = []
+    n = len(data)
+    pos = 5
+    done = False
+    bad_from = -1
+    while pos < n and not done:
+        ok = False
+        if data[pos] == _SYNC and pos + 8 <= n:
+            tag, ln = struct.unpack_from("<BH", data, pos + 1)
+            end = pos + 4 + ln
+            if end + 4 <= n and _crc32(data[pos + 1:end]) == struct.unpack_from("<I", data, end)[0]:
+                ok = True
+        if not ok:
+            if bad_from < 0:
+                bad_from = pos
+            pos += 1
+            continue
+        if bad_from >= 0:
+            bad.append(data[bad_from:pos])
+            bad_from = -1
+        payload = data[pos + 4:end]
+        if tag == 69:  # "E": the image is complete (its count is informational)
+            done = True
+        else:
+            recs.append((tag, payload))
+        pos = end + 4
+    if bad_from >= 0:
+        bad.append(data[bad_from:])
+    return recs, bad, data[4], done
+
+
+def load(self, migrate):
+    data = self._io.load(complete)
+    if data is None:
+        self.layout = self._fixed or guess_layout()
+        if migrate:
+            for name in ("ble_secrets.json", "secrets.json"):
+                old = self._io.read_other(name)
+                if old:
+                    import_entries(self, old, name)
+                    break
+        return
+    recs, bad, ver, done = parse(data)
+    if ver < 0:
+        self._problem("not a bond store: moved to .bad")
+        self.layout = self._fixed or guess_layout()
+        self._io.move_bad()
+        if data[:1] == b"[" and migrate:
+            import_entries(self, data, self.path)
+        return
+    if ver > VERSION:
+        self.readonly = True
+        self._problem("store version %d is newer than %d: not written" % (ver, VERSION))
+        self.layout = self._fixed or guess_layout()
+        return
+    stored_layout = None
+    for tag, p in recs:
+        if tag == 77:
+            lc, self._seq = struct.unpack_from("<BI", p)
+            stored_layout = _LNAME[lc]
+            if str(p[5:], "utf-8") != self._fw:
+                stored_layout = None  # another firmware wrote it
+        elif tag == 73 and len(p) == 16:
+            self._irk = bytes(p)
+        elif tag == 66:
+            try:
+                fl, _lc, added, used, seq = struct.unpack_from("<BBIII", p)
+                k = bytes(p[14:21])
+                n1 = p[21]
+                our = bytes(p[22:22 + n1]) or None
+                n2 = p[22 + n1]
+                peer = bytes(p[23 + n1:23 + n1 + n2]) or None
+                if (our and _blob.detect(our) is None) or (peer and _blob.detect(peer) is None):
+                    raise ValueError("blob")
+                self._b.append([k, our, peer, added, used, seq, fl & _PIN])
+                self._seq = max(self._seq, seq)
+            except Exception:
+                bad.append(bytes(p))
+    if bad or not done:
+        n = len(bad)
+        self._problem("%d corrupt record(s) quarantined%s" % (n, "" if done else ", file truncated"))
+        if bad:
+            try:
+                self._io.save_bad(b"".join(bad))
+            except OSError as ex:
+                self.last_error = ex
+    self.layout = self._fixed or stored_layout or guess_layout()
+    stale = False
+    for e in self._b:
+        for i in (1, 2):
+            if e[i] and _blob.detect(e[i]) != self.layout:
+                stale = True
+    if stale:
+        self._relayout(self.layout)
+        self._save()
+
+
+
+def import_entries(self, data, name):
+    import json
+
+    n = 0
+    try:
+        entries = json.loads(data)
+        pend = {}
+        order = []
+        for sec_type, key, value in entries:
+            k = binascii.a2b_base64(key)
+            v = binascii.a2b_base64(value)
+            if sec_type == 10 and len(v) == 16:
+                self._irk = v
+            elif sec_type in (1, 2) and len(k) == 7 and _blob.detect(v):
+                if k not in pend:
+                    pend[k] = [None, None]
+                order.append(k)
+                pend[k][sec_type - 1] = v
+        if not self.layout:
+            self.layout = guess_layout()
+        for k in order:  # newest at the end, as aioble keeps them
+            if k in pend and not self._find(k):
+                our, peer = pend.pop(k)
+                self._seq += 1
+                self._b.append([k, our, peer, 0, 0, self._seq, 0])
+                n += 1
+        self._relayout(self.layout)
+    except Exception as ex:
+        self.last_error = ex
+        self._problem("import of %s failed: %r" % (name, ex))
+        return 0
+    self._save()
+    return n
