@@ -228,8 +228,13 @@ def test_numeric_comparison(accept):
         assert rp.last(_IRQ_ENCRYPTION_UPDATE) == (hp, 1, 1, 1, 16)
         assert rc.last(_IRQ_ENCRYPTION_UPDATE) == (hc, 1, 1, 1, 16)
     else:
+        # the phone hears Pairing Failed 0x0C at once; the ESP32 that said "no" reports the
+        # failure only with the SMP timer (esp-nimble), 30 s later
         assert rp.last(_IRQ_ENCRYPTION_UPDATE) == (hp, 0, 0, 0, 0)
         assert rc.last(_IRQ_ENCRYPTION_UPDATE) == (hc, 0, 0, 0, 0)
+        t_fail = w.trace.select("host", "p", "pairing_failed")[0].t
+        t_upd = w.trace.select("irq", "p", "_IRQ_ENCRYPTION_UPDATE")[0].t
+        assert t_upd - t_fail == pytest.approx(30.0)
         assert [r.args["reason"] for r in w.trace.select("host", "p", "pairing_failed")] == [0x0C]
         assert [r.args["cause"] for r in w.trace.select("host", "c", "pairing_failed")] == ["received"]
 

@@ -101,6 +101,7 @@ class _Conn:
         self.indicating = None
         self.outq = []
         self.outq_busy = False
+        self.numcmp_rejected = False
 
 
 class BLE:
@@ -357,8 +358,13 @@ class BLE:
         return val
 
     def _set_secret(self, sec_type, key, value):
-        ret = self._irq(IRQ_SET_SECRET, (sec_type,), bufs=(key, value))
-        return bool(ret)
+        ret = bool(self._irq(IRQ_SET_SECRET, (sec_type,), bufs=(key, value)))
+        if not ret and value is not None and sec_type in (1, 2):
+            # BLE_HS_ESTORE_CAP -> overflow event -> ble_gap_unpair_oldest_peer iterates our
+            # keys (the type-1 quirk: finds none) -> the write fails
+            self._trace.add("host", self._board.name, "store_overflow", args={"sec_type": sec_type})
+            self._get_secret(1, 0, _ZERO_KEY)
+        return ret
 
     def _iter_peer_sec(self):
         """GET(2,i,None) for i = 0.. until None; yields the decoded values."""
@@ -757,6 +763,7 @@ class BLE:
         else:
             c.io_injected = True
             c.io_action = None
+            c.numcmp_rejected = passkey == 0
             outs = c.smp.confirm(passkey != 0, self._now())
         self._smp_outputs(c, outs)
         return None
@@ -1010,6 +1017,17 @@ class BLE:
         if o.cause == "timeout":
             self._trace.add("host", self._board.name, "smp_timeout", conn=c.handle)
         # ENC_CHANGE with an error status: Python sees the current state only
+        if c.numcmp_rejected and o.cause == "sent" and self._profile.numcmp_reject_delay:
+            # esp-nimble: the proc ends without an ENC event; the update comes with the SM timer
+            c.numcmp_rejected = False
+            self._world.schedule(self._profile.numcmp_reject_delay, self._late_enc_update, c, c.smp)
+            return
+        c.numcmp_rejected = False
+        self._enc_update(c)
+
+    def _late_enc_update(self, c, eng):
+        if self._dead or self._conns.get(c.handle) is not c or c.smp is not eng or eng.busy:
+            return
         self._enc_update(c)
 
     # ================================================================ GATT server API

@@ -16,7 +16,9 @@ ESP-IDF 5.4/5.5 (esp-nimble 1.5/1.6 with the Aug 2024 ordering fix). Other profi
 
 Fields: layout ("88", "80i" = 80 bytes with bond_count, "80"), set_before_enc, authorize_rejects,
 defaults (bond, mitm, le_secure, io), errno (NimBLE-name -> number), first_conn_handle,
-preferred_mtu, gap_name, max_name_len, rpa_timeout, central_passkey.
+preferred_mtu, gap_name, max_name_len, rpa_timeout, central_passkey, numcmp_reject_delay (after a local
+"no" to a numeric comparison, esp-nimble reports the failed ENCRYPTION_UPDATE only at the SMP
+timeout: 30 s; upstream at once: 0).
 """
 
 __all__ = ["Profile", "PROFILES", "get_profile", "ESP32_ERRNO", "UNIX_ERRNO"]
@@ -31,7 +33,8 @@ UNIX_ERRNO = dict(ESP32_ERRNO, ETIMEDOUT=110, EALREADY=114, ENOTCONN=107)
 class Profile:
     def __init__(self, name, layout="88", set_before_enc=True, authorize_rejects=True, bond=1, mitm=0,
                  le_secure=1, io=3, errno=None, first_conn_handle=0, preferred_mtu=256, gap_name=b"MPY ESP32",
-                 max_name_len=31, rpa_timeout=900.0, central_passkey=False, description=""):
+                 max_name_len=31, rpa_timeout=900.0, central_passkey=False, numcmp_reject_delay=30.0,
+                 description=""):
         if layout not in ("88", "80", "80i"):
             raise ValueError("layout must be '88', '80' or '80i'")
         self.name = name
@@ -46,6 +49,7 @@ class Profile:
         self.max_name_len = max_name_len
         self.rpa_timeout = rpa_timeout
         self.central_passkey = central_passkey
+        self.numcmp_reject_delay = numcmp_reject_delay
         self.description = description
 
     @property
@@ -71,6 +75,7 @@ PROFILES = {
     "esp32-v1.23": Profile("esp32-v1.23", layout="80", set_before_enc=False,
                            description="MicroPython v1.23, ESP-IDF 5.0.4"),
     "nimble": Profile("nimble", layout="80", set_before_enc=False, authorize_rejects=False, bond=0,
+                      numcmp_reject_delay=0.0,
                       errno=UNIX_ERRNO, gap_name=b"MPY NIMBLE", description="upstream NimBLE (STM32/unix)"),
     # Not an ESP32: a peer device like a phone app (nRF Connect), whose user can answer passkey
     # and numeric-comparison requests in the central role too. Same API, same store protocol.
