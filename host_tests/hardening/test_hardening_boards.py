@@ -16,7 +16,6 @@ from simkit import Dev, connect, done
 from blesmp import const as C
 from blesmp.agents import ConsoleAgent
 from blesmp.manager import SecurityManager, random_passkey
-from tools.blesim.flash import PowerLoss
 from tools.blesim.smp import const as SC
 from tools.blesim.smp import pdu as P
 
@@ -407,17 +406,25 @@ def test_power_loss_at_every_flash_operation_during_pairing(method, tear):
             r.close()
 
 
-def test_power_loss_never_leaks_out_of_the_irq_handler_as_an_exception():
-    # PowerLoss is a BaseException: the manager must not swallow it as if the write succeeded
-    # (a real power cut stops the CPU). The firmware model turns it into a board power-off.
-    r = Rig(24, "just_works", friend=False)
+@pytest.mark.xfail(strict=True, reason="FINDING F3 (SECURITY.md): SecurityManager._irq catches BaseException, "
+                   "so the simulated flash's PowerLoss is swallowed and the board runs on with its flash off; "
+                   "boardrig.EspDev restores the real behaviour for the other tests")
+def test_power_cut_inside_the_irq_handler_stops_the_board():
+    from tools.blesim import World
+
+    w = World(seed=25, trace=False)
     try:
-        r.esp.board.fs.cut_after(1)
-        r.pair_and_settle()
-        assert not r.esp.board.powered
-        assert isinstance(PowerLoss(), BaseException) and not isinstance(PowerLoss(), Exception)
+        esp = Dev(w, "esp32")
+        phone = Dev(w, "phone")
+        hc, _hp = connect(w, phone, esp)
+        esp.board.fs.cut_after(1)  # the first flash operation of the bond write
+        phone.call(phone.sm.pair, hc)
+        w.run_until(lambda: done(phone)(), 45)
+        w.run(2)
+        assert not esp.board.fs.powered  # the cut did happen...
+        assert not esp.board.powered  # ...so the CPU must have stopped
     finally:
-        r.close()
+        w.close()
 
 
 def test_bond_tuple_detects_changes():
