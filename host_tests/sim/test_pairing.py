@@ -265,9 +265,11 @@ def test_central_role_passkey_stalls_until_smp_timeout():
     assert rc.last(_IRQ_ENCRYPTION_UPDATE) == (hc, 0, 0, 0, 0)
 
 
-def test_bonded_reconnection_after_both_boards_reset():
+@pytest.mark.parametrize("sc_on", [True, False], ids=["lesc", "legacy"])
+def test_bonded_reconnection_after_both_boards_reset(sc_on):
     sp, sc = Store(), Store()
-    w, p, c, rp, rc = setup(stores=(sp, sc))
+    cfg = {} if sc_on else {"le_secure": False}
+    w, p, c, rp, rc = setup(stores=(sp, sc), configs=(cfg, cfg))
     hp, hc = connect(w, p, c)
     c.ble.gap_pair(hc)
     assert w.run_until(lambda: rp.last(_IRQ_ENCRYPTION_UPDATE) and rc.last(_IRQ_ENCRYPTION_UPDATE), 5)
@@ -296,6 +298,15 @@ def test_bonded_reconnection_after_both_boards_reset():
     assert w.trace.select("pdu", name="PAIRING_REQUEST")[-1].t < w.trace.select("link", name="reset")[0].t
     link = w.air.links[0]
     assert link.encrypted and link.ltk == ltk
+    p_our = secstruct.unpack("88", sp.secrets[(1, key(c))])
+    c_peer = secstruct.unpack("88", sc.secrets[(2, key(p))])
+    assert p_our["ltk"] == c_peer["ltk"] and (p_our["ediv"], p_our["rand"]) == (c_peer["ediv"], c_peer["rand"])
+    assert p_our["sc"] == int(sc_on)
+    if not sc_on:
+        # legacy: the peripheral's distributed LTK comes with a random EDIV/Rand; the central's own
+        # distributed LTK (type 1 on the central) is another key
+        assert p_our["rand"] != 0
+        assert secstruct.unpack("88", sc.secrets[(1, key(p))])["ltk"] != p_our["ltk"]
 
 
 def test_reconnect_with_lost_bond_on_peripheral_gets_negative_reply():

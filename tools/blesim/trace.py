@@ -26,8 +26,9 @@ Kinds, with the swim-lane a renderer draws them in (app | api | host | smp/att |
                            args = {"event": n, "data": [...], "result": ...} (result = the
                            handler's return value); `args["dropped"]` = True when no handler
                            was set (the event is lost, as on the board)
-    "irq_error" app         the handler raised: args = {"error": "ValueError: ..."}; the handler
-                           was removed
+    "irq_error" app        the handler raised: args = {"error": "ValueError: ..."}; the handler
+                           was removed. Recorded just before the "irq" record of that delivery,
+                           which then has args["raised"] = True and result None
     "pdu"     board -> peer one PDU sent over the air on a connection. args = {"cid": 4|6,
                            "layer": "att"|"smp", "hex": "...", "dir": "tx"}; name = opcode
                            name ("PAIRING_REQUEST", "ATT_READ_REQ", ...). Recorded once, at

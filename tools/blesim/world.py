@@ -15,8 +15,8 @@ one heap ordered by (time, sequence) and run in order; IRQ handlers are called f
 
 While a World exists CPython's `time` module gains MicroPython's `ticks_ms`, `ticks_us`,
 `ticks_cpu`, `ticks_diff`, `ticks_add`, `sleep_ms`, `sleep_us` driven by the virtual clock of
-the most recently created World (sleep_* run the world for that long). `time.sleep` is left
-alone (CPython needs the real one).
+the most recently created World (sleep_* run the world for that long; inside an IRQ handler they
+return at once, taking no virtual time). `time.sleep` is left alone (CPython needs the real one).
 
 Board lifecycle: `reset()` = soft/hard reset (RAM lost: a fresh BLE object, handler None,
 config back to defaults, connections dropped; the peers notice by supervision timeout),
@@ -332,10 +332,17 @@ def ticks_diff(a, b):
     return ((a - b + _TICKS_HALF) & _TICKS_MAX) - _TICKS_HALF
 
 
+_irq_depth = [0]  # > 0 while an IRQ handler runs (set by the firmware model)
+
+
 def _sleep(seconds):
     w = current_world()
     if w is None:
         _time.sleep(seconds)
+        return
+    if _irq_depth[0]:
+        # inside an IRQ handler: on the board this blocks the NimBLE task; here it takes no
+        # virtual time and delivers nothing (same as the one-process-per-board mode)
         return
     b = current_board()
     if b is not None:

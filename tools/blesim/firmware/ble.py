@@ -10,7 +10,7 @@ import struct
 import sys
 import traceback
 
-from ..world import BoardDown
+from ..world import BoardDown, _irq_depth
 from . import gatt as G
 from . import secstruct
 from .uuid import UUID
@@ -203,6 +203,7 @@ class BLE:
             return None
         result = None
         raised = False
+        _irq_depth[0] += 1
         try:
             with self._board:
                 result = h(event, data)
@@ -222,6 +223,7 @@ class BLE:
                 raise BoardDown() from None
             raise
         finally:
+            _irq_depth[0] -= 1
             for v in views:
                 try:
                     v.release()
