@@ -206,6 +206,9 @@ def test_discovery_and_mtu():
     assert rc.last(_IRQ_GATTC_SERVICE_DONE) == (hc, 0)
     s, e = svcs[2][1:3]
     c.ble.gattc_discover_characteristics(hc, s, e)
+    with pytest.raises(OSError) as err:
+        c.ble.gattc_discover_characteristics(hc, s, e)
+    assert err.value.errno == 16  # EBUSY: one characteristic discovery at a time
     assert w.run_until(lambda: rc.last(_IRQ_GATTC_CHARACTERISTIC_DONE), 2)
     chars = [d for ev, d in rc.of(_IRQ_GATTC_CHARACTERISTIC_RESULT)]
     assert [d[4] for d in chars] == [u for u, *_ in CHARS]
@@ -230,3 +233,6 @@ def test_client_errors_not_connected():
     with pytest.raises(OSError) as e:
         p.ble.gatts_notify(hp + 5, hs[0], b"x")
     assert e.value.errno == 128
+    with pytest.raises(OSError) as e:
+        c.ble.gattc_write(hc, hs[5], b"x", 2)
+    assert e.value.errno == 22

@@ -138,6 +138,7 @@ class BLE:
         self._connecting = None
         self._ecc_key = None
         self._sched_pending = False
+        self._char_disc = None
         from ..smp import RepeatedAttempts
 
         self._attempts = RepeatedAttempts(base=0.0, factor=1.0, maximum=0.0)  # NimBLE has none
@@ -1242,9 +1243,17 @@ class BLE:
     def gattc_discover_characteristics(self, conn_handle, start_handle, end_handle, uuid=None):
         from .client import DiscoverCharacteristics
 
+        def impl(h, s, e, u=None):
+            if self._active and self._char_disc is not None:
+                # the binding keeps one pending characteristic: one discovery at a time
+                raise self._err("EBUSY")
+            proc = DiscoverCharacteristics(_int(s), _int(e), u)
+            self._client_start(h, proc)
+            self._char_disc = proc
+            return None
+
         return self._api_call("gattc_discover_characteristics", (conn_handle, start_handle, end_handle, uuid), {},
-                              lambda h, s, e, u=None: self._client_start(h, DiscoverCharacteristics(
-                                  _int(s), _int(e), u)))
+                              impl)
 
     def gattc_discover_descriptors(self, conn_handle, start_handle, end_handle):
         from .client import DiscoverDescriptors
@@ -1263,6 +1272,8 @@ class BLE:
 
         def impl(h, v, d, mode=0):
             b = _buf(d)
+            if _int(mode) not in (0, 1):
+                raise self._err("EINVAL")
             if _int(mode) == 0:
                 if not self._active:
                     raise self._err("ENODEV")

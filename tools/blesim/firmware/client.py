@@ -113,6 +113,8 @@ class DiscoverCharacteristics(Proc):
     def _finish(self, ble, c, status):
         if self.pending is not None:
             self._emit(ble, c, self.e)
+        if ble._char_disc is self:
+            ble._char_disc = None
         ble._irq(IRQ_GATTC_CHARACTERISTIC_DONE, (c.handle, status), conn=c.handle)
         return True
 
@@ -137,6 +139,8 @@ class DiscoverCharacteristics(Proc):
         return False
 
     def abort(self, ble, c, status):
+        if ble._char_disc is self:
+            ble._char_disc = None
         ble._irq(IRQ_GATTC_CHARACTERISTIC_DONE, (c.handle, status), conn=c.handle)
 
 
