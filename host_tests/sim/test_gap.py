@@ -167,7 +167,11 @@ def test_get_secret_returning_wrong_size_or_str_and_none_handler():
 def test_active_false_drops_connections_and_peer_sees_disconnect():
     w, p, c, rp, rc = two()
     hp, hc = connect(w, p, c)
+    p.ble.gap_scan(0)
+    rp.clear()
     p.ble.active(False)
+    # scanning is stopped while the stack is still active (SCAN_DONE), the links silently
+    assert rp.events == [(_IRQ_SCAN_DONE, ())]
     assert p.ble.active() is False
     assert w.run_until(lambda: rc.last(_IRQ_PERIPHERAL_DISCONNECT), 2)
     assert rc.last(_IRQ_PERIPHERAL_DISCONNECT) == (hc, 0, p.public_addr)

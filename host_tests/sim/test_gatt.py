@@ -188,7 +188,9 @@ def test_cccd_subscription_and_send_update():
     c.ble.gattc_write(hc, hs[0] + 1, b"\x01\x00", 1)  # the CCCD follows the value
     assert w.run_until(lambda: rc.last(_IRQ_GATTC_WRITE_DONE), 2)
     assert rp.of(_IRQ_GATTS_WRITE) == []  # CCCD writes are NimBLE's own
+    rp.clear()
     p.ble.gatts_write(hs[0], b"new", True)
+    assert rp.events == [(_IRQ_GATTS_READ_REQUEST, (65535, hs[0]))]  # NimBLE reads it back
     assert w.run_until(lambda: rc.last(_IRQ_GATTC_NOTIFY), 2)
     assert rc.last(_IRQ_GATTC_NOTIFY) == (hc, hs[0], b"new")
 

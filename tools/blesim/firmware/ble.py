@@ -438,17 +438,23 @@ class BLE:
         return self._active
 
     def _stop_stack(self):
+        """mp_bluetooth_deinit: stop advertising, stop scanning (raises _IRQ_SCAN_DONE while
+        still active), then the stack goes to STOPPING: the links are terminated (peers see
+        0x13) but no event reaches Python any more."""
         if self._advertising:
             self._air.set_advertising(self._board, None)
             self._advertising = False
-        self._scan_stop(silent=True)
+        self._scan_stop()
+        self._active = False
         if self._connecting:
             self._air.cancel_connect(self._board)
             self._connecting = None
         for c in list(self._conns.values()):
             self._air.disconnect(c.link, self._board, 0x13)
-            self._conn_gone(c, 0x16)
-        self._active = False
+            if c.smp_timer:
+                c.smp_timer.cancel()
+        self._conns = {}
+        self._char_disc = None
         self._db.reset()
         self._resolving = []
         self._irk = DEFAULT_IRK
@@ -1068,13 +1074,16 @@ class BLE:
         if len(b) > a.max_len:
             a.max_len = len(b)
         if send_update:
+            # ble_gatts_chr_updated: for each subscribed connection NimBLE notifies/indicates
+            # with the value read back through the access callback (READ_REQUEST, 65535)
             cccd_h = a.handle + 1
             for c in list(self._conns.values()):
                 v = c.cccd.get(cccd_h, 0)
-                if v & 1:
-                    self._send_notify(c, a.handle, b, G.NOTIFY)
-                elif v & 2:
-                    self._send_notify(c, a.handle, b, G.INDICATE)
+                if not v & 3:
+                    continue
+                if self._read_request_rc(CONN_HANDLE_NONE, a.handle):
+                    continue
+                self._send_notify(c, a.handle, bytes(a.value), G.NOTIFY if v & 1 else G.INDICATE)
         return None
 
     def gatts_set_buffer(self, value_handle, buf_len, append=False):
