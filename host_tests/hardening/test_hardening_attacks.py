@@ -373,3 +373,34 @@ def test_passkey_entry_prompts_are_not_numeric_comparison():
         bytes([C.PAIRING_REQUEST, 2, 0, 0x0D, 16, 7, 7]), 0.0)
     assert any(isinstance(o, PasskeyRequest) for o in outs)
     assert not any(isinstance(o, NumericComparison) for o in outs)
+
+
+# ------------------------------------------------------------------ SweynTooth: zero LTK installation
+
+@pytest.mark.parametrize("scenario", ["sc_jw", "legacy_jw", "sc_pk_resp_displays", "legacy_oob"])
+def test_zero_ltk_installation_cve_2019_19194(scenario):
+    # An attacker central skips pairing steps and asks the controller to encrypt: at every step
+    # before phase 2 has really finished, our peripheral must answer the LTK request with no key
+    # (negative reply), never a zero or half-computed key; and at the legitimate moment, with the
+    # key both sides derived.
+    d = F.Drive(scenario)
+    d.start()
+    answered = []
+    while True:
+        eng = d.engine["peripheral"]
+        for ediv, rand in ((0, 0), (1, 2)):
+            (reply,) = [o for o in eng.ltk_request(ediv, rand, d.now) if type(o).__name__ == "LtkReply"]
+            if reply.ltk is not None:
+                assert (ediv, rand) == (0, 0) and reply.ltk != bytes(16)
+                answered.append((d.steps, reply.ltk))
+        if d.step() is None:
+            break
+    assert d.both_paired() and d.consistent()
+    stk = d.paired["peripheral"].stk
+    assert answered and all(k == stk for _s, k in answered)
+    # the key is offered only once phase 2 is over (the central already sent StartEncryption or
+    # is about to): never while a confirm / random / DHKey check is still outstanding
+    first = answered[0][0]
+    pending = [a for (_s, r, k, a) in d.trace[first:] if k == "receive" and r == "peripheral"
+               and a in (C.PAIRING_CONFIRM, C.PAIRING_RANDOM, C.PAIRING_DHKEY_CHECK, C.PAIRING_PUBLIC_KEY)]
+    assert not pending, pending
