@@ -720,8 +720,8 @@ class SecurityManager:
         k = c.key
         if success:
             self._backoff.pop(k, None)
-        elif reason not in (_REPEATED_ATTEMPTS, _CENTRAL_NO_PROMPTS, _BUSY):
-            self._count_failure(k)
+        elif reason not in (_REPEATED_ATTEMPTS, _CENTRAL_NO_PROMPTS, _BUSY, _NOT_IN_WINDOW, _NOT_ALLOWED):
+            self._count_failure(k)  # policy refusals are not attempts: opening the window works at once
         self._emit(_AUTH_CMPL_EVT, c.handle, r)
         self._agent("done", r)
 
@@ -939,7 +939,7 @@ class SecurityManager:
                 return self._get_secret(data)
             if event == _IRQ_SET_SECRET:
                 return self._set_secret(data)
-        except BaseException as e:  # noqa: BLE001
+        except (Exception, KeyboardInterrupt) as e:  # noqa: BLE001
             _log("secret store event failed", e)
             return None if event == _IRQ_GET_SECRET else False
         finally:
@@ -969,14 +969,14 @@ class SecurityManager:
                     forward = False
                     _log("conn %d wrote protected handle %d below its level: write not forwarded" % (
                         data[0], data[1]))
-        except BaseException as e:  # noqa: BLE001 (never let the firmware remove the handler)
+        except (Exception, KeyboardInterrupt) as e:  # noqa: BLE001 (never let the firmware remove the handler)
             _log("IRQ %r failed" % (event,), e)
         ret = None
         h = self.handler
         if forward and h is not None:
             try:
                 ret = h(event, data)
-            except BaseException as e:  # noqa: BLE001
+            except (Exception, KeyboardInterrupt) as e:  # noqa: BLE001
                 _log("application IRQ handler raised on event %r" % (event,), e)
                 ret = None
         if event == _IRQ_GATTS_READ_REQUEST:
