@@ -19,7 +19,7 @@ $(STAMP): requirements.txt
 	touch $@
 
 # Every gate of DESIGN.md ("Checks every change passes"); stops at the first failure.
-test: $(STAMP) lint typecheck compile test-mp test-py
+test: $(STAMP) lint typecheck compile test-mp test-py demo
 
 test-py: $(STAMP)
 	$(PY) -m pytest host_tests
