@@ -522,3 +522,33 @@ def test_reason_and_event_names_match_constants():
             n += 1
     assert n > 30
     assert C.reason_name(0x7F) == "0x7f" and C.event_name(99) == "99"
+
+
+def test_allow_list():
+    other = b"\x99\x88\x77\x66\x55\x44"
+    sm, ble, store, ev = make(allow=[(0, other)])
+    connect(ble)
+    assert incoming(ble) is None
+    assert auth(ev).reason == C.NOT_ALLOWED
+    sm, ble, store, ev = make()
+    sm.allow(0, PEER)
+    connect(ble)
+    incoming(ble)
+    ble.ev(C.IRQ_SET_SECRET, 2, memoryview(KEY), memoryview(blob()))
+    ble.ev(C.IRQ_ENCRYPTION_UPDATE, 0, 1, 0, 1, 16)
+    assert auth(ev).success
+
+
+def test_protected_write_not_forwarded_below_level():
+    seen = []
+    sm, ble, store, ev = make(handler=lambda e, d: seen.append((e, d[1])))
+    sm.protect(20, level=2)
+    connect(ble)
+    ble.ev(C.IRQ_GATTS_WRITE, 0, 20)
+    ble.ev(C.IRQ_GATTS_WRITE, 0, 21)
+    assert (C.IRQ_GATTS_WRITE, 20) not in seen and (C.IRQ_GATTS_WRITE, 21) in seen
+    incoming(ble)
+    ble.ev(C.IRQ_SET_SECRET, 2, memoryview(KEY), memoryview(blob()))
+    ble.ev(C.IRQ_ENCRYPTION_UPDATE, 0, 1, 0, 1, 16)
+    ble.ev(C.IRQ_GATTS_WRITE, 0, 20)
+    assert (C.IRQ_GATTS_WRITE, 20) in seen
