@@ -258,11 +258,13 @@ def test_central_role_passkey_stalls_until_smp_timeout():
     # the link stays up
     assert w.run_until(lambda: rp.last(_IRQ_ENCRYPTION_UPDATE), 2)
     assert rp.last(_IRQ_CENTRAL_DISCONNECT) is None
-    # after an SMP timeout no further pairing on this link
-    rc.clear()
+    # NimBLE does not taint the link after an SMP timeout: gap_pair starts a new pairing
+    n = len(w.trace.select("pdu", "c", "PAIRING_REQUEST"))
     c.ble.gap_pair(hc)
     w.run(1)
-    assert rc.last(_IRQ_ENCRYPTION_UPDATE) == (hc, 0, 0, 0, 0)
+    assert len(w.trace.select("pdu", "c", "PAIRING_REQUEST")) == n + 1
+    assert rp.of(_IRQ_PASSKEY_ACTION)[-1] == (_IRQ_PASSKEY_ACTION, (hp, 3, 0))
+    assert len(rp.of(_IRQ_PASSKEY_ACTION)) == 2
 
 
 @pytest.mark.parametrize("sc_on", [True, False], ids=["lesc", "legacy"])

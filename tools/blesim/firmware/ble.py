@@ -734,15 +734,19 @@ class BLE:
         if not self._active:
             raise self._err(-BLE_HS_EDISABLED)
         c = self._conn(conn_handle)
-        if (c.smp is not None and c.smp.busy) or c.restore is not None:
-            raise self._err("EALREADY")
+        busy = (c.smp is not None and c.smp.busy) or c.restore is not None
         if c.role == "central":
+            # ble_gap_security_initiate: the LTK lookup comes before the "already" check
             d = self._read_sec(2, c.peer_id)
+            if busy:
+                raise self._err("EALREADY")
             if d is not None and d["ltk"] is not None:
                 self._start_restore(c, d)
                 return None
             self._start_pairing(c)
         else:
+            if busy:
+                raise self._err("EALREADY")
             self._trace.add("host", self._board.name, "security_request", conn=c.handle)
             self._smp_outputs(c, self._engine(c).pair(self._now()))
         return None
@@ -1024,7 +1028,10 @@ class BLE:
         self._trace.add("host", self._board.name, "pairing_failed", conn=c.handle,
                         args={"reason": o.reason, "cause": o.cause, "local": int(bool(o.local))})
         if o.cause == "timeout":
+            # NimBLE frees the procedure; it does not mark the link (the "tainted" XXX in
+            # ble_sm_timer is not implemented): a later gap_pair pairs again
             self._trace.add("host", self._board.name, "smp_timeout", conn=c.handle)
+            c.smp = None
         # ENC_CHANGE with an error status: Python sees the current state only
         if c.numcmp_rejected and o.cause == "sent" and self._profile.numcmp_reject_delay:
             # esp-nimble: the proc ends without an ENC event; the update comes with the SM timer
