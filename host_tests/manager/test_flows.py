@@ -536,3 +536,48 @@ def test_power_cut_while_bonding_keeps_store_consistent(tear):
             assert ltk_of(p) == ltk_of(c), n
         finally:
             w.close()
+
+
+def test_peer_with_private_address(w):
+    p = Dev(w, "periph")
+    ph = Dev(w, "phone")
+    ph.call(lambda: ph.ble.config(addr_mode=2))  # the central uses resolvable private addresses
+    hc, hp = connect(w, ph, p)
+    rpa = p.sm.state(hp).addr
+    assert p.sm.state(hp).addr_type == 1 and rpa != ph.board.public_addr
+    ph.call(ph.sm.pair, hc)
+    assert both_done(w, p, ph)
+    # the keys came under the identity address: the link and the result are known by it now
+    assert p.result().addr == ph.board.public_addr and p.result().addr_type == 0
+    assert p.sm.state(hp).addr == ph.board.public_addr
+    assert [b.addr for b in p.store.bonds()] == [ph.board.public_addr]
+    ph.call(ph.ble.gap_disconnect, hc)
+    w.run(1000)  # a new RPA
+    p.events.clear()
+    ph.events.clear()
+    hc, hp = connect(w, ph, p)
+    assert p.sm.state(hp).addr == ph.board.public_addr  # resolved with the IRK restored from the store
+    ph.call(ph.sm.pair, hc)
+    assert both_done(w, p, ph)
+    assert p.result().success and p.result().reencrypt
+
+
+def test_two_centrals_pair_one_after_the_other(w):
+    p = Dev(w, "periph", io=C.IO_DISPLAY_YESNO, mitm=True)
+    a = Phone(w, "a", io=C.IO_DISPLAY_YESNO, mitm=True)
+    b = Dev(w, "b")
+    p.answers["NC_REQ"] = lambda dev, conn, v: dev.sm.confirm_reply(conn, True)
+    a.answers["NC_REQ"] = lambda dev, conn, v: dev.sm.confirm_reply(conn, True)
+    ha, hpa = connect(w, a, p)
+    hb, hpb = connect(w, b, p)
+    assert hpa != hpb
+    b.call(b.sm.pair, hb)  # Just Works on link b while a is idle
+    assert both_done(w, b, p)
+    a.call(a.sm.pair, ha)  # then NC on link a
+    assert w.run_until(lambda: len(p.results()) == 2 and done(a)(), 40)
+    ra, rb = sorted(p.results(), key=lambda r: r.conn != hpa)
+    assert ra.conn == hpa and ra.level == 4 and ra.addr == a.board.public_addr
+    assert rb.conn == hpb and rb.level == 2 and rb.addr == b.board.public_addr
+    assert [e[1] for e in p.events if e[0] == "NC_REQ"] == [hpa]
+    assert p.sm.state(hpa).level == 4 and p.sm.state(hpb).level == 2
+    assert len(p.store.bonds()) == 2
