@@ -44,6 +44,7 @@ import threading
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 MP_DIR = os.path.join(ROOT, "tools", "blesim", "mp")
+MP_ONLY_DIR = os.path.join(MP_DIR, "mponly")  # shadows of built-ins only MicroPython gets (select)
 MODULES_DIR = os.path.join(ROOT, "tools", "blesim", "modules")
 LIB_DIR = os.path.join(ROOT, "lib")
 FROZEN = ".frozen"
@@ -81,7 +82,7 @@ def board_env(broker, name, opts=None, mp=False, extra_path=()):
     env["BLESIM_OPTS"] = json.dumps(bo)
     env["PYTHONUNBUFFERED"] = "1"
     if mp:
-        env["MICROPYPATH"] = os.pathsep.join(list(extra_path) + [MP_DIR, LIB_DIR, FROZEN])
+        env["MICROPYPATH"] = os.pathsep.join(list(extra_path) + [MP_ONLY_DIR, MP_DIR, LIB_DIR, FROZEN])
     else:
         env["PYTHONPATH"] = os.pathsep.join([ROOT] + [p for p in env.get("PYTHONPATH", "").split(os.pathsep) if p])
         if extra_path:

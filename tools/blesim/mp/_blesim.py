@@ -22,9 +22,19 @@ time it reads does not change (code costs no virtual time).
 
 import binascii
 import json
-import select
 import socket
 import sys
+
+if sys.implementation.name == "micropython":  # the built-in, not mponly/select.py
+    _p = sys.path
+    sys.path = []
+    try:
+        import select
+    finally:
+        sys.path = _p
+    del _p
+else:
+    import select
 
 try:
     import os
@@ -372,7 +382,7 @@ def _run_timers():
         due[2](due[3])
 
 
-def wait(until_us, on_irq, ext_fd=None):
+def wait(until_us, on_irq, ext_fd=None, ext_poll=None):
     """Waits in virtual time until `until_us` (None: no deadline), or until an
     IRQ was handled (if `on_irq`), or until `ext_fd` is readable. IRQs and
     machine.Timer callbacks run as they come due. Returns "time", "irq" or "ext"."""
@@ -381,7 +391,7 @@ def wait(until_us, on_irq, ext_fd=None):
         for t in timers:
             if step is None or t[0] < step:
                 step = t[0]
-        why = _wait_once(step, on_irq, ext_fd)
+        why = _wait_once(step, on_irq, ext_fd, ext_poll)
         fired = _run_timers()
         _run_scheduled()
         if why != "time" or until_us is None and not timers:
@@ -392,18 +402,32 @@ def wait(until_us, on_irq, ext_fd=None):
             return "irq"  # machine.idle() returns after any interrupt
 
 
-def _wait_once(until_us, on_irq, ext_fd=None):
+def _wait_once(until_us, on_irq, ext_fd=None, ext_poll=None):
     global _woke_by_irq, quiet_spin
     quiet_spin = 0
     connect()
     _woke_by_irq = False
     msg = {"op": "wait", "u": until_us, "i": 1 if on_irq else 0}
-    if ext_fd is not None:
+    if ext_fd is not None or ext_poll is not None:
         msg["x"] = 1
     _send(msg)
     resumed = False
     why = "time"
     while True:
+        if ext_poll is not None and not resumed and not _rbuf:
+            # another poller's descriptors (asyncio streams): look at them every 10 ms
+            p = select.poll()
+            p.register(_sock, select.POLLIN)
+            ext_ready = False
+            while not p.poll(10):
+                if ext_poll.poll(0):
+                    ext_ready = True
+                    break
+            if ext_ready:
+                _send({"op": "resume"})
+                resumed = True
+                why = "ext"
+                continue
         if ext_fd is not None and not resumed and not _rbuf:
             p = select.poll()
             p.register(_sock, select.POLLIN)
