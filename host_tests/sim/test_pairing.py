@@ -311,9 +311,11 @@ def test_bonded_reconnection_after_both_boards_reset(sc_on):
         assert secstruct.unpack("88", sc.secrets[(1, key(p))])["ltk"] != p_our["ltk"]
 
 
-def test_reconnect_with_lost_bond_on_peripheral_gets_negative_reply():
+@pytest.mark.parametrize("profile", ["esp32", "nimble"])
+def test_reconnect_with_lost_bond_on_peripheral_gets_negative_reply(profile):
     sp, sc = Store(), Store()
-    w, p, c, rp, rc = setup(stores=(sp, sc))
+    cfg = {"bond": True}
+    w, p, c, rp, rc = setup(profile=profile, stores=(sp, sc), configs=(cfg, cfg))
     hp, hc = connect(w, p, c)
     c.ble.gap_pair(hc)
     assert w.run_until(lambda: rp.last(_IRQ_ENCRYPTION_UPDATE), 5)
@@ -324,9 +326,19 @@ def test_reconnect_with_lost_bond_on_peripheral_gets_negative_reply():
     hp, hc = connect(w, p, c)
     c.ble.gap_pair(hc)
     w.run(2)
-    assert sec_events(rp) == [(_IRQ_GET_SECRET, (1, 0, key(c)))]  # not found -> negative reply, no update
-    assert rc.last(_IRQ_ENCRYPTION_UPDATE) == (hc, 0, 0, 0, 0)
-    assert w.trace.select("link", "c", "enc_change")[-1].args["status"] == 0x06
+    # not found -> negative reply, and no update on the peripheral
+    assert sec_events(rp)[0] == (_IRQ_GET_SECRET, (1, 0, key(c)))
+    assert [r.args["status"] for r in w.trace.select("link", "c", "enc_change")][1] == 0x06
+    if profile == "nimble":
+        assert sec_events(rp) == [(_IRQ_GET_SECRET, (1, 0, key(c)))]
+        assert rc.last(_IRQ_ENCRYPTION_UPDATE) == (hc, 0, 0, 0, 0)
+    else:
+        # esp-nimble re-pairs by itself (no update for the failed restore), new keys on both sides
+        assert [d for e, d in rc.of(_IRQ_ENCRYPTION_UPDATE)] == [(hc, 1, 0, 1, 16)]
+        assert w.run_until(lambda: rp.last(_IRQ_ENCRYPTION_UPDATE), 2)
+        assert rp.last(_IRQ_ENCRYPTION_UPDATE) == (hp, 1, 0, 1, 16)
+        assert secstruct.unpack("88", sp.secrets[(1, key(c))])["ltk"] == \
+            secstruct.unpack("88", sc.secrets[(2, key(p))])["ltk"]
 
 
 def test_repeat_pairing_deletes_then_pairs_afresh():

@@ -930,11 +930,6 @@ class BLE:
             if d is not None and d["ltk"] is not None and (not o.mitm or d["authenticated"]):
                 self._start_restore(c, d)
                 return
-        self._world.schedule(0, self._pair_after_sec_req, c)
-
-    def _pair_after_sec_req(self, c):
-        if self._dead or self._conns.get(c.handle) is not c or (c.smp is not None and c.smp.busy):
-            return
         self._start_pairing(c)
 
     def _ltk_from_store(self, c):
@@ -979,6 +974,13 @@ class BLE:
         if c.smp is not None:
             c.smp.encryption_changed(ok, key_size, self._now())
         restore, c.restore = c.restore, None
+        if (restore is not None and status == 0x06 and c.role == "central"
+                and self._profile.repair_on_key_missing):
+            # esp-nimble: app_status 518 (BLE_HS_HCI_ERR(0x06)) -> free the proc, no ENC
+            # event, ble_sm_pair_initiate()
+            self._trace.add("host", self._board.name, "key_missing_repair", conn=c.handle)
+            self._start_pairing(c)
+            return
         if ok and restore is not None:
             c.encrypted, c.authenticated, c.bonded, c.key_size = 1, restore[0], 1, restore[1]
         elif ok:

@@ -18,7 +18,9 @@ Fields: layout ("88", "80i" = 80 bytes with bond_count, "80"), set_before_enc, a
 defaults (bond, mitm, le_secure, io), errno (NimBLE-name -> number), first_conn_handle,
 preferred_mtu, gap_name, max_name_len, rpa_timeout, central_passkey, numcmp_reject_delay (after a local
 "no" to a numeric comparison, esp-nimble reports the failed ENCRYPTION_UPDATE only at the SMP
-timeout: 30 s; upstream at once: 0).
+timeout: 30 s; upstream at once: 0), repair_on_key_missing (esp-nimble's ble_sm_process_result: when
+re-encryption with a stored LTK fails with HCI 0x06 "PIN or key missing", the central frees the
+procedure without an ENC event and starts a fresh pairing; upstream NimBLE reports the failure).
 """
 
 __all__ = ["Profile", "PROFILES", "get_profile", "ESP32_ERRNO", "UNIX_ERRNO"]
@@ -34,7 +36,7 @@ class Profile:
     def __init__(self, name, layout="88", set_before_enc=True, authorize_rejects=True, bond=1, mitm=0,
                  le_secure=1, io=3, errno=None, first_conn_handle=0, preferred_mtu=256, gap_name=b"MPY ESP32",
                  max_name_len=31, rpa_timeout=900.0, central_passkey=False, numcmp_reject_delay=30.0,
-                 description=""):
+                 repair_on_key_missing=True, description=""):
         if layout not in ("88", "80", "80i"):
             raise ValueError("layout must be '88', '80' or '80i'")
         self.name = name
@@ -50,6 +52,7 @@ class Profile:
         self.rpa_timeout = rpa_timeout
         self.central_passkey = central_passkey
         self.numcmp_reject_delay = numcmp_reject_delay
+        self.repair_on_key_missing = repair_on_key_missing
         self.description = description
 
     @property
@@ -75,7 +78,7 @@ PROFILES = {
     "esp32-v1.23": Profile("esp32-v1.23", layout="80", set_before_enc=False,
                            description="MicroPython v1.23, ESP-IDF 5.0.4"),
     "nimble": Profile("nimble", layout="80", set_before_enc=False, authorize_rejects=False, bond=0,
-                      numcmp_reject_delay=0.0,
+                      numcmp_reject_delay=0.0, repair_on_key_missing=False,
                       errno=UNIX_ERRNO, gap_name=b"MPY NIMBLE", description="upstream NimBLE (STM32/unix)"),
     # Not an ESP32: a peer device like a phone app (nRF Connect), whose user can answer passkey
     # and numeric-comparison requests in the central role too. Same API, same store protocol.
