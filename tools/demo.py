@@ -249,6 +249,9 @@ class Demo:
         self.out.write(text + "\n")
         self.out.flush()
 
+    def interp_name(self):
+        return "MicroPython, unix port" if self.mp else "CPython"
+
     def board_fs(self, name, board="esp32"):
         fs = os.path.join(self.work, name)
         os.makedirs(fs, exist_ok=True)
@@ -289,7 +292,7 @@ class Demo:
     def step_just_works(self):
         n, title = 1, "Just Works pairing and encryption"
         self.header(n, title, "lock = firmware/main.py on a simulated ESP32 (%s); fob = firmware/central.py "
-                    "on a simulated ESP32 (CPython)" % ("MicroPython" if self.mp else "CPython"))
+                    "on a simulated ESP32 (CPython)" % self.interp_name())
         s = Session(title, self.work, self.mp, self.out)
         row = {"flow": "1 Just Works (ESP32 fob)"}
         try:
@@ -321,7 +324,8 @@ class Demo:
     # 2 and 4 ----------------------------------------------------------------------------------
     def step_passkey(self, n, wrong):
         title = "A failed pairing: wrong passkey" if wrong else "Passkey Entry"
-        self.header(n, title, "lock = firmware/main.py on a simulated ESP32 (displays the passkey); phone = "
+        self.header(n, title, "lock = firmware/main.py on a simulated ESP32 (%s; displays the passkey); phone = "
+                    % self.interp_name() +
                     "tools/demo_phone.py on a simulated PHONE, not an ESP32 (profile 'phone': its stack hands "
                     "passkey prompts to the app; stock ESP32 firmware as a central never does)")
         s = Session(title, self.work, self.mp, self.out)
@@ -383,7 +387,8 @@ class Demo:
     # 3 ----------------------------------------------------------------------------------------
     def step_bond_power_cycle(self):
         n, title = 3, "Bonding, power cycle of the lock, reconnection with the stored LTK"
-        self.header(n, title, "lock = firmware/main.py (simulated ESP32); fob = firmware/central.py (simulated "
+        self.header(n, title, "lock = firmware/main.py (simulated ESP32, %s); fob = firmware/central.py (simulated "
+                    % self.interp_name() +
                     "ESP32), two visits 30 s apart; the lock's power is cut between them")
         s = Session(title, self.work, self.mp, self.out)
         lock_fs = self.board_fs("s3-lock")
@@ -450,7 +455,8 @@ class Demo:
         self.say(fmt % tuple("-" * x for x in w))
         for r in rows:
             self.say(fmt % r)
-        self.say("(time: simulated air time from the first SMP PDU, or the connection, to the encryption update)")
+        self.say("(time: simulated air time from the first SMP PDU, or the connection, to the encryption update;"
+                 " the lock ran on %s)" % self.interp_name())
         if self.failures:
             self.say("\nDEMO FAILED: %d check(s) did not hold:" % len(self.failures))
             for f in self.failures:

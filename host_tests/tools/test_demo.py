@@ -6,16 +6,20 @@ import re
 import subprocess
 import sys
 
+import pytest
+
 from tools import demo
 
 ROOT = demo.ROOT
 
 
-def test_demo_passes_every_step(tmp_path):
-    r = subprocess.run([sys.executable, "tools/demo.py", "--no-chart", "--svg-dir", str(tmp_path)],
-                       cwd=ROOT, capture_output=True, text=True, timeout=600)
+@pytest.mark.parametrize("mp", [False, True], ids=["cpython", "micropython"])
+def test_demo_passes_every_step(tmp_path, mp):
+    argv = [sys.executable, "tools/demo.py", "--no-chart", "--svg-dir", str(tmp_path)] + (["--mp"] if mp else [])
+    r = subprocess.run(argv, cwd=ROOT, capture_output=True, text=True, timeout=600)
     out = r.stdout + r.stderr
     assert r.returncode == 0, out[-4000:]
+    assert ("the lock ran on MicroPython" in out) == mp
     assert "All steps gave the expected result." in out and "[FAIL]" not in out
     table = out[out.index("Summary"):]
     rows = {m.group(1): m.group(0) for m in re.finditer(r"^(\d) .*$", table, re.M)}
