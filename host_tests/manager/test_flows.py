@@ -581,3 +581,16 @@ def test_two_centrals_pair_one_after_the_other(w):
     assert [e[1] for e in p.events if e[0] == "NC_REQ"] == [hpa]
     assert p.sm.state(hpa).level == 4 and p.sm.state(hpb).level == 2
     assert len(p.store.bonds()) == 2
+
+
+def test_smp_timeout_is_named(w):
+    # Prompt timeouts set above 30 s on both sides: the firmware's SMP timer ends the pairing.
+    p = Dev(w, "periph", io=C.IO_DISPLAY_ONLY, mitm=True, prompt_timeout_ms=45000)
+    ph = Phone(w, "phone", io=C.IO_KEYBOARD_ONLY, mitm=True, prompt_timeout_ms=60000)
+    hc, hp = connect(w, ph, p)
+    t0 = w.now
+    ph.call(ph.sm.pair, hc)  # nobody types the code on the phone
+    assert w.run_until(done(p), 60)
+    assert p.result().reason == C.SMP_TIMEOUT
+    assert 29 < w.now - t0 < 33
+    assert [r for r in w.trace.records if r.name == "smp_timeout" and r.board == "periph"]
