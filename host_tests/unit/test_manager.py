@@ -552,3 +552,32 @@ def test_protected_write_not_forwarded_below_level():
     ble.ev(C.IRQ_ENCRYPTION_UPDATE, 0, 1, 0, 1, 16)
     ble.ev(C.IRQ_GATTS_WRITE, 0, 20)
     assert (C.IRQ_GATTS_WRITE, 20) in seen
+
+
+def test_aio_pair_returns_auth_cmpl():
+    import asyncio
+
+    from blesmp import aio
+
+    _CLOCK[0] = 1000
+    ble = FakeBLE()
+    sm = aio.SecurityManager(ble, store=DictStore(), clock=lambda: _CLOCK[0], poll_ms=5)
+    connect(ble, central=False)
+
+    class Conn:  # an aioble DeviceConnection carries its handle here
+        _conn_handle = 0
+
+    async def main():
+        sm.start()
+        task = asyncio.create_task(sm.pair(Conn()))
+        for _ in range(3):
+            await asyncio.sleep(0.01)
+        assert ("pair", 0) in ble.calls
+        ble.ev(C.IRQ_GET_SECRET, 2, 0, memoryview(KEY))
+        ble.ev(C.IRQ_GET_SECRET, 1, 0, ZERO7)
+        ble.ev(C.IRQ_SET_SECRET, 2, memoryview(KEY), memoryview(blob()))
+        ble.ev(C.IRQ_ENCRYPTION_UPDATE, 0, 1, 0, 1, 16)
+        return await task
+
+    r = asyncio.run(main())
+    assert r.success and r.level == 2 and r.bonded == 1 and not r.reencrypt
