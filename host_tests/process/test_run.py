@@ -76,3 +76,14 @@ def test_render_layout_directions():
     assert "PAIRING_REQUEST" in txt and ">" in txt.splitlines()[[i for i, ln in enumerate(txt.splitlines())
                                                                  if "PAIRING_REQUEST" in ln][0]]
     ET.fromstring(render.svg(t))
+
+
+@pytest.mark.parametrize("interp", ["mp", "cpython"])
+def test_machine_reset_boots_the_script_again(interp, tmp_path):
+    if interp == "mp" and not _mp_ok():
+        pytest.skip("no micropython")
+    res = run_boards([(HERE + "/scripts/reboot.py", {"name": "b", "fs": str(tmp_path)}, interp)],
+                     quiet=True, timeout=60)
+    assert res[0].rc == 0
+    assert res[0].lines == ["boot 1 active False t>=500 False", "boot 2 active False t>=500 True", "done"]
+    assert [r.name for r in res.trace.select(kind="link", board="b")].count("reset") >= 1

@@ -25,6 +25,8 @@ host is. A board that has not joined yet freezes the clock if its launcher annou
 A board process that leaves (exit, crash, machine.reset()) resets its board: RAM lost,
 links dropped (peers notice by supervision timeout), flash kept; a new process with the
 same board name takes the board over (this is how a restarted script finds its bonds).
+`machine.reset()` in a board process launched with the "restart" option (run_boards does)
+keeps the clock still until the restarted process has joined.
 
 In-process use (tests, launchers): `Broker(...).start_thread()` gives the address; or
 `spawn_broker(...)` runs it as a subprocess and returns (Popen, "host:port").
@@ -92,6 +94,7 @@ class _Client:
         self.got_irq = False
         self.depth = 0
         self.lines_due = 0  # broadcast lines sent to this board's stdin, not read yet
+        self.restart = False  # its launcher restarts the script after machine.reset()
         self.interp = None
         self.proxy = self._make_proxy()
 
@@ -229,7 +232,7 @@ class Broker:
         while progress:
             progress = False
             for c in list(self.clients):
-                while c.alive and (c.deferred or c.inbox):
+                while (c.deferred or c.inbox) and c in self.clients:  # also what came before an EOF
                     if c.deferred:
                         msg = c.deferred.pop(0)
                     else:
@@ -256,7 +259,7 @@ class Broker:
                 c.state = "run"
                 c.send({"op": "wake"})
         elif op == "bye":
-            c.alive = False
+            self._bye(c, msg)
             self._depart(c)
         elif op == "hold":  # a multitest broadcast line is on its way to the other boards
             for other in self._boards():
@@ -286,6 +289,11 @@ class Broker:
         else:
             c.send({"op": "err", "c": "OSError", "a": [5, "blesim broker: unexpected %r" % (op,)]})
 
+    def _bye(self, c, msg):
+        c.alive = False
+        if msg.get("rc") == 99 and c.restart and c.name:  # machine.reset(): the launcher restarts it
+            self.expected.add(c.name)
+
     def _hello(self, c, msg):
         name = msg.get("board") or "board%d" % len(self.world.boards)
         for other in self._boards():
@@ -311,6 +319,7 @@ class Broker:
             board = w.board(name, **kw)
         c.name = name
         c.board = board
+        c.restart = bool(opts.get("restart"))
         c.interp = msg.get("interp")
         self.expected.discard(name)
         self.joined_once = True
@@ -397,7 +406,7 @@ class Broker:
                 elif op == "wait":  # sleeping inside a handler: no virtual time passes
                     c.send({"op": "wake"})
                 elif op == "bye":
-                    c.alive = False
+                    self._bye(c, msg)
                     raise ClientGone("board process %s has gone" % c.name)
                 else:
                     self._handle(c, msg)

@@ -78,7 +78,7 @@ def board_env(broker, name, opts=None, mp=False, extra_path=()):
     env.update(opts.pop("env", None) or {})
     env["BLESIM_BROKER"] = broker
     env["BLESIM_BOARD"] = name
-    bo = {k: opts[k] for k in ("addr", "addr_type", "profile", "seed", "pos") if opts.get(k) is not None}
+    bo = {k: opts[k] for k in ("addr", "addr_type", "profile", "seed", "pos", "restart") if opts.get(k) is not None}
     env["BLESIM_OPTS"] = json.dumps(bo)
     env["PYTHONUNBUFFERED"] = "1"
     if mp:
@@ -207,13 +207,15 @@ def _pump(name, stream, q):
 
 
 def run_boards(entries, trace=None, prefix=True, out=None, timeout=None, profile="esp32", seed=1,
-               width=None, quiet=False):
+               width=None, quiet=False, max_resets=10):
     """Runs each (script, board_opts, interpreter) in its own process, all on one simulated
     air (a broker subprocess started and stopped here). interpreter: "cpython" or "mp".
     Output lines are printed as they come ("name| line" when `prefix`) unless `quiet`, and
     returned. `trace`: path of an SVG to write; the text chart is printed too (unless quiet);
     results.trace holds the Trace either way. `timeout`: real seconds before the boards are
-    killed (None: no limit). Returns Results (a list of BoardResult)."""
+    killed (None: no limit). A script that calls machine.reset() (exit status 99) is started
+    again on the same board and filesystem, up to `max_resets` times; the clock waits for it.
+    Returns Results (a list of BoardResult)."""
     from .broker import control, spawn_broker
 
     out = out or sys.stdout
@@ -234,15 +236,23 @@ def run_boards(entries, trace=None, prefix=True, out=None, timeout=None, profile
     q = queue.Queue()
     lines = {}
     try:
-        for name, script, opts, interp in norm:
-            fs = opts.get("fs") or os.path.join(tmp, "fs-" + name)
-            os.makedirs(fs, exist_ok=True)
-            argv, env = board_command(script, name, addr, interp, opts)
+        launch = {}
+
+        def start(name):
+            argv, env, fs = launch[name]
             p = subprocess.Popen(argv, cwd=fs, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
                                  stderr=subprocess.STDOUT)
             procs[name] = p
-            lines[name] = []
             threading.Thread(target=_pump, args=(name, p.stdout, q), daemon=True).start()
+
+        for name, script, opts, interp in norm:
+            fs = opts.get("fs") or os.path.join(tmp, "fs-" + name)
+            os.makedirs(fs, exist_ok=True)
+            argv, env = board_command(script, name, addr, interp, dict(opts, restart=1))
+            launch[name] = (argv, env, fs)
+            lines[name] = []
+            start(name)
+        resets = {n: 0 for n in launch}
         open_streams = len(procs)
         width_name = max(len(n) for n in procs)
         while open_streams:
@@ -255,6 +265,10 @@ def run_boards(entries, trace=None, prefix=True, out=None, timeout=None, profile
                 out.write("blesim: timeout, boards killed\n")
                 break
             if line is None:
+                if procs[name].wait() == 99 and resets[name] < max_resets:  # machine.reset(): boot again
+                    resets[name] += 1
+                    start(name)
+                    continue
                 open_streams -= 1
                 try:  # a board that ended before joining must not hold the clock
                     control(addr, {"op": "unexpect", "board": name})
@@ -320,10 +334,17 @@ def main(argv=None):
             os.chdir(a.fs)
         opts = {"addr": a.addr} if a.addr else {}
         if a.mp:
-            argv2, env = board_command(script, name, a.broker, "mp", dict(opts, args=args))
+            import json
+
+            given = json.loads(os.environ.get("BLESIM_OPTS") or "{}")
+            given.update(opts)
+            argv2, env = board_command(script, name, a.broker, "mp", dict(given, args=args))
             return subprocess.call(argv2, env=env)
-        os.environ.update({k: v for k, v in board_env(a.broker, name, opts).items()
-                           if k.startswith("BLESIM_")})
+        import json
+
+        given = json.loads(os.environ.get("BLESIM_OPTS") or "{}")  # from a launcher (run_boards)
+        given.update(opts)
+        os.environ.update({k: v for k, v in board_env(a.broker, name, given).items() if k.startswith("BLESIM_")})
         return run_here(script, args)
     entries = []
     for s in a.scripts:
