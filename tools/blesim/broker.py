@@ -9,7 +9,7 @@ prints `BLESIM BROKER 127.0.0.1:PORT` as its first line on stdout, then serves u
 127.0.0.1 only. Each board process (`tools/blesim/run.py`, which runs a script with the
 proxy `bluetooth` of `tools/blesim/mp/`) connects, says hello with its board name and
 becomes that board: every BLE method it calls runs on the board's firmware model
-(`tools/blesim/firmware.py`) here; every IRQ the model raises for that board is sent to the
+(`tools/blesim/firmware/`) here; every IRQ the model raises for that board is sent to the
 process, which runs the script's handler and sends the return value back, all synchronously.
 The protocol is described in `tools/blesim/wire.py`.
 
@@ -20,7 +20,9 @@ announced board is still starting: it jumps to the next world event or the earli
 time, whichever is first, and stops early when an idle()-waiting board received an IRQ. So a
 30 s SMP timeout takes milliseconds of real time, and results do not depend on how fast the
 host is. A board that has not joined yet freezes the clock if its launcher announced it
-(`expect`), so a peer's 20 s timeout cannot run out while a slow interpreter starts.
+(`expect`), so a peer's 20 s timeout cannot run out while a slow interpreter starts, and a
+board blocked in multitest.wait() holds it while a broadcast line is on its way to it
+(`hold`/`consumed`). A board waiting on its stdin otherwise counts as waiting.
 
 A board process that leaves (exit, crash, machine.reset()) resets its board: RAM lost,
 links dropped (peers notice by supervision timeout), flash kept; a new process with the
