@@ -338,3 +338,46 @@ def test_repl_command_keeps_the_app_running():
     central = repl.mpremote_command("/dev/ttyACM0", "central", soft_reset=True)
     assert central[3:5] == ["exec", repl.helper_code("central")]
     assert "from centralapp import *" in repl.helper_code("central")
+
+
+def test_repl_reaches_the_running_apps_helpers(tmp_path):
+    # main.py started the app at boot; `make repl` must neither soft-reset (that would stop
+    # it) nor import a second copy: status() must see the instance main.py made.
+    import os
+    import pty
+    import select
+
+    fb = FakeBoard(tmp_path / "dev")
+    (fb.flash / "lockapp.py").write_text(
+        "APP = None\nLOADS = []\nLOADS.append(1)\n"
+        "def status():\n    print('STATUS', APP, len(LOADS))\n")
+    (fb.flash / "main.py").write_text("import lockapp\nlockapp.APP = 'running'\n")
+    with fb as board:
+        master, slave = pty.openpty()  # mpremote's own terminal
+        p = subprocess.Popen(repl.mpremote_command(board.port), stdin=slave, stdout=slave, stderr=slave)
+        os.close(slave)
+        seen = b""
+
+        def read_until(marker, secs=20):
+            nonlocal seen
+            end = time.monotonic() + secs
+            while marker not in seen and time.monotonic() < end:
+                if select.select([master], [], [], 0.1)[0]:
+                    try:
+                        seen += os.read(master, 4096)
+                    except OSError:
+                        break
+            return marker in seen
+
+        try:
+            assert read_until(b">>> "), seen
+            os.write(master, b"status()\r")
+            assert read_until(b"STATUS running 1"), seen
+            os.write(master, b"\x1d")  # Ctrl-] leaves mpremote
+            assert p.wait(20) == 0
+        finally:
+            if p.poll() is None:
+                p.kill()
+            os.close(master)
+        assert b"blesmp helpers from lockapp" in seen
+        assert board.resets() == ["hard"]  # no soft reset: the app kept running
