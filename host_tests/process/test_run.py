@@ -49,6 +49,10 @@ def test_two_boards_pair_and_trace(periph_interp, tmp_path):
     assert "[ lock ]" in text and "[ fob ]" in text
     line = [ln for ln in text.splitlines() if "PAIRING_REQUEST" in ln][0]
     assert "<" in line or ">" in line  # drawn as an arrow between the two hosts
+    phases = [ln.strip("= ") for ln in text.splitlines() if ln.strip().startswith("===")]
+    assert phases == ["Phase 1: Pairing Feature Exchange",
+                      "Phase 2: LE Secure Connections (public keys, authentication, DHKey check)",
+                      "Encryption with the key from phase 2", "Phase 3: Transport Specific Key Distribution"]
     root = ET.parse(str(svg)).getroot()
     assert root.tag.endswith("svg")
     labels = [t.text for t in root.iter() if t.tag.endswith("text")]
@@ -64,7 +68,7 @@ def test_render_layout_directions():
     t.add("pdu", "a", "PAIRING_REQUEST", peer="b", args={"layer": "smp"})
     t.add("irq", "b", "_IRQ_ENCRYPTION_UPDATE", args={"event": 28, "data": [0, 1, 0, 1, 16], "result": None})
     t.add("link", "b", "enc_change", args={"status": 0})
-    titles, rows = render.layout(t)
+    titles, rows = render.layout(t, phases=False)
     assert [x for x in titles[:4]] == [("a", "app"), ("a", "api"), ("a", "host"), ("a", "ll")]
     assert [x[1] for x in titles[4:]] == ["ll", "host", "api", "app"]  # the peer is mirrored
     call, pdu, irq, link = rows
@@ -76,6 +80,9 @@ def test_render_layout_directions():
     assert "PAIRING_REQUEST" in txt and ">" in txt.splitlines()[[i for i, ln in enumerate(txt.splitlines())
                                                                  if "PAIRING_REQUEST" in ln][0]]
     ET.fromstring(render.svg(t))
+    _, rows = render.layout(t)
+    assert [r.label for r in rows if r.style == "phase"] == ["Phase 1: Pairing Feature Exchange"]
+    assert rows[1].style == "phase" and rows[2].label == "PAIRING_REQUEST"
 
 
 @pytest.mark.parametrize("interp", ["mp", "cpython"])

@@ -14,7 +14,9 @@ events notes on their lifeline. `text(trace)` gives terminal text, `svg(trace)` 
 document. `python -m tools.blesim.render trace.jsonl [--svg out.svg]` renders a saved trace.
 
 Options common to both: `boards` (order and selection), `kinds` (record kinds to show),
-`skip` (record names to leave out, e.g. advertising noise), `att=False` (hide ATT PDUs).
+`skip` (record names to leave out, e.g. advertising noise), `att=False` (hide ATT PDUs),
+`phases=False` (no separators for the pairing phases: 1 feature exchange, 2 LE Secure
+Connections or legacy, 3 key distribution, and encryption with a stored LTK).
 """
 
 import sys
@@ -100,9 +102,53 @@ def _order(trace, boards):
     return seen
 
 
-def layout(trace, boards=None, kinds=None, skip=DEFAULT_SKIP, att=True):
+_KEYS = ("ENCRYPTION_INFORMATION", "CENTRAL_IDENTIFICATION", "IDENTITY_INFORMATION", "IDENTITY_ADDRESS_INFORMATION",
+         "SIGNING_INFORMATION")
+
+
+class _Phases:
+    """The pairing phases of Core Vol 3 Part H (as the ESP-IDF figures label them), per link."""
+
+    def __init__(self):
+        self.state = {}  # frozenset(boards) -> phase reached in the current pairing
+
+    def see(self, r):
+        k = frozenset((r.board, r.peer))
+        st = self.state.get(k, 0)
+        if r.kind == "pdu" and (r.args or {}).get("layer", "smp") == "smp":
+            n = r.name
+            if n == "SECURITY_REQUEST":
+                return None
+            if n == "PAIRING_REQUEST":
+                self.state[k] = 1
+                return "Phase 1: Pairing Feature Exchange"
+            if n == "PAIRING_PUBLIC_KEY" and st < 2:
+                self.state[k] = 2
+                return "Phase 2: LE Secure Connections (public keys, authentication, DHKey check)"
+            if n == "PAIRING_CONFIRM" and st < 2:
+                self.state[k] = 2
+                return "Phase 2: Legacy pairing (confirm/random, STK)"
+            if n in _KEYS and st < 3:
+                self.state[k] = 3
+                return "Phase 3: Transport Specific Key Distribution"
+            if n == "PAIRING_FAILED":
+                self.state[k] = 0
+        elif r.kind == "link" and r.name == "enc_start":
+            if st == 0:
+                return "Encryption with the stored LTK (no pairing)"
+            if st == 2:
+                return "Encryption with the key from phase 2"
+        elif r.kind == "link" and r.name == "disconnect":
+            for key in list(self.state):
+                if r.board in key:
+                    self.state[key] = 0
+        return None
+
+
+def layout(trace, boards=None, kinds=None, skip=DEFAULT_SKIP, att=True, phases=True):
     """(column titles, rows) for a trace. Column index = 4 * board index + lane, lanes
-    mirrored for odd boards (so two boards face each other across the air)."""
+    mirrored for odd boards (so two boards face each other across the air). With `phases`,
+    rows of style "phase" (src = dst = -1) mark where each pairing phase begins."""
     order = _order(trace, boards)
     col = {}
     titles = []
@@ -114,10 +160,15 @@ def layout(trace, boards=None, kinds=None, skip=DEFAULT_SKIP, att=True):
     rows = []
     recs = [r for r in trace.records if r.board in order and (kinds is None or r.kind in kinds)
             and r.name not in (skip or ())]
+    ph = _Phases() if phases else None
     i = 0
     while i < len(recs):
         r = recs[i]
         k = r.kind
+        if ph is not None and (k == "pdu" and r.peer in order or k == "link"):
+            label = ph.see(r)
+            if label:
+                rows.append(Row(r.t, -1, -1, label, "phase"))
         if k == "call":
             label = _call_label(r)
             nxt = recs[i + 1] if i + 1 < len(recs) else None
@@ -206,6 +257,11 @@ def text(trace, width=None, **kw):
     out.append("".join(blank()).rstrip())
     for r in rows:
         stamp = ("%8.3f " % r.t)[:tw]
+        if r.style == "phase":
+            label = " %s " % r.label
+            n = max(0, line_w - tw - len(label))
+            out.append(" " * tw + "=" * (n // 2) + label + "=" * (n - n // 2))
+            continue
         if r.src == r.dst:
             buf = blank()
             x = xs[r.src] + 1
@@ -300,6 +356,14 @@ def svg(trace, col_w=120, row_h=24, **kw):
     for i, r in enumerate(rows):
         y = top + (i + 1) * row_h
         color = _STYLE.get(r.style, _STYLE["note"])[0]
+        if r.style == "phase":
+            o.append('<line x1="%d" y1="%d" x2="%d" y2="%d" stroke="#6c3483" stroke-dasharray="8,4"/>'
+                     % (left, y + 2, width - 10, y + 2))
+            o.append('<rect x="%d" y="%d" width="%d" height="16" fill="#f5eef8" stroke="#6c3483"/>'
+                     % ((left + width) // 2 - 4 * len(r.label) - 8, y - 6, 8 * len(r.label) + 16))
+            o.append('<text x="%d" y="%d" text-anchor="middle" fill="#6c3483" font-weight="bold">%s</text>'
+                     % ((left + width) // 2, y + 6, _esc(r.label)))
+            continue
         o.append('<text x="6" y="%d" fill="#888">%.3f</text>' % (y + 4, r.t))
         if r.src == r.dst:
             x = xs[r.src]
