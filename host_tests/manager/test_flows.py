@@ -594,3 +594,29 @@ def test_smp_timeout_is_named(w):
     assert p.result().reason == C.SMP_TIMEOUT
     assert 29 < w.now - t0 < 33
     assert [r for r in w.trace.records if r.name == "smp_timeout" and r.board == "periph"]
+
+
+def test_bond_list_and_remove_bond_device(w):
+    p = Dev(w, "periph")
+    c = Dev(w, "central")
+    hc, hp = connect(w, c, p)
+    c.call(c.sm.pair, hc)
+    assert both_done(w, c, p)
+    bonds = p.sm.get_bond_device_list()
+    assert p.sm.get_bond_device_num() == 1 and bonds[0].addr == c.board.public_addr
+    assert p.call(p.sm.remove_bond_device, bonds[0].addr_type, bonds[0].addr)
+    removed = [e[2] for e in p.events if e[0] == "BOND_REMOVED"]
+    assert len(removed) == 1 and removed[0].addr == c.board.public_addr
+    w.run(1)
+    assert not p.sm.connections() and p.sm.get_bond_device_num() == 0
+    # the central still has its bond: the ESP32 refuses the stored key (KEY_MISSING at once), then
+    # the central's NimBLE pairs afresh by itself and both sides bond again
+    c.events.clear()
+    p.events.clear()
+    hc, hp = connect(w, c, p)
+    c.call(c.sm.pair, hc)
+    assert w.run_until(lambda: done(c)() and len(p.results()) == 2, 10)
+    assert [r.reason for r in p.results()] == [C.KEY_MISSING, C.OK]
+    r = c.result()
+    assert r.success and not r.reencrypt
+    assert ltk_of(p) == ltk_of(c)

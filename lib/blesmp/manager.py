@@ -1000,8 +1000,13 @@ class SecurityManager:
             # NimBLE's bond-count check: a pairing is starting. Our own central gap_pair makes
             # one too: that one does not announce an incoming pairing.
             for c in self._links.values():
-                if (c.role == _ROLE_CENTRAL and c.state == _ST_PAIRING and not (c.flags & _F_MARKED)
-                        and time.ticks_diff(now, c.t0) < _MARK_MS):
+                if c.role != _ROLE_CENTRAL or c.flags & _F_MARKED:
+                    continue
+                if c.state == _ST_ENCRYPTING:
+                    # The peripheral refused our stored key and NimBLE pairs afresh by itself.
+                    c.state = _ST_PAIRING
+                    self._watchdog(c)
+                if c.state == _ST_PAIRING and time.ticks_diff(now, c.t0) < _MARK_MS:
                     c.flags |= _F_MARKED
                     return r
             self._mark = now
