@@ -14,7 +14,7 @@ import time
 try:
     import machine
 except ImportError:  # pragma: no cover (every board and the simulator have it)
-    machine = None
+    machine = None  # type: ignore[assignment]
 
 IO_CAPS = {"display_only": 0, "display_yesno": 1, "keyboard_only": 2, "no_input_output": 3, "keyboard_display": 4}
 

@@ -80,6 +80,8 @@ def test_stage_compiles_lib_for_the_boards_arch(name, tmp_path):
     files = deploy.stage(b, out=tmp_path / "stage")
     remote = {r for _, r in files}
     assert {"main.py", "board.json", "lib/blesmp/crypto.mpy", "lib/blesmp/_viper.mpy"} <= remote
+    # the app's modules are compiled for the chip too; main.py/boot.py stay source; the central isn't copied
+    assert {"boot.py", "lockapp.mpy", "boardio.mpy", "centralapp.mpy"} <= remote and "central.py" not in remote
     assert not any(r.startswith("lib/") and r.endswith(".py") for r in remote)
     stage = tmp_path / "stage"
     assert mpy_arch(stage / "lib/blesmp/_viper.mpy") == ARCH_CODES[b["mpy_arch"]]  # native code for this chip
@@ -381,3 +383,23 @@ def test_repl_reaches_the_running_apps_helpers(tmp_path):
             os.close(master)
         assert b"blesmp helpers from lockapp" in seen
         assert board.resets() == ["hard"]  # no soft reset: the app kept running
+
+
+def test_firmware_apps_type_check_against_the_esp32_stubs(tmp_path):
+    # the apps run on the board: only the firmware's API (micropython-esp32-stubs), as lib/ does
+    import shutil
+    import sysconfig
+    from pathlib import Path
+
+    site = Path(sysconfig.get_paths()["purelib"])
+    stubs = tmp_path / "stubs"
+    stubs.mkdir()
+    for f in site.glob("*.pyi"):
+        shutil.copy(f, stubs / f.name)
+    shutil.copytree(site / "_mpy_shed", stubs / "_mpy_shed")
+    apps = [str(ROOT / "firmware" / n) for n in ("boardio.py", "lockapp.py", "centralapp.py", "main.py", "central.py")]
+    r = subprocess.run([sys.executable, "-m", "mypy", "--config-file", str(ROOT / "mypy.ini"),
+                        "--custom-typeshed-dir", str(site), "--cache-dir", str(tmp_path / "cache"), *apps],
+                       cwd=ROOT, capture_output=True, text=True, timeout=300,
+                       env={"MYPYPATH": "%s:%s:%s" % (stubs, ROOT / "lib", ROOT / "firmware"), "PATH": "/usr/bin:/bin"})
+    assert r.returncode == 0, r.stdout + r.stderr
