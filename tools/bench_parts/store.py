@@ -7,7 +7,7 @@
 # pairing: SET(1)+SET(2)), store_file_bytes_32, store_import_heap (bytes the
 # store modules take when imported from .py), store_heap_8 (a store object
 # holding 8 bonds), store_heap_per_bond, store_pkg_heap_8 (import + 8 bonds).
-# Heap figures come from gc.mem_alloc() under MicroPython (tracemalloc on CPython).
+# Heap figures come from gc.mem_alloc() (MicroPython only; CPython prints none).
 import gc
 import os
 import sys
@@ -20,11 +20,7 @@ if __name__ == "__main__" and sys.implementation.name != "micropython":
 def _mem():
     gc.collect()
     f = getattr(gc, "mem_alloc", None)
-    if f is not None:
-        return f()
-    import tracemalloc
-
-    return tracemalloc.get_traced_memory()[0]
+    return f() if f is not None else 0
 
 
 class _CountFS:
@@ -57,11 +53,7 @@ def _tmp():
 
 
 def run(timeit, record):
-    tracing = not hasattr(gc, "mem_alloc")
-    if tracing:
-        import tracemalloc
-
-        tracemalloc.start()
+    heap = hasattr(gc, "mem_alloc")  # heap figures only mean something under MicroPython
     fresh = "blesmp.store" not in sys.modules
     m0 = _mem()
     from blesmp import blob
@@ -101,6 +93,8 @@ def run(timeit, record):
     record("store_get_us", timeit(lambda: st.get_secret(1, 0, mv), 500))
     st = None
 
+    if not heap:
+        return
     # heap: an empty store vs one holding 8 bonds (loaded from flash, as after a reboot)
     st8 = BondStore(d + "/b8.db", layout=blob.ESP88, max_bonds=8)
     for i in range(8):
@@ -128,8 +122,6 @@ def run(timeit, record):
     if fresh:
         record("store_import_heap", imp)
         record("store_pkg_heap_8", imp + f)
-    if tracing:
-        tracemalloc.stop()
 
 
 if __name__ == "__main__":
