@@ -19,7 +19,8 @@ tools/blesim: NimBLE under MicroPython, as the reference describes it). Its peer
     stored, the lock says why in plain words.
 
 Then a summary table. Exit status 0 only if every step gave the expected result.
---mp runs the lock on the real MicroPython interpreter instead of CPython.
+--mp runs the ESP32 boards (the lock and the fob) on the real MicroPython interpreter (unix
+port) instead of CPython; the phone, not an ESP32, stays on CPython.
 """
 
 import argparse
@@ -291,15 +292,15 @@ class Demo:
     # 1 ---------------------------------------------------------------------------------------
     def step_just_works(self):
         n, title = 1, "Just Works pairing and encryption"
-        self.header(n, title, "lock = firmware/main.py on a simulated ESP32 (%s); fob = firmware/central.py "
-                    "on a simulated ESP32 (CPython)" % self.interp_name())
+        self.header(n, title, "lock = firmware/main.py on a simulated ESP32; fob = firmware/central.py on a "
+                    "second simulated ESP32 (both on %s)" % self.interp_name())
         s = Session(title, self.work, self.mp, self.out)
         row = {"flow": "1 Just Works (ESP32 fob)"}
         try:
             self.start_lock(s, self.board_fs("s1-lock"))
             s.expect("lock", r"^READY")
-            s.start("fob", os.path.join(FIRMWARE, "central.py"), self.board_fs("s1-fob"), addr=FOB_ADDR,
-                    args=["1"])
+            s.start("fob", os.path.join(FIRMWARE, "central.py"), self.board_fs("s1-fob"), self.lock_interp,
+                    addr=FOB_ADDR, args=["1"])
             sec = s.expect("fob", r"^SECURED|^PAIRING FAILED|^NOT SECURED")
             lock_sec = s.expect("lock", r"^SECURED|^PAIRING FAILED")
             refused = s.expect("fob", r"^LOCK STATE")
@@ -387,17 +388,16 @@ class Demo:
     # 3 ----------------------------------------------------------------------------------------
     def step_bond_power_cycle(self):
         n, title = 3, "Bonding, power cycle of the lock, reconnection with the stored LTK"
-        self.header(n, title, "lock = firmware/main.py (simulated ESP32, %s); fob = firmware/central.py (simulated "
-                    % self.interp_name() +
-                    "ESP32), two visits 30 s apart; the lock's power is cut between them")
+        self.header(n, title, "lock = firmware/main.py, fob = firmware/central.py, on simulated ESP32s (%s); two "
+                    "visits 30 s apart, the lock's power is cut between them" % self.interp_name())
         s = Session(title, self.work, self.mp, self.out)
         lock_fs = self.board_fs("s3-lock")
         row = {"flow": "3 reconnect after power cycle"}
         try:
             self.start_lock(s, lock_fs)
             s.expect("lock", r"^READY")
-            s.start("fob", os.path.join(FIRMWARE, "central.py"), self.board_fs("s3-fob"), addr=FOB_ADDR,
-                    args=["2", "30"])
+            s.start("fob", os.path.join(FIRMWARE, "central.py"), self.board_fs("s3-fob"), self.lock_interp,
+                    addr=FOB_ADDR, args=["2", "30"])
             first = s.expect("lock", r"^SECURED|^PAIRING FAILED")
             s.expect("fob", r"^DISCONNECTED")
             self.check(any(x.startswith("BOND STORED") for x in s.lines["lock"]), "the lock stored the bond")
@@ -456,7 +456,7 @@ class Demo:
         for r in rows:
             self.say(fmt % r)
         self.say("(time: simulated air time from the first SMP PDU, or the connection, to the encryption update;"
-                 " the lock ran on %s)" % self.interp_name())
+                 " the lock and the fob ran on %s)" % self.interp_name())
         if self.failures:
             self.say("\nDEMO FAILED: %d check(s) did not hold:" % len(self.failures))
             for f in self.failures:
@@ -483,7 +483,7 @@ class Demo:
 
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--mp", action="store_true", help="run the lock on the real MicroPython interpreter")
+    ap.add_argument("--mp", action="store_true", help="run the ESP32 boards on the real MicroPython interpreter")
     ap.add_argument("--svg-dir", default=os.path.join(ROOT, "build", "demo"), help="where the SVG charts go")
     ap.add_argument("--width", type=int, default=None, help="chart width (default: the terminal's)")
     ap.add_argument("--no-chart", action="store_true", help="no sequence charts on the terminal")

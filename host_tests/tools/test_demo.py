@@ -19,7 +19,7 @@ def test_demo_passes_every_step(tmp_path, mp):
     r = subprocess.run(argv, cwd=ROOT, capture_output=True, text=True, timeout=600)
     out = r.stdout + r.stderr
     assert r.returncode == 0, out[-4000:]
-    assert ("the lock ran on MicroPython" in out) == mp
+    assert ("the lock and the fob ran on MicroPython" in out) == mp
     assert "All steps gave the expected result." in out and "[FAIL]" not in out
     table = out[out.index("Summary"):]
     rows = {m.group(1): m.group(0) for m in re.finditer(r"^(\d) .*$", table, re.M)}
