@@ -278,9 +278,8 @@ def test_our_engine_never_uses_the_debug_key():
                 assert bytes(p[32:0:-1]) != DEBUG_X
 
 
-@pytest.mark.xfail(strict=True, reason="FINDING F2 (SECURITY.md): a peer using the specification's debug key "
-                   "pair completes an LE SC pairing and nothing in the result says so, so no layer can refuse "
-                   "to store the bond (Zephyr rejects/does not store debug-key bonds)")
+# FINDING F2 (SECURITY.md), fixed in blesim.smp: PairingResult.debug flags a peer using the debug key
+# (and SmpConfig(allow_debug_key=False) refuses it with 0x03)
 def test_peer_debug_public_key_is_refused_or_flagged():
     debug = ec.derive_private_key(DEBUG_PRIV, ec.SECP256R1())
     assert SmpEngine.public_key_bytes(debug) == (DEBUG_X, DEBUG_Y)

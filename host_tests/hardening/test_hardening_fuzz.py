@@ -136,8 +136,7 @@ def test_oracle_rejects_wrong_reasons():
                           F.Drive("sc_jw").engine["peripheral"])
 
 
-@pytest.mark.xfail(strict=True, reason="FINDING F1 (SECURITY.md): the engine answers a reserved opcode with "
-                   "Pairing Failed 0x07; Core v5.2+ Vol 3 Part H 3.3 says such a packet shall be ignored")
+# FINDING F1 (SECURITY.md), fixed in blesim.smp: a reserved opcode is now ignored (was: Pairing Failed 0x07)
 def test_reserved_opcode_is_ignored_mid_pairing():
     d = F.Drive("sc_jw")
     d.start()

@@ -226,8 +226,9 @@ def test_reason_0x0b_dhkey_check_and_off_curve():
 
 
 def test_reasons_0x07_0x08_0x09_sent():
+    c = SmpEngine("central", SmpConfig(), INIT_ADDR, RESP_ADDR)
+    assert _sent(c.receive(pdu.pairing_request(3, 0, 9, 16, 7, 7), 0)) == [bytes([5, 0x07])]  # wrong role
     p = SmpEngine("peripheral", SmpConfig(), RESP_ADDR, INIT_ADDR)
-    assert _sent(p.receive(bytes([0x42]), 0)) == [bytes([5, 0x07])]
     p.receive(pdu.pairing_request(3, 0, 9, 16, 7, 7), 0)
     out = p.receive(pdu.value16(0x06, bytes(16)), 0)  # key before encryption: unexpected
     assert _sent(out) == [bytes([5, 0x08])] and Failed(0x08, True, "sent") in out
@@ -432,6 +433,23 @@ def test_keypress_notifications():
     while link.queue:
         link._deliver(*link.queue.pop(0))
     assert link.c.engine.keypress(0, 0) == []
+
+
+DEBUG_PRIV = 0x3f49f6d4a3c55f3874c9b3e3d2103f504aff607beb40b7995899b8a6cd3c1abd
+
+
+def test_debug_key_is_flagged_or_refused():
+    from cryptography.hazmat.primitives.asymmetric import ec
+
+    debug = ec.derive_private_key(DEBUG_PRIV, ec.SECP256R1())
+    x, _y = SmpEngine.public_key_bytes(debug)
+    assert x.hex().startswith("20b003d2")
+    link = pair_ours(SmpConfig(), SmpConfig(), ecc_c=debug)
+    assert link.p.result.debug and not link.c.result.debug  # only the side that sees the peer's key
+    link = pair_ours(SmpConfig(), SmpConfig(allow_debug_key=False), ecc_c=debug)
+    assert link.p.failure == Failed(0x03, True, "sent")
+    link = pair_ours(SmpConfig(), SmpConfig())
+    assert not link.p.result.debug and not link.c.result.debug
 
 
 def test_config_validation():

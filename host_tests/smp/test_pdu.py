@@ -110,10 +110,13 @@ def _sent(outs):
     return [o.pdu for o in outs if type(o) is Send]
 
 
-def test_engine_rejects_unknown_opcode_with_command_not_supported():
+def test_engine_ignores_reserved_opcodes():
+    # Core v5.2+ Vol 3 Part H 3.3: a packet with a reserved Code shall be ignored (NimBLE too)
     e = _peripheral()
-    assert _sent(e.receive(bytes([0x20, 1, 2]), 0)) == [bytes([0x05, 0x07])]
-    assert _sent(e.receive(bytes([0x0F]), 0)) == [bytes([0x05, 0x07])]
+    assert e.receive(bytes([0x20, 1, 2]), 0) == []
+    assert e.receive(bytes([0x0F]), 0) == [] and e.receive(bytes([0x00]), 0) == []
+    e.receive(pdu.pairing_request(3, 0, 9, 16, 7, 7), 0)
+    assert e.busy and e.receive(bytes([0xFF] * 17), 0) == [] and e.busy  # mid-pairing too
 
 
 def test_engine_rejects_wrong_length_before_the_handler():

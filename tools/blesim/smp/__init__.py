@@ -24,7 +24,7 @@ Construction
     config      SmpConfig(io_cap=3, oob=None, bonding=True, mitm=False, sc=True, keypress=False,
                 ct2=False, max_key_size=16, min_key_size=7, init_key_dist=7, resp_key_dist=7,
                 sc_only=False, require_mitm=False, passkey=None, pairable=True,
-                hold_pairing_request=False)   -- see types.SmpConfig for each field
+                hold_pairing_request=False, allow_debug_key=True)   -- see types.SmpConfig
     local_addr, peer_addr   (type 0 public / 1 random, 6 bytes MSB-first): the CONNECTION
                 addresses (the ones the link layer uses; they feed c1/f5/f6)
     identity    Identity(irk, addr_type, addr, csrk=None) = what we distribute with the ID/SIGN
@@ -86,7 +86,8 @@ Outputs (types.py; all have __slots__, __eq__ and a readable repr)
                                              is sent; hold_pairing_request=True makes it wait
     Paired(result)                           result: PairingResult(method, sc, authenticated,
                                              key_size, bonded, local: Keys, peer: Keys, stk, role,
-                                             initiator); .ltk = the key to re-encrypt with
+                                             initiator, debug); .ltk = the key to re-encrypt with;
+                                             .debug = the peer used the spec's LESC debug key
     Failed(reason, local, cause)             cause "sent"|"received"|"timeout"|"link_lost"|
                                              "encryption_failed"|"blocked"
     Keys(ltk, ediv, rand, irk, identity, csrk)   identity = (addr_type, addr) or None
@@ -98,15 +99,16 @@ LtkReply(None) outside pairing, so the firmware model answers from its bond stor
 encryption_changed() just record the state. A peripheral whose Security Request is answered by
 such an encryption goes back to idle (no timeout).
 
-Strictness: wrong length -> 0x0A; unknown opcode or one this role never receives -> 0x07; a known
-opcode the state does not expect -> 0x08 while a procedure runs, silently dropped when idle (a
-straggler of a procedure that already failed); Pairing Failed is never answered. Peer public key
-not on P-256 -> 0x0B (as NimBLE); the peer's key equal to ours (reflection) -> 0x03. Key size:
-a Maximum Encryption Key Size outside 7..16, or a negotiated min(max_i, max_r) below
-config.min_key_size -> 0x06. STK/LTK are masked to the negotiated size (most significant octets
-zeroed). After any failure the engine is idle and sends nothing more for that procedure.
-LE SC: EncKey is ignored (both sides get the f5 LTK); the LinkKey bit and CT2 are negotiated but
-nothing BR/EDR is derived.
+Strictness: a reserved opcode is ignored (Core v5.2+ Vol 3 Part H 3.3, as NimBLE); wrong
+length -> 0x0A; a known opcode this role never receives -> 0x07; a known opcode the state does
+not expect -> 0x08 while a procedure runs, silently dropped when idle (a straggler of a procedure
+that already failed); Pairing Failed is never answered. Peer public key not on P-256 -> 0x0B (as
+NimBLE); the peer's key equal to ours (reflection) -> 0x03; the spec's debug key ->
+PairingResult.debug (or 0x03 with allow_debug_key=False). Key size: a Maximum Encryption Key
+Size outside 7..16, or a negotiated min(max_i, max_r) below config.min_key_size -> 0x06. STK/LTK
+are masked to the negotiated size (most significant octets zeroed). After any failure the engine
+is idle and sends nothing more for that procedure. LE SC: EncKey is ignored (both sides get the
+f5 LTK); the LinkKey bit and CT2 are negotiated but nothing BR/EDR is derived.
 
 Display passkey (how the firmware model supplies it): NimBLE does not generate the passkey
 it displays. With config.passkey=None (the NimBLE-like default) the engine emits

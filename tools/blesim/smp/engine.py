@@ -1,9 +1,10 @@
 """The SMP engine: one object per connection, sans-IO (see the package docstring for the API).
 
 Received PDUs go through one table indexed by opcode, `_TABLE[op] = (handler, exact length)`:
-an unknown opcode is answered with Command Not Supported (0x07), a wrong length with Invalid
-Parameters (0x0A), an opcode this role never receives with 0x07, and an opcode the current
-state does not expect with Unspecified Reason (0x08), all before any handler runs. Handlers
+a reserved opcode is ignored (Core v5.2+ Vol 3 Part H 3.3; NimBLE sends nothing either), a wrong
+length is answered with Invalid Parameters (0x0A), an opcode this role never receives with
+Command Not Supported (0x07), and an opcode the current state does not expect with Unspecified
+Reason (0x08), all before any handler runs. Handlers
 run under a catch-all that turns any internal error into Pairing Failed 0x08.
 """
 
@@ -34,6 +35,9 @@ from .types import (
 )
 
 _ZERO16 = bytes(16)
+# the P-256 debug key pair's public key (Vol 3 Part H 2.3.5.6.1): a link keyed with it is readable by anyone
+_DEBUG_X = bytes.fromhex("20b003d2f297be2c5e2c83a7e9f9a5b9eff49111acf4fddbcc0301480e359de6")
+_DEBUG_Y = bytes.fromhex("dc809c49652aeb6d63329abf5a52155c766345c28fed3024741c8ed01589d28b")
 _CURVE = ec.SECP256R1()
 _AUTH_FAILURES = (C.PASSKEY_ENTRY_FAILED, C.CONFIRM_VALUE_FAILED, C.DHKEY_CHECK_FAILED, C.NUMERIC_COMPARISON_FAILED)
 
@@ -330,8 +334,7 @@ class SmpEngine:
         op = pdu[0]
         handler, length = _TABLE[op]
         if handler is None:
-            self._abort(C.COMMAND_NOT_SUPPORTED, now)
-            return self._take()
+            return []  # reserved opcode: "shall be ignored" (Vol 3 Part H 3.3, Core v5.2+)
         if len(pdu) != length:
             if op == C.PAIRING_FAILED:  # never answer a Pairing Failed, even a malformed one
                 if self._phase not in (_IDLE, _DEAD):
@@ -586,6 +589,8 @@ class SmpEngine:
         self._ensure_key()
         if x == self._pub[0]:
             raise _Abort(C.AUTHENTICATION_REQUIREMENTS)  # our own key reflected (CVE-2020-26558)
+        if x == _DEBUG_X and y == _DEBUG_Y and not self.config.allow_debug_key:
+            raise _Abort(C.AUTHENTICATION_REQUIREMENTS)  # the spec's debug key pair: anyone can decrypt
         try:
             peer = ec.EllipticCurvePublicKey.from_encoded_point(_CURVE, b"\x04" + x + y)
             self._dhkey = self._ecc.exchange(ec.ECDH(), peer)
@@ -836,6 +841,7 @@ class SmpEngine:
         result = PairingResult(
             self._method, self._sc, self._method != C.JUST_WORKS, self._ks, self._bonded, self._local_keys,
             self._peer_keys, self._stk, self.role, self.central)
+        result.debug = self._peer_pub is not None and self._peer_pub == (_DEBUG_X, _DEBUG_Y)
         self.attempts.succeeded(self.peer_addr)
         self._emit(Paired(result))
         self._reset(_IDLE)

@@ -56,6 +56,8 @@ class SmpConfig(_Record):
     passkey: the passkey we display (int 0..999999); None = ask with PasskeyRequest(display=True),
         as NimBLE does (the application chooses it); "random" = draw one from rng.
     pairable: False answers every Pairing Request / Security Request with 0x05.
+    allow_debug_key: False refuses a peer using the spec's LESC debug public key (Pairing Failed 0x03);
+        True (NimBLE's behaviour) pairs, and PairingResult.debug says so.
     hold_pairing_request: peripheral only; True = stop after PairingRequestReceived until
         accept_pairing() is called. False = answer at once (PairingRequestReceived still comes
         first in the output list, before the Send of the Pairing Response).
@@ -64,12 +66,13 @@ class SmpConfig(_Record):
     __slots__ = (
         "io_cap", "oob", "bonding", "mitm", "sc", "keypress", "ct2", "max_key_size", "min_key_size",
         "init_key_dist", "resp_key_dist", "sc_only", "require_mitm", "passkey", "pairable",
-        "hold_pairing_request",
+        "hold_pairing_request", "allow_debug_key",
     )
 
     def __init__(self, io_cap=3, oob=None, bonding=True, mitm=False, sc=True, keypress=False, ct2=False,
                  max_key_size=16, min_key_size=7, init_key_dist=7, resp_key_dist=7, sc_only=False,
-                 require_mitm=False, passkey=None, pairable=True, hold_pairing_request=False):
+                 require_mitm=False, passkey=None, pairable=True, hold_pairing_request=False,
+                 allow_debug_key=True):
         if io_cap not in (0, 1, 2, 3, 4):
             raise ValueError("io_cap must be 0..4")
         if not 7 <= max_key_size <= 16:
@@ -94,6 +97,7 @@ class SmpConfig(_Record):
         self.passkey = passkey
         self.pairable = bool(pairable)
         self.hold_pairing_request = bool(hold_pairing_request)
+        self.allow_debug_key = bool(allow_debug_key)
 
     def auth_req(self):
         a = 0
@@ -167,9 +171,12 @@ class PairingResult(_Record):
     authenticated: MITM-protected method; key_size: negotiated size; bonded: both sides set Bonding;
     local: Keys we distributed (NimBLE's OUR_SEC); peer: Keys the peer distributed (PEER_SEC);
     stk: the key the link was encrypted with during this pairing (legacy STK or LESC LTK, masked);
-    role: "central" | "peripheral"; initiator: True for the side that sent the Pairing Request."""
+    role: "central" | "peripheral"; initiator: True for the side that sent the Pairing Request;
+    debug: the peer used the specification's LESC debug key pair (the link is not confidential:
+    a bond made with it should not be stored, or not replace a real one)."""
 
-    __slots__ = ("method", "sc", "authenticated", "key_size", "bonded", "local", "peer", "stk", "role", "initiator")
+    __slots__ = ("method", "sc", "authenticated", "key_size", "bonded", "local", "peer", "stk", "role", "initiator",
+                 "debug")
 
     def __init__(self, method, sc, authenticated, key_size, bonded, local, peer, stk, role, initiator):
         self.method = method
@@ -182,6 +189,7 @@ class PairingResult(_Record):
         self.stk = stk
         self.role = role
         self.initiator = initiator
+        self.debug = False
 
     @property
     def ltk(self):
