@@ -461,23 +461,3 @@ def run_pair(central, peripheral, tap=None):
         return await air.run()
 
     return asyncio.run(main())
-
-
-def run_security_request(central, peripheral):
-    """The peripheral starts with a Security Request; the central answers with pair()."""
-
-    async def main():
-        air = Air(central, peripheral)
-        peripheral_start = peripheral.start
-        central_start = central.start
-        central.start = lambda: None
-        air.c, air.p = central, peripheral
-        peripheral_start()
-        while air.queue:
-            src, item = air.queue.pop(0)
-            air._deliver(src, item)
-            await asyncio.sleep(0)
-        central.start = central_start
-        return air
-
-    return asyncio.run(main())

@@ -311,6 +311,10 @@ def test_ltk_request_outside_pairing_and_reencryption():
     p = SmpEngine("peripheral", SmpConfig(), RESP_ADDR, INIT_ADDR)
     out = c.encrypt(r_c.ltk, r_c.peer.ediv, r_c.peer.rand, r_c.key_size, 0)
     assert out == [StartEncryption(r_p.local.ltk, r_p.local.ediv, r_p.local.rand, 16)]
+    assert p.encrypt(r_c.ltk, 0, 0, 16, 0) == []  # a peripheral cannot start encryption
+    busy = SmpEngine("central", SmpConfig(), INIT_ADDR, RESP_ADDR)
+    busy.pair(0)
+    assert busy.encrypt(r_c.ltk, 0, 0, 16, 0) == []  # not in the middle of a pairing
     # not the engine's business: the firmware model looks the key up in its bond store
     assert p.ltk_request(r_p.local.ediv, r_p.local.rand, 0) == [LtkReply(None)]
     assert p.encryption_changed(True, 16, 0) == [] and p.encrypted and p.key_size == 16

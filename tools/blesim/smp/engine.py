@@ -300,8 +300,8 @@ class SmpEngine:
 
     def encrypt(self, ltk, ediv, rand, key_size, now):
         """Central: re-encrypt with a stored key (no pairing procedure)."""
-        if not self.central or self._phase == _DEAD:
-            return []
+        if not self.central or self._phase != _IDLE:
+            return []  # only a central, and not in the middle of a pairing
         return [StartEncryption(_mask(bytes(ltk), key_size), ediv, rand, key_size)]
 
     def ltk_request(self, ediv, rand, now):
