@@ -479,3 +479,35 @@ def test_handler_set_after_active_gets_no_irk_and_no_resolving():
     assert rc3.last(_IRQ_PERIPHERAL_CONNECT)[1:] == (0, p.public_addr)
     # while the peripheral (no resolving needed) shows the central by its public address
     assert rp2.last(_IRQ_CENTRAL_CONNECT)[1:] == (0, c.public_addr)
+
+
+def test_pre_v1_23_firmware_bonds_in_ram_only():
+    """MicroPython <= v1.22 on ESP32 (issues #12958, #19405): pairing works, Python sees no
+    SET_SECRET for the bond, and the bond is gone after a reset."""
+    sp, sc = Store(), Store()
+    w, p, c, rp, rc = setup(profile="esp32-v1.22", stores=(sp, sc))
+    hp, hc = connect(w, p, c)
+    c.ble.gap_pair(hc)
+    assert w.run_until(lambda: rp.last(_IRQ_ENCRYPTION_UPDATE) and rc.last(_IRQ_ENCRYPTION_UPDATE), 5)
+    assert rp.last(_IRQ_ENCRYPTION_UPDATE) == (hp, 1, 0, 1, 16)
+    assert [d[0] for e, d in rp.events if e in (_IRQ_GET_SECRET, _IRQ_SET_SECRET)] == []
+    assert not [r for r in w.trace.select("pdu") if r.name.startswith("IDENTITY")]  # no keys distributed
+    # within this boot the RAM store re-encrypts
+    c.ble.gap_disconnect(hc)
+    assert w.run_until(lambda: rp.last(_IRQ_CENTRAL_DISCONNECT), 2)
+    hp, hc = connect(w, p, c)
+    n = len(w.trace.select("pdu", name="PAIRING_REQUEST"))
+    c.ble.gap_pair(hc)
+    assert w.run_until(lambda: len(rc.of(_IRQ_ENCRYPTION_UPDATE)) == 2, 5)
+    assert len(w.trace.select("pdu", name="PAIRING_REQUEST")) == n
+    # after a reset of the peripheral the bond is gone: the central's restore fails
+    c.ble.gap_disconnect(hc)
+    w.run(1)
+    p.reset()
+    rp2 = Recorder(p.ble, sp)
+    p.ble.irq(rp2)
+    p.ble.active(True)
+    hp, hc = connect(w, p, c)
+    c.ble.gap_pair(hc)
+    w.run(3)
+    assert w.trace.select("host", "c", "key_missing_repair")

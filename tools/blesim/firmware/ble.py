@@ -139,6 +139,7 @@ class BLE:
         self._ecc_key = None
         self._sched_pending = False
         self._char_disc = None
+        self._ram = {}  # ESP-IDF's RAM bond store (profile esp32-v1.22): lost with the RAM
         from ..smp import RepeatedAttempts
 
         self._attempts = RepeatedAttempts(base=0.0, factor=1.0, maximum=0.0)  # NimBLE has none
@@ -338,7 +339,22 @@ class BLE:
         self._resolving.append((bytes(irk), ident))
 
     # ================================================================ secret store bridge
+    def _ram_get(self, sec_type, index, key):
+        if key is None:
+            vals = [v for (t, _k), v in self._ram.items() if t == sec_type]
+            return vals[index] if index < len(vals) else None
+        return self._ram.get((sec_type, bytes(key)))
+
+    def _ram_set(self, sec_type, key, value):
+        k = (sec_type, bytes(key))
+        if value is None:
+            return self._ram.pop(k, None) is not None
+        self._ram[k] = bytes(value)
+        return True
+
     def _get_secret(self, sec_type, index, key):
+        if self._profile.ram_store and sec_type in (1, 2):
+            return self._ram_get(sec_type, index, key)
         ret = self._irq(IRQ_GET_SECRET, (sec_type, index), bufs=(key,))
         if ret is None:
             return None
@@ -361,6 +377,8 @@ class BLE:
         return val
 
     def _set_secret(self, sec_type, key, value):
+        if self._profile.ram_store and sec_type in (1, 2):
+            return self._ram_set(sec_type, key, value)
         ret = bool(self._irq(IRQ_SET_SECRET, (sec_type,), bufs=(key, value)))
         if not ret and value is not None and sec_type in (1, 2):
             # BLE_HS_ESTORE_CAP -> overflow event -> ble_gap_unpair_oldest_peer iterates our
@@ -553,19 +571,24 @@ class BLE:
     def _advertise_impl(self, interval_us, adv_data=None, resp_data=None, connectable=True):
         if not self._active:
             raise self._err("ENODEV")
-        if adv_data is not None:
-            self._adv_data = _buf(adv_data)
-        if resp_data is not None:
-            self._resp_data = _buf(resp_data)
+        # mp_bluetooth_gap_advertise_start: stop, then set the data (each checked), then start
         if self._advertising:
             self._air.set_advertising(self._board, None)
             self._advertising = False
         if interval_us is None:
             return None
+        if adv_data is not None:
+            b = _buf(adv_data)
+            if len(b) > 31:
+                raise self._err("EINVAL")
+            self._adv_data = b
+        if resp_data is not None:
+            b = _buf(resp_data)
+            if len(b) > 31:
+                raise self._err("EINVAL")
+            self._resp_data = b
         interval_us = _int(interval_us)
         if interval_us < 20000 or interval_us > 10240000:
-            raise self._err("EINVAL")
-        if len(self._adv_data) > 31 or len(self._resp_data) > 31:
             raise self._err("EINVAL")
         from ..air import AdvParams
 
@@ -788,7 +811,8 @@ class BLE:
 
             io = self._io if self._io <= 4 else 3  # reserved values: NimBLE falls back to Just Works
             cfg = SmpConfig(io_cap=io, bonding=bool(self._bond), mitm=bool(self._mitm), sc=bool(self._le_secure),
-                            init_key_dist=7, resp_key_dist=7, hold_pairing_request=True)
+                            init_key_dist=self._profile.key_dist, resp_key_dist=self._profile.key_dist,
+                            hold_pairing_request=True)
             me = self._board
             ident = self._id_addr()
             if self._ecc_key is None:

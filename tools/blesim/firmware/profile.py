@@ -10,6 +10,9 @@ ESP-IDF 5.4/5.5 (esp-nimble 1.5/1.6 with the Aug 2024 ordering fix). Other profi
   "phone"         NOT a MicroPython board: a phone-like peer whose user answers passkey and
                   numeric-comparison requests as central too (PASSKEY_ACTION in both roles),
                   io=4 KeyboardDisplay. For tests that need a capable central.
+  "esp32-v1.22"   MicroPython before v1.23 (issues #12958, #19405): bonds go to ESP-IDF's RAM
+                  store (Python sees only the IRK's GET/SET(10)), no keys are distributed,
+                  bonds are gone after a reset.
   "nimble"        upstream apache NimBLE as on STM32/unix/rp2: 80-byte layout, ENC first,
                   authorization flags allowed, bonding off by default, MicroPython's internal
                   errno numbers (unix values).
@@ -20,7 +23,8 @@ preferred_mtu, gap_name, max_name_len, rpa_timeout, central_passkey, numcmp_reje
 "no" to a numeric comparison, esp-nimble reports the failed ENCRYPTION_UPDATE only at the SMP
 timeout: 30 s; upstream at once: 0), repair_on_key_missing (esp-nimble's ble_sm_process_result: when
 re-encryption with a stored LTK fails with HCI 0x06 "PIN or key missing", the central frees the
-procedure without an ENC event and starts a fresh pairing; upstream NimBLE reports the failure).
+procedure without an ENC event and starts a fresh pairing; upstream NimBLE reports the failure),
+ram_store (types 1/2 never reach Python), key_dist (sm_our/their_key_dist set at active()).
 """
 
 __all__ = ["Profile", "PROFILES", "get_profile", "ESP32_ERRNO", "UNIX_ERRNO"]
@@ -36,7 +40,7 @@ class Profile:
     def __init__(self, name, layout="88", set_before_enc=True, authorize_rejects=True, bond=1, mitm=0,
                  le_secure=1, io=3, errno=None, first_conn_handle=0, preferred_mtu=256, gap_name=b"MPY ESP32",
                  max_name_len=31, rpa_timeout=900.0, central_passkey=False, numcmp_reject_delay=30.0,
-                 repair_on_key_missing=True, description=""):
+                 repair_on_key_missing=True, ram_store=False, key_dist=7, description=""):
         if layout not in ("88", "80", "80i"):
             raise ValueError("layout must be '88', '80' or '80i'")
         self.name = name
@@ -53,6 +57,8 @@ class Profile:
         self.central_passkey = central_passkey
         self.numcmp_reject_delay = numcmp_reject_delay
         self.repair_on_key_missing = repair_on_key_missing
+        self.ram_store = ram_store
+        self.key_dist = key_dist
         self.description = description
 
     @property
@@ -77,6 +83,8 @@ PROFILES = {
     "esp32-v1.25": Profile("esp32-v1.25", set_before_enc=False, description="MicroPython v1.24/v1.25, ESP-IDF 5.2.2"),
     "esp32-v1.23": Profile("esp32-v1.23", layout="80", set_before_enc=False,
                            description="MicroPython v1.23, ESP-IDF 5.0.4"),
+    "esp32-v1.22": Profile("esp32-v1.22", layout="80", set_before_enc=False, ram_store=True, key_dist=0,
+                           description="MicroPython <= v1.22: ESP-IDF's RAM bond store, no key distribution"),
     "nimble": Profile("nimble", layout="80", set_before_enc=False, authorize_rejects=False, bond=0,
                       numcmp_reject_delay=0.0, repair_on_key_missing=False,
                       errno=UNIX_ERRNO, gap_name=b"MPY NIMBLE", description="upstream NimBLE (STM32/unix)"),
