@@ -511,3 +511,32 @@ def test_pre_v1_23_firmware_bonds_in_ram_only():
     c.ble.gap_pair(hc)
     w.run(3)
     assert w.trace.select("host", "c", "key_missing_repair")
+
+
+def test_delete_that_always_returns_true_hangs_the_stack(capsys):
+    """§3.4: NimBLE deletes until the handler returns False; one that always says True hangs
+    the NimBLE task during repeat pairing."""
+
+    class Liar(Store):
+        def set(self, sec_type, key, value):
+            if value is None:
+                self.secrets.pop((sec_type, bytes(key)), None)
+                return True
+            return super().set(sec_type, key, value)
+
+    sp, sc = Liar(), Store()
+    w, p, c, rp, rc = setup(stores=(sp, sc))
+    hp, hc = connect(w, p, c)
+    c.ble.gap_pair(hc)
+    assert w.run_until(lambda: rp.last(_IRQ_ENCRYPTION_UPDATE), 5)
+    c.ble.gap_disconnect(hc)
+    assert w.run_until(lambda: rp.last(_IRQ_CENTRAL_DISCONNECT), 2)
+    sc.secrets.clear()
+    hp, hc = connect(w, p, c)
+    rp.clear()
+    c.ble.gap_pair(hc)
+    w.run(40)
+    assert w.trace.select("host", "p", "hang")
+    assert "hung" in capsys.readouterr().out
+    assert rp.last(_IRQ_ENCRYPTION_UPDATE) is None  # the peripheral never answers again
+    assert rc.last(_IRQ_ENCRYPTION_UPDATE) == (hc, 0, 0, 0, 0)  # the central times out

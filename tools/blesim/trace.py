@@ -35,15 +35,21 @@ Kinds, with the swim-lane a renderer draws them in (app | api | host | smp/att |
                            the sender, with `peer` set; delivery is implied unless a
                            "pdu_lost" record follows for it (args.ref = its seq).
     "link"    ll           a link-layer event on `board`: name in "adv_start", "adv_stop",
-                           "scan_start", "scan_stop", "connect", "connect_failed",
-                           "disconnect" (args.reason HCI code), "enc_start" (central asked
-                           to encrypt), "ltk_request", "ltk_reply" (args.found), "enc_change"
-                           (args.status, encrypted, key_size), "mtu" (args.mtu),
+                           "scan_start", "scan_stop", "connect_start", "connect_cancel",
+                           "connect" (args.role, peer_addr_type, peer_addr, interval),
+                           "connect_failed", "terminate" (the host asked, args.reason sent),
+                           "disconnect" (args.reason HCI code as this side sees it),
+                           "enc_start" (central asked to encrypt), "ltk_request", "ltk_reply"
+                           (args.found), "enc_change" (args.status, encrypted, key_size),
                            "out_of_range", "in_range", "power_off", "power_on", "reset"
-    "host"    host         a NimBLE host decision not visible as an IRQ: "repeat_pairing",
-                           "smp_timeout", "pairing_start", "paired" (args: method, sc,
-                           authenticated, bonded, key_size), "pairing_failed" (args.reason,
-                           args.cause), "passkey_action_not_delivered", "store_full", ...
+    "host"    host         a NimBLE host decision not visible as an IRQ: "sync" (active(True):
+                           args.irk_applied, resolving), "pairing_start" (args.role),
+                           "security_request", "repeat_pairing", "encrypt_with_bond",
+                           "display_passkey", "passkey_action_not_delivered" (central role),
+                           "paired" (args: method, sc, authenticated, bonded, key_size),
+                           "pairing_failed" (args.reason, cause, local), "smp_timeout",
+                           "key_missing_repair", "store_overflow", "secret_size_mismatch",
+                           "authorize_rejected", "hang", "fatal"
     "note"    any          free text (scripts and tests can add with `world.trace.note()`)
 
 Byte values are recorded as hex strings (MSB-first for addresses as the IRQs show them;

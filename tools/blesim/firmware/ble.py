@@ -139,6 +139,7 @@ class BLE:
         self._ecc_key = None
         self._sched_pending = False
         self._char_disc = None
+        self._hung = False
         self._ram = {}  # ESP-IDF's RAM bond store (profile esp32-v1.22): lost with the RAM
         from ..smp import RepeatedAttempts
 
@@ -416,12 +417,28 @@ class BLE:
         self._get_secret(1, 0, _ZERO_KEY)
         return n
 
+    _LOOP_CAP = 64  # stands in for "forever" in NimBLE's store loops
+
     def _delete_peer(self, ident):
+        """ble_store_util_delete_peer: SET(t, key, None) until it returns False, t = 1 then 2.
+        A handler that never returns False hangs the NimBLE task on the board."""
         key = secstruct.store_key(*ident)
         for t in (1, 2):
-            for _ in range(1000):  # NimBLE loops until the delete fails
+            for _ in range(self._LOOP_CAP):
                 if not self._set_secret(t, key, None):
                     break
+            else:
+                self._hang("SET_SECRET(%d, key, None) never returned False" % t)
+
+    def _hang(self, why):
+        """The NimBLE host task spins forever: no more BLE events on this board (the peers
+        see supervision timeouts only if the controller stops too; here the links stay up but
+        nothing answers). Python keeps running."""
+        self._trace.add("host", self._board.name, "hang", args={"why": why})
+        sys.stdout.write("blesim: NimBLE host task hung (%s)\n" % why)
+        self._hung = True
+        self._dead = True
+        raise BoardDown()
 
     # ================================================================ public API: stack
     def active(self, *args):
@@ -931,19 +948,16 @@ class BLE:
         c.io_injected = False
         self._count_bonds()
         key = secstruct.store_key(*c.peer_id)
-        while True:
+        for _ in range(self._LOOP_CAP):  # ble_sm_chk_repeat_pairing: do { ... } while (RETRY)
             v = self._get_secret(2, 0, key)
             if v is None:
                 break
             self._trace.add("host", self._board.name, "repeat_pairing", conn=c.handle)
             self._delete_peer(c.peer_id)
-        eng = c.smp
-        self._world.schedule(0, self._accept_held, c, eng)
-
-    def _accept_held(self, c, eng):
-        if self._dead or c.smp is not eng or self._conns.get(c.handle) is not c:
-            return
-        self._smp_outputs(c, eng.accept_pairing(True, self._now()))
+        else:
+            self._hang("the peer's bond is still found after deleting it")
+        # queued behind the rest of this batch (the engine holds the request until now)
+        self._smp_outputs(c, c.smp.accept_pairing(True, self._now()))
 
     def _on_security_request(self, c, o):
         """Central: ble_sm_sec_req_rx."""
