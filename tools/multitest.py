@@ -17,7 +17,8 @@ Semantics follow upstream `tests/run-multitests.py`:
   `wait(msg)` (reads stdin until `BROADCAST msg`), `skip()`;
 - an instance that prints nothing for 10 s (real time) gets `TIMEOUT` and fails the test;
 - the output `--- instance0 ---\\n<lines>\\n--- instance1 ---\\n...` is compared exactly with
-  `test.py.exp`.
+  `test.py.exp`; without one, with the output of the same test run with every instance on
+  CPython (upstream's "truth" run) when some instance is on MicroPython, else it fails.
 
 Simulation specifics: the instance's working directory is its board's own (empty) filesystem
 directory, and the test's directory is on its module path. `multitest.next()` waits for the
@@ -118,7 +119,13 @@ def control(addr, msg):
         return None
 
 
+def _is_mp(interp):
+    return interp in ("mp", "micropython")
+
+
 class TestResult:
+    truth_from = None  # "cpython" when there was no .exp and an all-CPython run gave the truth
+
     def __init__(self, path, status, output, expected, trace=None):
         self.path = path
         self.status = status
@@ -317,13 +324,23 @@ def run_test(path, interps=("cpython",), trace=None, verbose=False, timeout=INST
         sys.stderr.write("multitest: work dir %s\n" % tmp)
     else:
         shutil.rmtree(tmp, ignore_errors=True)
+    truth_from = None
+    if expected is None and not skip and any(_is_mp(i) for i in interps[:n]):
+        # as upstream without a .exp: the truth is the same test with every instance on
+        # CPython (here: on the simulator's boards), so MicroPython is checked against it
+        truth = run_test(path, ("cpython",), timeout=timeout)
+        if truth.status != "skip" and "TIMEOUT" not in truth.output:
+            expected = truth.output
+            truth_from = "cpython"
     if skip:
         status = "skip"
     elif not error and expected is not None and out == expected:
         status = "pass"
     else:
         status = "fail"
-    return TestResult(path, status, out, expected, tr)
+    r = TestResult(path, status, out, expected, tr)
+    r.truth_from = truth_from
+    return r
 
 
 def main(argv=None):
@@ -353,6 +370,8 @@ def main(argv=None):
             print("### TEST ###")
             print(r.output, end="")
             print("### TRUTH ###")
+            if r.truth_from:
+                print("(no .exp file: the same test with every instance on CPython)")
             print(r.expected if r.expected is not None else "(no .exp file)\n", end="")
             if r.status == "fail" and r.expected is not None:
                 print("### DIFF ###")

@@ -83,3 +83,25 @@ def test_globals_broadcast_and_skip(tmp_path):
     s = tmp_path / "skip.py"
     s.write_text("def instance0():\n    multitest.skip()\n\n\ndef instance1():\n    multitest.next()\n")
     assert run_test(str(s), ["cpython"]).status == "skip"
+
+
+def test_without_exp_micropython_is_checked_against_cpython(tmp_path):
+    """No .exp: as upstream, the truth is the same test with every instance on CPython."""
+    _mp()
+    t = tmp_path / "scan.py"
+    t.write_text(
+        "import time\nimport bluetooth\nimport machine\n\n\n"
+        "def instance0():\n    multitest.globals(BDADDR=ble.config('mac'))\n    multitest.next()\n"
+        "    ble.gap_advertise(100_000, b'\\x02\\x01\\x06\\x04\\xffMPY', connectable=False)\n"
+        "    time.sleep_ms(1500)\n    ble.gap_advertise(None)\n    print('adv done')\n\n\n"
+        "def instance1():\n    multitest.next()\n    seen = {}\n    done = []\n\n"
+        "    def irq(ev, data):\n        if ev == 5 and data[0] == BDADDR[0] and bytes(data[1]) == BDADDR[1]:\n"
+        "            seen[data[2]] = bytes(data[4])\n        elif ev == 6:\n            done.append(1)\n\n"
+        "    ble.irq(irq)\n    ble.gap_scan(1000, 30000, 30000)\n    while not done:\n        machine.idle()\n"
+        "    print('types', sorted(seen), 'data', seen.get(3))\n\n\n"
+        "ble = bluetooth.BLE()\nble.active(1)\n")
+    r = run_test(str(t), ["cpython", "mp"])
+    assert r.truth_from == "cpython" and r.status == "pass", r.output
+    assert "types [3] data b'\\x02\\x01\\x06\\x04\\xffMPY'" in r.output
+    r = run_test(str(t), ["cpython"])
+    assert r.status == "fail" and r.expected is None  # nothing to compare with
