@@ -403,3 +403,22 @@ def test_firmware_apps_type_check_against_the_esp32_stubs(tmp_path):
                        cwd=ROOT, capture_output=True, text=True, timeout=300,
                        env={"MYPYPATH": "%s:%s:%s" % (stubs, ROOT / "lib", ROOT / "firmware"), "PATH": "/usr/bin:/bin"})
     assert r.returncode == 0, r.stdout + r.stderr
+
+
+def test_manifest_freezes_existing_files():
+    # Evaluated the way MicroPython's tools/manifestfile.py does: the file is Python that
+    # calls include/package/module; paths are relative to the manifest's folder.
+    calls = []
+    env = {"include": lambda p, **kw: calls.append(("include", p, kw)),
+           "package": lambda p, files=None, base_path=".", opt=None: calls.append(("package", p, base_path)),
+           "module": lambda p, base_path=".", opt=None: calls.append(("module", p, base_path))}
+    manifest = ROOT / "firmware" / "manifest.py"
+    exec(compile(manifest.read_text(), str(manifest), "exec"), env)
+    assert ("include", "$(PORT_DIR)/boards/manifest.py", {}) in calls
+    pkgs = [(p, b) for k, p, b in calls if k == "package"]
+    assert pkgs == [("blesmp", "../lib")]
+    assert (manifest.parent / "../lib/blesmp/__init__.py").resolve().is_file()
+    mods = {p for k, p, b in calls if k == "module"}
+    assert mods == {"boardio.py", "lockapp.py", "centralapp.py"}
+    for m in mods:
+        assert (manifest.parent / m).is_file()
