@@ -27,6 +27,7 @@ survive both. `machine.reset()` inside a script raises `BoardReset` after resett
 import heapq
 import random
 import time as _time
+import weakref
 
 from .air import Air
 from .trace import Trace
@@ -60,12 +61,17 @@ class Timer:
         return (self.t, self.seq) < (other.t, other.seq)
 
 
-_worlds = []  # stack: the last created World drives time.ticks_* etc.
+_worlds = []  # weak references, oldest first: the last live World drives time.ticks_* etc.
 _current = []  # stack of boards made current
 
 
 def current_world():
-    return _worlds[-1] if _worlds else None
+    while _worlds:
+        w = _worlds[-1]()
+        if w is not None and not w._closed:
+            return w
+        _worlds.pop()
+    return None
 
 
 def current_board():
@@ -197,7 +203,8 @@ class World:
         self.trace = Trace(clock=lambda: self.now, enabled=trace)
         self.air = Air(self)
         self._depth = 0
-        _worlds.append(self)
+        self._closed = False
+        _worlds.append(weakref.ref(self))
         if install_time:
             install_time_functions()
 
@@ -290,8 +297,8 @@ class World:
             self._depth -= 1
 
     def close(self):
-        if self in _worlds:
-            _worlds.remove(self)
+        """This World stops driving time.ticks_* (the previous live one, if any, takes over)."""
+        self._closed = True
 
     def __enter__(self):
         return self
