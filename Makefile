@@ -58,7 +58,7 @@ demo: $(STAMP)
 	$(PY) tools/demo.py $(if $(filter 1 yes true,$(MP)),--mp)
 
 deploy: $(STAMP)
-	$(PY) tools/deploy.py --port "$(PORT)" --board $(BOARD) --app $(APP) $(if $(SOURCE),--source)
+	$(PY) tools/deploy.py --port "$(PORT)" --board $(BOARD) --app $(APP) $(if $(SOURCE),--source) $(if $(FROZEN),--frozen)
 
 flash: $(STAMP)
 	$(PY) tools/flash.py --port "$(PORT)" --board $(BOARD) --firmware "$(FIRMWARE)"

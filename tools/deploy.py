@@ -120,13 +120,18 @@ def check_board(board, impl, version, native, force=False):
     return native == board["mpy_arch"] and version >= version_tuple(board["viper_min_firmware"])
 
 
-def stage(board, app="main", source=False, viper=True, out=None, firmware_dir=FIRMWARE):
-    """Builds the board's files under out; returns [(local path, remote path)]."""
+def stage(board, app="main", source=False, viper=True, out=None, firmware_dir=FIRMWARE, frozen=False):
+    """Builds the board's files under out; returns [(local path, remote path)]. frozen: the
+    firmware has blesmp and the app modules frozen in (`make firmware`): main.py, boot.py and
+    board.json only."""
     out = Path(out or ROOT / "build" / "deploy" / board["name"])
     if out.exists():
         shutil.rmtree(out)
+    out.mkdir(parents=True)
     lib_out = out / "lib"
-    if source:
+    if frozen:
+        pass  # the firmware image has them
+    elif source:
         shutil.copytree(ROOT / "lib", lib_out, ignore=shutil.ignore_patterns("__pycache__"))
     else:
         failures = compile_tree(ROOT / "lib", lib_out, board["mpy_arch"])
@@ -143,7 +148,7 @@ def stage(board, app="main", source=False, viper=True, out=None, firmware_dir=FI
     if (fw / "boot.py").exists():
         shutil.copyfile(fw / "boot.py", out / "boot.py")
     for mod in sorted(fw.glob("*.py")):
-        if mod.name in APP_SOURCES or mod.name in NOT_DEPLOYED or mod == app_src:
+        if frozen or mod.name in APP_SOURCES or mod.name in NOT_DEPLOYED or mod == app_src:
             continue
         if source:
             shutil.copyfile(mod, out / mod.name)
@@ -214,6 +219,8 @@ def main(argv=None):
     ap.add_argument("--board", default="esp32", help="one of: " + ", ".join(list_boards()))
     ap.add_argument("--app", default="main", help="firmware/<app>.py becomes main.py (main or central)")
     ap.add_argument("--source", action="store_true", help="copy lib/ as .py source instead of .mpy")
+    ap.add_argument("--frozen", action="store_true", help="the firmware has blesmp frozen in (make firmware): "
+                    "copy main.py, boot.py, board.json only (and remove lib/blesmp from the filesystem)")
     ap.add_argument("--no-reset", action="store_true", help="don't reset the board afterwards")
     ap.add_argument("--dry-run", action="store_true", help="print the mpremote command, touch no board")
     ap.add_argument("--force", action="store_true", help="deploy even if the firmware looks wrong")
@@ -238,12 +245,12 @@ def main(argv=None):
             print("board on %s: %s v%s, native code for %s" % (args.port, impl, ".".join(map(str, version)),
                                                               native or "nothing (no native emitter)"))
             viper = check_board(board, impl, version, native, args.force)
-        files = stage(board, args.app, args.source, viper, args.out, args.firmware_dir)
+        files = stage(board, args.app, args.source, viper, args.out, args.firmware_dir, args.frozen)
         if not viper:
             print("viper kernels left out: this firmware can't load native code for %s" % board["mpy_arch"])
         cmd = mpremote_commands(args.port or "PORT", files, reset=not args.no_reset)
         print("%d files for %s (%s, %s)" % (len(files), board["name"], board["mpy_arch"],
-                                            "source" if args.source else ".mpy"))
+                                            "frozen" if args.frozen else "source" if args.source else ".mpy"))
         if args.dry_run:
             print(" ".join(a if " " not in a and "\n" not in a else repr(a) for a in cmd))
             return 0

@@ -100,6 +100,13 @@ def test_stage_without_viper_and_as_source(tmp_path):
     assert (tmp_path / "b/lib/blesmp/crypto.py").read_bytes() == (ROOT / "lib/blesmp/crypto.py").read_bytes()
 
 
+def test_stage_for_a_frozen_firmware_copies_the_app_only(tmp_path):
+    files = deploy.stage(deploy.load_board("esp32"), frozen=True, out=tmp_path / "s")
+    assert sorted(r for _, r in files) == ["board.json", "boot.py", "main.py"]
+    # and the board's stale lib/blesmp files go: nothing under it is kept
+    assert "_clean('lib/blesmp', set())" in deploy.prepare_snippet([r for _, r in files])
+
+
 def test_deploy_dry_run_prints_one_mpremote_session(capsys):
     assert deploy.main(["--board", "esp32s3", "--dry-run"]) == 0
     out = capsys.readouterr().out
