@@ -105,3 +105,27 @@ def test_micropython_asyncio_tasks_events_cancel(tmp_path):
     out, w = _run({"a": ("aio_more.py", "mp")}, tmp_path)
     assert out["a"].splitlines() == ["[10, 20, 30] [2, 3, 1] 300", "event at 800", "cancelled True",
                                      "locked True", "wait_for timeout at 1350"]
+
+
+@pytest.mark.parametrize("interp", INTERPS)
+def test_handler_may_return_a_view_of_its_data(interp, tmp_path):
+    if interp == "mp" and not _mp_available():
+        pytest.skip("no micropython")
+    out, w = _run({"a": ("proto_retview.py", interp)}, tmp_path)
+    assert out["a"].splitlines() == ["b'\\x00\\x01\\x02\\x03'"]
+
+
+def test_broker_survives_a_bad_client():
+    import socket
+
+    w = FakeWorld()
+    b = Broker(world=w)
+    addr = b.start_thread()
+    host, port = addr.split(":")
+    with socket.create_connection((host, int(port))) as s:
+        s.sendall(b"this is not json\n")
+        assert s.recv(100) == b""  # dropped
+    from tools.blesim.broker import control
+
+    assert control(addr, {"op": "status"})["op"] == "status"  # still serving
+    b.stop()

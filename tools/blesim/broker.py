@@ -135,7 +135,15 @@ class _Client:
             while b"\n" in self.rbuf:
                 line, self.rbuf = self.rbuf.split(b"\n", 1)
                 if line.strip():
-                    self.inbox.append(json.loads(line))
+                    try:
+                        msg = json.loads(line)
+                        if not isinstance(msg, dict):
+                            raise ValueError("not an object")
+                    except ValueError:  # not our protocol: drop the connection
+                        self.alive = False
+                        self.broker.log("bad message from %s: %r" % (self.name, line[:80]))
+                        return
+                    self.inbox.append(msg)
             if not block or self.inbox:
                 return
 

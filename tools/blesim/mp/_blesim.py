@@ -247,12 +247,11 @@ def _run_irq(event, raw):
         failed = "%s: %s" % (type(e).__name__, e)
         _handler = None
         _print_unhandled(e)
+    # The firmware reads the returned buffer before its views go stale: encode, then wipe.
+    reply = {"op": "ret", "x": failed} if failed is not None else {"op": "ret", "v": enc(result)}
     _invalidate(views)
     try:
-        if failed is not None:
-            _send({"op": "ret", "x": failed})
-        else:
-            _send({"op": "ret", "v": enc(result)})
+        _send(reply)
     finally:
         _depth -= 1
     _run_scheduled()
