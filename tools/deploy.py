@@ -1,7 +1,8 @@
 """Puts blesmp and an app on a board over USB: compile, copy, reset.
 
     python tools/deploy.py --port /dev/ttyUSB0 --board esp32 [--app central]
-                           [--source] [--no-reset] [--dry-run] [--force]
+                           [--source | --frozen] [--no-reset] [--dry-run] [--force]
+    python tools/deploy.py --write-package-json
 
 1. Reads boards/<board>/board.json (the mpy-cross arch, the minimum firmware).
 2. Asks the board what it runs (`sys.implementation`: version, and the native
@@ -21,8 +22,10 @@
    files whose hash already matches), then `reset` (hard reset; the app starts).
    bonds.db and anything else outside lib/blesmp is never touched.
 
---dry-run prints the mpremote commands instead of running them (no board needed;
-the firmware is then assumed to be the board's min_firmware with viper).
+--frozen: the firmware was built with `make firmware` (blesmp and the app modules frozen
+in): only main.py, boot.py and board.json are copied, and lib/blesmp on the filesystem goes.
+--dry-run prints the mpremote command instead of running it (no board needed; viper is then
+assumed to fit). --write-package-json regenerates package.json (mip) from lib/blesmp.
 """
 
 import argparse
