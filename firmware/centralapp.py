@@ -252,5 +252,11 @@ def bonds():
         print(i, b)
 
 
+def forget(i):
+    """Removes bond number i of bonds()."""
+    b = APP.sm.get_bond_device_list()[i]
+    return APP.sm.remove_bond_device(b.addr_type, b.addr)
+
+
 def help_app():
-    print("blesmp fob: run(cycles=2), status(), bonds()")
+    print("blesmp fob: run(cycles=2) visits the lock; status(), bonds(), forget(i)")
