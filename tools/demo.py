@@ -284,9 +284,12 @@ class Demo:
         return trace
 
     def header(self, n, title, who):
+        import textwrap
+
         self.say("\n" + "=" * 78)
         self.say("%d. %s" % (n, title))
-        self.say("   " + who)
+        for line in textwrap.wrap(who, 75):
+            self.say("   " + line)
         self.say("=" * 78)
 
     # 1 ---------------------------------------------------------------------------------------
