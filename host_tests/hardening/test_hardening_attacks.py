@@ -278,16 +278,28 @@ def test_our_engine_never_uses_the_debug_key():
                 assert bytes(p[32:0:-1]) != DEBUG_X
 
 
-# FINDING F2 (SECURITY.md), fixed in blesim.smp: PairingResult.debug flags a peer using the debug key
-# (and SmpConfig(allow_debug_key=False) refuses it with 0x03)
 def test_peer_debug_public_key_is_refused_or_flagged():
+    # Finding F2 (SECURITY.md), fixed in the engine: a peer using the specification's debug key
+    # pair (anyone can decrypt such a link) completed an LE SC pairing and nothing said so.
+    # Now: allow_debug_key=False refuses it (0x03); the NimBLE-like default pairs but flags the
+    # result, so a store policy can refuse to keep the bond.
     debug = ec.derive_private_key(DEBUG_PRIV, ec.SECP256R1())
     assert SmpEngine.public_key_bytes(debug) == (DEBUG_X, DEBUG_Y)
-    d = F.Drive("sc_jw", ecc={"central": debug, "peripheral": SmpEngine.generate_key()})
-    d.start()
-    d.run()
-    r = d.paired["peripheral"]
-    assert r is None or getattr(r, "debug", False)
+    for victim in ("central", "peripheral"):
+        keys = {"central": SmpEngine.generate_key(), "peripheral": SmpEngine.generate_key()}
+        keys[F.OTHER[victim]] = debug
+        cfg = {"central": None, "peripheral": None}
+        cfg[victim] = SmpConfig(allow_debug_key=False)
+        d = F.Drive("sc_jw", ecc=keys, central_cfg=cfg["central"], peripheral_cfg=cfg["peripheral"])
+        d.start()
+        d.run()
+        assert sent(d, victim) == [C.AUTHENTICATION_REQUIREMENTS]
+        assert d.paired == {"central": None, "peripheral": None} and not d.encryptions
+        d = F.Drive("sc_jw", ecc=keys)
+        d.start()
+        d.run()
+        assert d.both_paired() and d.paired[victim].debug is True
+        assert d.paired[F.OTHER[victim]].debug is False  # it used the debug key itself
 
 
 # ------------------------------------------------------------------ method confusion: prompts
