@@ -113,26 +113,32 @@ def test_bond_survives_reset_of_both_boards():
         w.close()
 
 
-def test_bond_survives_firmware_update_with_layout_given():
-    w = world_mod.World(profile="esp32-v1.23", seed=6)
+def test_bond_survives_firmware_update_with_layout_given(monkeypatch):
+    # Here the update goes from 88 to 80 bytes ("esp32" -> "esp32-v1.23"): a layout the
+    # store would not guess; layout="80" tells it. The firmware id changes, as os.uname() does.
+    w = world_mod.World(profile="esp32", seed=6)
     try:
         pa, ce = w.board("periph"), w.board("central")
-        # v1.23: ENCRYPTION_UPDATE before the SETs, 80-byte (upstream) blobs; the store learns it
-        p, c, size = _pair_reset_reconnect(w, pa, ce, layout_after="88", profile_after="esp32")
-        assert size == 80
-        assert len(p.store.get_secret(1, 0, store_mod.addr_key(*c.ble.config("mac")))) == 88
+        monkeypatch.setattr(store_mod, "_fw_id", lambda: "v1.26.0|ESP32 module with ESP32")
+        p, c, size = _pair_reset_reconnect(w, pa, ce, layout_after="80", profile_after="esp32-v1.23",
+                                           fw_after="v1.23.0|ESP32 module with ESP32", monkeypatch=monkeypatch)
+        assert size == 88
+        assert len(p.store.get_secret(1, 0, store_mod.addr_key(*c.ble.config("mac")))) == 80
+        assert p.store.layout == blob.NIMBLE80
     finally:
         w.close()
 
 
 def test_bond_survives_firmware_update_layout_guessed(monkeypatch):
+    # v1.23 (ENCRYPTION_UPDATE before the SETs, 80-byte upstream blobs: the store learns the
+    # layout from NimBLE's writes) -> current firmware (88 bytes): new firmware id, layout guessed.
     w = world_mod.World(profile="esp32-v1.23", seed=7)
     try:
         pa, ce = w.board("periph"), w.board("central")
         monkeypatch.setattr(store_mod, "_fw_id", lambda: "v1.23.0|ESP32 module with ESP32")
         p, c, size = _pair_reset_reconnect(w, pa, ce, profile_after="esp32", fw_after="v1.26.0|ESP32 module with ESP32",
                                            monkeypatch=monkeypatch)
-        assert size == 80 and p.store.layout == blob.ESP88  # new firmware id: layout guessed, bonds converted
+        assert size == 80 and p.store.layout == blob.ESP88  # converted at load, written once
     finally:
         w.close()
 

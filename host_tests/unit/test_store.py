@@ -8,6 +8,7 @@ import os
 import random
 
 from blesmp import blob
+from blesmp import store as store_mod
 from blesmp.store import PENDING, REFUSED, RESTORED, STORED, BondStore, addr_key
 
 _n = [0]
@@ -324,13 +325,18 @@ def test_firmware_update_converts_layout():
     pair(st, 1, layout=blob.NIMBLE80, sc=0, auth=1)
     pair(st, 2, layout=blob.NIMBLE80)
     assert len(st.get_secret(1, 0, addr_key(1, addr(1)))) == 80
-    st2 = new_store(d, layout=blob.ESP88)  # the new firmware expects 88 bytes
-    v = st2.get_secret(1, 0, addr_key(1, addr(1)))
-    assert v == blob.encode(sec(1, sc=0, auth=1), blob.ESP88)
-    assert st2.writes == 1  # converted once, on load
-    b = st2.find(1, addr(1))
-    assert b.ediv == 0x1001 and b.authenticated == 1 and b.sc == 0 and b.layout == blob.ESP88
-    assert new_store(d, layout=blob.ESP88).writes == 0
+    old_fw = store_mod._fw_id
+    store_mod._fw_id = lambda: "a newer firmware"  # os.uname() changes with an update
+    try:
+        st2 = new_store(d, layout=blob.ESP88)  # the new firmware expects 88 bytes
+        v = st2.get_secret(1, 0, addr_key(1, addr(1)))
+        assert v == blob.encode(sec(1, sc=0, auth=1), blob.ESP88)
+        assert st2.writes == 1  # converted once, on load
+        b = st2.find(1, addr(1))
+        assert b.ediv == 0x1001 and b.authenticated == 1 and b.sc == 0 and b.layout == blob.ESP88
+        assert new_store(d, layout=blob.ESP88).writes == 0
+    finally:
+        store_mod._fw_id = old_fw
 
 
 def test_layout_learned_from_what_nimble_writes():
@@ -619,3 +625,31 @@ def test_nvs_backend():
     nvs.committed["bonds"] = bytes(img)
     st3 = BondStore(nvs=nvs, layout=blob.ESP88)
     assert len(st3) == 7 and st3.find(1, addr(4)) is None and "bonds_bad" in nvs.committed
+
+
+def test_firmware_writes_beat_a_wrong_layout_argument():
+    d = _tmpdir()
+    st = new_store(d, layout=blob.NIMBLE80)
+    pair(st, 1, layout=blob.NIMBLE80)
+    pair(st, 2)  # but the firmware writes 88-byte blobs
+    assert st.layout == blob.ESP88 and "firmware writes esp88" in st.problems[0]
+    assert len(st.get_secret(1, 0, addr_key(1, addr(1)))) == 88
+    # same firmware: the layout learned from NimBLE's writes wins over layout= at the next boot
+    st2 = new_store(d, layout=blob.NIMBLE80)
+    assert st2.layout == blob.ESP88 and st2.writes == 0
+
+
+def test_80_byte_blobs_without_ltk_are_not_rewritten():
+    d = _tmpdir()
+    st = new_store(d, layout=blob.NIMBLE80)
+    s = sec(1)
+    s.ltk = None
+    s.key_size = 0
+    v = blob.encode(s, blob.NIMBLE80)
+    assert blob.detect(v) == blob.ESP80  # ambiguous: reads the same in both 80-byte layouts
+    k = addr_key(1, addr(1))
+    st.set_secret(1, k, v)
+    st.set_secret(2, k, blob.encode(sec(1), blob.NIMBLE80))
+    assert st.layout == blob.NIMBLE80 and st.problems == []
+    st2 = new_store(d, layout=blob.NIMBLE80)
+    assert st2.writes == 0 and st2.get_secret(1, 0, k) == v

@@ -103,9 +103,13 @@ def load(self, migrate):
     for tag, p in recs:
         if tag == 77:
             lc, self._seq = struct.unpack_from("<BI", p)
-            stored_layout = _LNAME[lc]
+            stored_layout = _LNAME[lc & 0x7F]
+            learned = lc & 0x80
             if str(p[5:], "utf-8") != self._fw:
                 stored_layout = None  # another firmware wrote it
+            elif learned:
+                self._fixed = None  # seen in NimBLE's own writes under this firmware: beats layout=
+                self._learned = True
         elif tag == 73 and len(p) == 16:
             self._irk = bytes(p)
         elif tag == 66:
@@ -134,7 +138,7 @@ def load(self, migrate):
     stale = False
     for e in self._b:
         for i in (1, 2):
-            if e[i] and _blob.detect(e[i]) != self.layout:
+            if e[i] and not _blob.fits(e[i], self.layout):
                 stale = True
     if stale:
         self._relayout(self.layout)

@@ -147,9 +147,15 @@ def encode(s, layout):
     return struct.pack(_FMT[layout], *a)
 
 
+def fits(blob, layout):
+    """True if `blob` can be served as `layout` unchanged (an 80-byte blob without an LTK
+    reads the same in both 80-byte layouts)."""
+    return len(blob) == SIZES[layout] and (layout == ESP88 or not blob[40] & 1 or detect(blob) == layout)
+
+
 def convert(blob, layout):
-    """`blob` re-laid for `layout` (the same object if it already is in it)."""
-    if blob is None or detect(blob) == layout:
+    """`blob` re-laid for `layout` (the same object if it already fits)."""
+    if blob is None or fits(blob, layout):
         return blob
     return encode(decode(blob), layout)
 

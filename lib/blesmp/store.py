@@ -56,9 +56,11 @@ aioble's `ble_secrets.json` or the bonding example's `secrets.json` (next to
 Blob layout (see `blesmp.blob`).  Blobs are kept in the layout the running
 firmware expects, known by, in order: the `layout=` argument ("esp88",
 "esp80", "nimble80"; also the simulator's profile names "88", "80i", "80");
-the size of the blobs NimBLE writes (a SET in another layout converts every
-bond at once); the layout recorded in the file when the
-firmware id (`os.uname()` version + machine) is unchanged; else a guess from
+the blobs NimBLE writes (a SET in another layout converts every bond at once,
+even against `layout=`, and is reported in `problems`); the layout recorded
+in the file when the firmware id (`os.uname()` version + machine) is
+unchanged (a layout learned from NimBLE's writes even beats `layout=`); else
+a guess from
 `os.uname()` (ESP32 >= 1.24: esp88; ESP32 1.23 and other ports: nimble80;
 anything else: esp88).  Stored blobs of another layout are converted at load
 and the file is rewritten once.
@@ -340,6 +342,7 @@ class BondStore:
         self._io = _NvsBackend(nvs) if nvs is not None else _FileBackend(path, fs or _Files())
         self._fixed = layout
         self.layout = layout
+        self._learned = False  # self.layout was seen in a blob NimBLE wrote
         self.max_bonds = max_bonds
         self.when_full = when_full
         self.policy = policy
@@ -418,8 +421,16 @@ class BondStore:
         lay = _blob.detect(v)
         if lay is None:
             return False
-        if lay != self.layout and not self._fixed:
+        if not _blob.fits(v, self.layout):
+            # The firmware's own writes are the ground truth about its layout.
+            if lay == _blob.ESP80 and not v[40] & 1:
+                lay = _blob.NIMBLE80  # an 80-byte blob without LTK: upstream is the usual one
+            if self._fixed:
+                self._problem("layout %s given, but the firmware writes %s" % (self._fixed, lay))
+                self._fixed = None
             self._relayout(lay)
+        if len(v) == 88 or v[40] & 1:
+            self._learned = True
         e = self._find(k)
         if t == 1:
             if e is not None and (e[_FL] & _HID) == 2:  # our keys rewritten (sign counter)
@@ -624,11 +635,14 @@ class BondStore:
         if layout not in _LCODE:
             raise ValueError("layout")
         self._fixed = layout
-        if layout != self.layout:
+        if layout != self.layout or self._learned:
+            self._learned = False
             self._relayout(layout)
             self._save()
 
     def _relayout(self, lay):
+        if lay != self.layout:
+            self._learned = False
         for e in self._b:
             e[1] = _blob.convert(e[1], lay)
             e[2] = _blob.convert(e[2], lay)
@@ -640,7 +654,8 @@ class BondStore:
         out = bytearray(_MAGIC)
         out.append(VERSION)
         n = 1
-        _rec(out, 77, struct.pack("<BI", _LCODE[self.layout], self._seq) + self._fw.encode())
+        lc = _LCODE[self.layout] | (0x80 if self._learned else 0)
+        _rec(out, 77, struct.pack("<BI", lc, self._seq) + self._fw.encode())
         if self._irk:
             _rec(out, 73, self._irk)
             n += 1
