@@ -91,18 +91,20 @@ def test_machine_timer_and_idle_on_the_virtual_clock(interp, tmp_path):
                                      "nvs 7 True"]
 
 
-def test_micropython_asyncio_on_the_virtual_clock(tmp_path):
-    if not _mp_available():
+@pytest.mark.parametrize("interp", INTERPS)
+def test_asyncio_on_the_virtual_clock(interp, tmp_path):
+    if interp == "mp" and not _mp_available():
         pytest.skip("no micropython")
-    out, w = _run({"a": ("aio_board.py", "mp")}, tmp_path)
+    out, w = _run({"a": ("aio_board.py", interp)}, tmp_path)
     assert out["a"].splitlines() == ["slept 2000", "woken by irq after 700 b'tsf' 700", "timeout after 30700"]
     assert w.now >= 32.7  # 32.7 virtual seconds, no real sleeping
 
 
-def test_micropython_asyncio_tasks_events_cancel(tmp_path):
-    if not _mp_available():
+@pytest.mark.parametrize("interp", INTERPS)
+def test_asyncio_tasks_events_cancel(interp, tmp_path):
+    if interp == "mp" and not _mp_available():
         pytest.skip("no micropython")
-    out, w = _run({"a": ("aio_more.py", "mp")}, tmp_path)
+    out, w = _run({"a": ("aio_more.py", interp)}, tmp_path)
     assert out["a"].splitlines() == ["[10, 20, 30] [2, 3, 1] 300", "event at 800", "cancelled True",
                                      "locked True", "wait_for timeout at 1350"]
 
