@@ -39,7 +39,15 @@ firmware, which reports ENCRYPTION_UPDATE before the SETs, `pairing_done()`
 returns PENDING and the manager waits for the "added"/"replaced"/"refused"
 event.  Last-used times (`touch()`, and every keyed GET of a bond, i.e. each
 re-encryption) only change RAM; they reach flash with the next write or
-`flush()`.
+`flush()`.  A write that fails (OSError, e.g. a full filesystem) keeps the
+change in RAM (`dirty` stays True), is reported in `problems`, and is retried
+by the next write or `flush()`; the firmware is still answered from RAM.
+
+Threads: on ESP32 the IRQ handler runs in the NimBLE task.  The store takes no
+lock; its bond list is replaced, not edited, on add/remove, so management calls
+from the main thread are safe beside lookups, but avoid remove()/clear() while
+a pairing is in progress.  Loading, recovery and migration live in
+`blesmp._bondload`, imported only while loading and then dropped from RAM.
 
 Format (version 1): b"BSMP" + version byte, then records
 ``0xB5 tag len(u16) payload crc32(u32 over tag+len+payload)``:
@@ -94,7 +102,8 @@ untouched) and:
     wait for an "added"/"replaced"/"refused" event), REFUSED (keys not stored:
     the old bond is kept or the store is full; the manager should disconnect
     and report a failure), RESTORED (the pairing failed or did not bond: the
-    hidden old bond is back) or None (no bond involved).  A failed pairing
+    hidden old bond is back) or None (no bond involved); these are the strings
+    "stored", "pending", "refused", "restored".  A failed pairing
     therefore never deletes a bond.  Hidden bonds whose pairing never ended
     are restored when the next pairing starts (NimBLE's bond count lookup) and
     at every load (flash was never changed).
