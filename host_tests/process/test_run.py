@@ -94,3 +94,20 @@ def test_machine_reset_boots_the_script_again(interp, tmp_path):
     assert res[0].rc == 0
     assert res[0].lines == ["boot 1 active False t>=500 False", "boot 2 active False t>=500 True", "done"]
     assert [r.name for r in res.trace.select(kind="link", board="b")].count("reset") >= 1
+
+
+@pytest.mark.parametrize("interp", ["mp", "cpython"])
+def test_blesmp_aio_central_pairs_and_bonds(interp, tmp_path):
+    """lib/blesmp (SecurityManager via blesmp.aio, BondStore on the board's directory) driven
+    by asyncio in a board process, against a plain peripheral script."""
+    if interp == "mp" and not _mp_ok():
+        pytest.skip("no micropython")
+    res = run_boards([(HERE + "/scripts/periph_plain.py", {"name": "lock"}, "cpython"),
+                      (HERE + "/scripts/central_aio.py", {"name": "fob", "fs": str(tmp_path)}, interp)],
+                     quiet=True, timeout=60)
+    by = {r.name: r for r in res}
+    assert by["fob"].rc == 0, by["fob"].lines
+    assert by["fob"].lines == ["paired True level 2 bonded 1 key_size 16", "bonds 1 file True", "bye"]
+    assert by["lock"].lines == ["connected", "encrypted 1 bonded 1 key_size 16", "disconnected",
+                                "stored types [1, 2, 10]"]
+    assert (tmp_path / "bonds.db").exists()
