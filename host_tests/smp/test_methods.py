@@ -6,6 +6,8 @@ import random
 
 import pytest
 from harness import User, pair_ours
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from tools.blesim.smp import Identity, SmpConfig, const
 from tools.blesim.smp.methods import select
@@ -148,3 +150,49 @@ def test_key_size_negotiation_and_masking(sc):
     assert c.key_size == p.key_size == 10
     assert c.stk[:6] == bytes(6) and c.stk == p.stk
     assert c.ltk[:6] == bytes(6) and c.ltk == p.ltk
+
+
+# ---------------------------------------------------------------- random configurations
+
+@st.composite
+def _side(draw):
+    return dict(io_cap=draw(st.integers(0, 4)), sc=draw(st.booleans()), mitm=draw(st.booleans()),
+                bonding=draw(st.booleans()), keypress=draw(st.booleans()), ct2=draw(st.booleans()),
+                max_key_size=draw(st.integers(7, 16)), init_key_dist=draw(st.integers(0, 7)),
+                resp_key_dist=draw(st.integers(0, 7)))
+
+
+@settings(max_examples=120, deadline=None)
+@given(_side(), _side(), st.booleans(), st.booleans(), st.integers(0, 999999))
+def test_random_configurations_pair_consistently(ci, cr, id_i, id_r, passkey):
+    ks = min(ci["max_key_size"], cr["max_key_size"])
+    link = pair_ours(SmpConfig(min_key_size=7, **ci), SmpConfig(min_key_size=7, passkey=passkey, **cr),
+                     id_c=ID_C if id_i else None, id_p=ID_P if id_r else None,
+                     user_c=User(passkey=passkey), user_p=User(passkey=passkey))
+    c, p = link.c.result, link.p.result
+    assert c is not None and p is not None, (link.c.failure, link.p.failure)
+    sc = ci["sc"] and cr["sc"]
+    want = expected(ci["io_cap"], cr["io_cap"], sc, ci["mitm"], cr["mitm"])
+    assert c.method == p.method == (want[0] if isinstance(want, tuple) else want)
+    assert c.key_size == p.key_size == ks and c.stk == p.stk and c.stk[: 16 - ks] == bytes(16 - ks)
+    bonded = ci["bonding"] and cr["bonding"]
+    assert c.bonded == p.bonded == bonded
+    # what each side received is what the other distributed, and only keys both agreed on
+    init_kd = ci["init_key_dist"] & cr["init_key_dist"] if bonded else 0
+    resp_kd = ci["resp_key_dist"] & cr["resp_key_dist"] if bonded else 0
+    if not id_i:
+        init_kd &= ~const.KEY_ID
+    if not id_r:
+        resp_kd &= ~const.KEY_ID
+    for kd, sender, receiver in ((init_kd, c, p), (resp_kd, p, c)):
+        got = receiver.peer
+        assert (got.irk is not None) == bool(kd & const.KEY_ID)
+        assert got.irk == sender.local.irk and got.identity == sender.local.identity
+        assert (got.csrk is not None) == bool(kd & const.KEY_SIGN) and got.csrk == sender.local.csrk
+        if sc:
+            assert got.ltk == sender.local.ltk == c.stk
+        else:
+            assert (got.ltk is not None) == bool(kd & const.KEY_ENC)
+            assert (got.ltk, got.ediv, got.rand) == (sender.local.ltk, sender.local.ediv, sender.local.rand)
+            if got.ltk is not None:
+                assert got.ltk[: 16 - ks] == bytes(16 - ks)
