@@ -432,3 +432,50 @@ def test_bond_tuple_detects_changes():
     a = bond_tuple(B())
     B.authenticated = 0
     assert bond_tuple(B()) != a
+
+
+# ------------------------------------------------------------------ passkey guessing end to end
+
+
+def test_passkey_guessing_meets_growing_waiting_interval_on_the_board(rigs):
+    # The firmware (NimBLE) has no Repeated Attempts; SecurityManager's back-off is what stops
+    # an attacker guessing the passkey the ESP32 displays. Each wrong guess fails; a new attempt
+    # inside the waiting interval is refused (REPEATED_ATTEMPTS, link dropped, no prompt shown);
+    # the interval doubles with each failure. (The first failure starts no interval: one typo
+    # is free, see SECURITY.md F7.)
+    r = rigs(26, "passkey_esp32_displays", friend=False)
+
+    def wrong(d, conn, v, r=r):
+        def later(gen=d.gen):
+            if gen == d.gen and "esp32" in r.shown:
+                d.call(d.sm.passkey_reply, conn, True, (r.shown["esp32"] + 1) % 1000000)
+            elif gen == d.gen:
+                r.w.schedule(0.2, later)
+
+        later()
+
+    r.phone.answers["PASSKEY_REQ"] = wrong
+    intervals = []
+    r.pair_and_settle()  # guess 1
+    res = r.esp.results()[-1]
+    assert not res.success and res.reason == C.AUTH_FAILED, res
+    for guess in range(2, 7):
+        t_fail = r.w.now
+        r.disconnect_all()
+        # retry every 0.5 s: how long until the ESP32 lets this peer try (guess) again?
+        while True:
+            r.w.run(0.5)
+            r.pair_and_settle()
+            res = r.esp.results()[-1]
+            if res.reason != C.REPEATED_ATTEMPTS:
+                break
+            assert not [e for e in r.esp.events if e[0] == "PASSKEY_NOTIF"], "a refused attempt showed a code"
+            r.disconnect_all()
+            assert r.w.now - t_fail < 600
+        assert not res.success and res.reason == C.AUTH_FAILED, (guess, res)
+        intervals.append(r.w.now - t_fail)
+    # from the second failure on, each interval is longer than the previous one
+    assert all(b > a for a, b in zip(intervals[1:], intervals[2:])), intervals
+    assert intervals[-1] >= 16.0, intervals
+    print("waiting intervals after failures 1..5: %s" % [round(x, 1) for x in intervals])
+    FIGURES["attack tests passed"] += 1
