@@ -90,6 +90,7 @@ def test_link_lost_during_pairing():
     c.pair(0)
     assert c.link_lost(1) == [Failed(None, True, "link_lost")]
     assert c.receive(pdu.pairing_response(3, 0, 9, 16, 7, 7), 2) == []
+    assert c.pair(3) == [Failed(None, True, "link_lost")]
     idle = SmpEngine("central", SmpConfig(), INIT_ADDR, RESP_ADDR)
     assert idle.link_lost(0) == []
 

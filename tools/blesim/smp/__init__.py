@@ -61,7 +61,8 @@ Calls (each returns a list of outputs)
     tick(now)                    let time pass; after 30 s without SMP progress -> [Failed(None,
                                  True, "timeout")], after which the engine accepts no SMP traffic
                                  on this link (receive() returns [], pair() -> Failed "timeout")
-    link_lost(now)               the link dropped: [Failed(None, True, "link_lost")] if pairing
+    link_lost(now)               the link dropped: [Failed(None, True, "link_lost")] if pairing;
+                                 the engine is then dead too (pair() -> Failed "link_lost")
     deadline                     property: the virtual time tick() must be called at, or None
     busy                         property: a procedure (pairing, or our Security Request) is running
     dead                         property: timed out or link lost (make a new engine per connection)

@@ -85,7 +85,7 @@ class _Abort(Exception):
 class SmpEngine:
     __slots__ = (
         "role", "central", "config", "local_addr", "peer_addr", "identity", "rng", "attempts", "_ecc",
-        "_phase", "_expect", "_deadline", "encrypted", "key_size", "_out",
+        "_phase", "_expect", "_deadline", "encrypted", "key_size", "_out", "_dead_cause",
         # negotiation
         "_preq", "_pres", "_sc", "_method", "_pk_roles", "_ks", "_bonded", "_init_kd", "_resp_kd",
         "_keypress",
@@ -119,6 +119,7 @@ class SmpEngine:
         self.key_size = 0
         self._deadline = None
         self._out = []
+        self._dead_cause = None
         self._reset(_IDLE)
 
     # ------------------------------------------------------------ helpers
@@ -212,6 +213,7 @@ class SmpEngine:
         if self._deadline is not None and now >= self._deadline and self._phase not in (_IDLE, _DEAD):
             self._emit(Failed(None, True, "timeout"))
             self._reset(_DEAD)
+            self._dead_cause = "timeout"
             return True
         return self._phase == _DEAD
 
@@ -237,12 +239,13 @@ class SmpEngine:
         if self._phase not in (_IDLE, _DEAD):
             self._emit(Failed(None, True, "link_lost"))
         self._reset(_DEAD)
+        self._dead_cause = self._dead_cause or "link_lost"
         self.encrypted = False
         return self._take()
 
     def pair(self, now):
         if self._phase == _DEAD:
-            return [Failed(None, True, "timeout")]
+            return [Failed(None, True, self._dead_cause)]
         return self._guard(self._pair, now)
 
     def _pair(self, now):
