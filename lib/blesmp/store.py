@@ -549,6 +549,7 @@ class BondStore:
                     e[_FL] &= ~_HID
                     restored = True
             self._recent = []
+            self._refusing = False
             return res or (RESTORED if restored else None)
         except Exception as ex:
             self.last_error = ex
