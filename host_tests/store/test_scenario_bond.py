@@ -33,6 +33,9 @@ class Node:
         self.store = BondStore("bonds.db", fs=board.fs, layout=layout)
         self.events = []
         self.sets = 0
+        self.peer = None
+        self.reports = []  # (pairing_done result, bonds on flash at that moment)
+        self.store.subscribe(self.on_bond)
         self.ble.irq(self.irq)  # before active(True): the store sees NimBLE's start-up lookups
         self.ble.config(bond=True, le_secure=True)
         self.ble.active(True)
@@ -43,8 +46,25 @@ class Node:
         if event == _IRQ_SET_SECRET:
             self.sets += 1
             return self.store.set_secret(*data)
-        self.events.append((event, tuple(bytes(x) if isinstance(x, memoryview) else x for x in data)))
+        data = tuple(bytes(x) if isinstance(x, memoryview) else x for x in data)
+        self.events.append((event, data))
+        if event in (_IRQ_CENTRAL_CONNECT, _IRQ_PERIPHERAL_CONNECT):
+            self.peer = data[1:3]
+        elif event == _IRQ_ENCRYPTION_UPDATE and data[3] and self.peer is not None:
+            # what a manager does: report the pairing only once the bond is on flash
+            r = self.store.pairing_done(self.peer[0], self.peer[1], data[1], data[3])
+            self.reports.append((r, self.bonds_on_flash()))
         return None
+
+    def on_bond(self, event, bond):
+        if event in ("added", "replaced"):
+            self.reports.append((event, self.bonds_on_flash()))
+
+    def bonds_on_flash(self):
+        from blesmp import _bondload
+
+        recs = _bondload.parse(self.board.fs.read_bytes("bonds.db"))[0]
+        return sum(1 for tag, _p in recs if tag == 66)
 
     def last(self, event):
         for e, d in reversed(self.events):
@@ -83,6 +103,11 @@ def _pair_reset_reconnect(w, pa, ce, layout_after=None, profile_after=None, fw_a
     up, uc = connect_and_pair(w, p, c)
     assert up[1:4] == (1, 0, 1) and uc[1:4] == (1, 0, 1), (up, uc)
     check_bonded(p, c)
+    for n in (p, c):
+        if n.board.profile.set_before_enc:  # keys stored, then ENCRYPTION_UPDATE
+            assert n.reports == [("added", 1), ("stored", 1)], n.reports
+        else:  # ENCRYPTION_UPDATE first: "pending", then the bond lands on flash, then "added"
+            assert n.reports == [("pending", 0), ("added", 1)], n.reports
     size_before = len(p.store.get_secret(1, 0, store_mod.addr_key(*c.ble.config("mac"))))
     c.ble.gap_disconnect(c.last(_IRQ_PERIPHERAL_CONNECT)[0])
     w.run(1.0)
