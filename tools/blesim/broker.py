@@ -31,7 +31,9 @@ same board name takes the board over (this is how a restarted script finds its b
 keeps the clock still until the restarted process has joined.
 
 In-process use (tests, launchers): `Broker(...).start_thread()` gives the address; or
-`spawn_broker(...)` runs it as a subprocess and returns (Popen, "host:port").
+`spawn_broker(...)` runs it as a subprocess and returns (Popen, "host:port"); that broker
+stops if its launcher dies (`--parent-pid`), and its board processes end with it (a board
+process exits with status 3 when the broker goes away), so nothing is left spinning.
 """
 
 import argparse
@@ -164,7 +166,7 @@ class Broker:
     """The air broker. `world` defaults to a new `World(profile, seed)`."""
 
     def __init__(self, world=None, port=0, expect=(), profile="esp32", seed=1, exit_when_idle=False,
-                 log=None):
+                 log=None, parent_pid=None):
         if world is None:
             from .world import World
 
@@ -182,6 +184,7 @@ class Broker:
         self.log = log or (lambda msg: None)
         self._stop = False
         self._thread = None
+        self.parent_pid = parent_pid  # stop when this process (the launcher) is gone
 
     # ------------------------------------------------------------------ utilities
     def now_us(self):
@@ -194,6 +197,9 @@ class Broker:
     def serve_forever(self):
         try:
             while not self._stop:
+                if self.parent_pid is not None and os.getppid() != self.parent_pid:
+                    self.log("launcher %d gone: stopping" % self.parent_pid)
+                    break  # closing the sockets ends the board processes too
                 self._process_queued()
                 can = self._can_advance()
                 rlist = [self.listener] + [c for c in self.clients if c.alive]
@@ -488,7 +494,7 @@ def spawn_broker(expect=(), trace=None, profile="esp32", seed=1, log=None, pytho
     """Starts a broker subprocess (exits when idle); returns (Popen, "host:port")."""
     root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
     cmd = [python or sys.executable, "-u", "-m", "tools.blesim.broker", "--exit-when-idle",
-           "--profile", profile, "--seed", str(seed)]
+           "--profile", profile, "--seed", str(seed), "--parent-pid", str(os.getpid())]
     if expect:
         cmd += ["--expect", ",".join(expect)]
     if trace:
@@ -527,6 +533,7 @@ def main(argv=None):
     ap.add_argument("--profile", default="esp32")
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--exit-when-idle", action="store_true", help="stop once every board has left")
+    ap.add_argument("--parent-pid", type=int, help="stop when this process is no longer our parent")
     ap.add_argument("-v", "--verbose", action="store_true")
     a = ap.parse_args(argv)
     expect = [x for x in a.expect.split(",") if x]
@@ -536,7 +543,7 @@ def main(argv=None):
             sys.stderr.write("broker: %s\n" % msg)
 
     b = Broker(port=a.port, expect=expect, profile=a.profile, seed=a.seed, exit_when_idle=a.exit_when_idle,
-               log=log)
+               log=log, parent_pid=a.parent_pid)
     sys.stdout.write("BLESIM BROKER %s\n" % b.addr)
     sys.stdout.flush()
     # From here on, anything the firmware model prints (e.g. its own report of a handler

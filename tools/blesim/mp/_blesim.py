@@ -212,7 +212,10 @@ def _recv():
             line = _rbuf[:i]
             _rbuf = _rbuf[i + 1 :]
             return json.loads(line)
-        chunk = _sock.recv(65536)
+        try:
+            chunk = _sock.recv(65536)
+        except OSError:  # reset: the broker is gone
+            chunk = b""
         if not chunk:
             # The broker is gone: the air has vanished; nothing sensible can go on.
             sys.stdout.write("blesim: broker closed the connection\n")
