@@ -479,3 +479,34 @@ def test_passkey_guessing_meets_growing_waiting_interval_on_the_board(rigs):
     assert intervals[-1] >= 16.0, intervals
     print("waiting intervals after failures 1..5: %s" % [round(x, 1) for x in intervals])
     FIGURES["attack tests passed"] += 1
+
+
+# ------------------------------------------------------------------ spoofer re-encrypting with a wrong key
+
+
+@pytest.mark.parametrize("ediv_rand", [(0, 0), (0x1234, 0x1122334455667788)])
+def test_spoofed_bonded_peer_reencrypting_with_a_wrong_key_does_not_delete_the_bond(rigs, ediv_rand):
+    # A device with the friend's address asks the link layer to encrypt with a key it made up.
+    # The link dies with a MIC failure; the bond must stay (Bluedroid deleted bonds on such
+    # failures: esp-idf#6766), and the real friend must still re-encrypt.
+    r = rigs(27, "numeric_comparison")
+    spoof = Dev(r.w, "spoof", addr=(r.friend.board.addr_type, r.friend.board.public_addr))
+    hc, _hp = connect(r.w, spoof, r.esp)
+    link = [lk for lk in r.w.air.links if {lk.central.name, lk.peripheral.name} == {"spoof", "esp32"}][0]
+    r.w.air.start_encryption(link, bytes(range(16)), ediv_rand[0], ediv_rand[1], 16)
+    r.w.run(10)
+    assert not r.esp.sm.connections()  # MIC failure: the link is gone
+    res = [e[2] for e in r.esp.events if e[0] == "AUTH_CMPL"]
+    assert all(not x.success for x in res), res
+    assert r.friend_intact()
+    assert not [e for e in r.esp.events if e[0] == "BOND_REMOVED"]
+    r.w.boards["spoof"].power_off()
+    r.friend.board.power_on()
+    r.friend.boot()
+    r.esp.events.clear()
+    hc, _hp = connect(r.w, r.friend, r.esp)
+    r.friend.call(r.friend.sm.pair, hc)
+    r.w.run_until(lambda: done(r.esp)(), 45)
+    ok = r.esp.result()
+    assert ok.success and ok.reencrypt and ok.authenticated
+    FIGURES["attack tests passed"] += 1
