@@ -28,6 +28,8 @@ SCENARIOS = {
     "legacy_just_works": (False, 3, 3, 3, False, "just_works"),
     "legacy_passkey_we_display": (False, 0, 2, 2, True, "passkey"),
     "legacy_passkey_we_input": (False, 2, 0, 0, True, "passkey"),
+    "lesc_passkey_both_input": (True, 2, 2, 2, True, "passkey"),
+    "legacy_passkey_both_input": (False, 2, 2, 2, True, "passkey"),
 }
 
 
@@ -79,6 +81,9 @@ def test_pairs_with_bumble(name, role):
     # what the users saw
     if method == "numeric_comparison":
         assert ours.user.compared == bumble.user.compared is not None
+    elif method == "passkey" and our_io == b_io_c == 2:  # both input: nobody displays, both typed
+        assert ours.user.asked == bumble.user.asked == ["input"]
+        assert ours.user.displayed is None and bumble.user.displayed is None
     elif method == "passkey":
         displayer = ours if our_io == 0 else bumble
         assert displayer.user.displayed == displayer.user.passkey

@@ -457,6 +457,19 @@ def test_debug_key_is_flagged_or_refused():
     assert not link.p.result.debug and not link.c.result.debug
 
 
+def test_random_display_passkey_from_rng():
+    draws = iter([bytes.fromhex("0001e240")])  # 123456, then os.urandom for the rest
+
+    def rng(n):
+        import os
+
+        return next(draws) if n == 4 else os.urandom(n)
+
+    link = pair_ours(SmpConfig(io_cap=2, mitm=True), SmpConfig(io_cap=0, mitm=True, passkey="random"), rng_p=rng)
+    assert link.p.user.displayed == 123456 and link.p.user.asked == []
+    assert link.c.result is not None and link.c.result.authenticated
+
+
 def test_config_validation():
     with pytest.raises(ValueError):
         SmpConfig(io_cap=5)
