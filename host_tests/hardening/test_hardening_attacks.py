@@ -187,6 +187,7 @@ def test_passkey_guessing_meets_growing_waiting_interval(scenario):
         intervals.append(t - failed_at)
         now = t + 0.5
     assert all(b > a for a, b in zip(intervals, intervals[1:5])), intervals
+    print("engine waiting intervals (probe step 0.5 s): %s" % intervals)
     assert intervals[0] >= 1.0
     # the attacker's own central is also refused locally while blocked (no Pairing Request sent)
     eng = SmpEngine("central", SmpConfig(), F.CENTRAL_ADDR, F.PERIPHERAL_ADDR, attempts=ours)
