@@ -53,7 +53,7 @@ ops = S.lists(
 )
 
 
-@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(ops, S.integers(2, 5))
 def test_store_matches_model(history, max_bonds):
     fs = Flash()

@@ -156,7 +156,10 @@ def _fw_id():
 
 
 def _unload(sys):
-    # The loader is cold code: give its RAM back once the store is loaded.
+    # The loader is cold code: give its RAM back once the store is loaded (on the
+    # board; CPython keeps it, there is no heap to save and re-imports cost time).
+    if sys.implementation.name != "micropython":
+        return
     sys.modules.pop("blesmp._bondload", None)
     try:
         import blesmp
