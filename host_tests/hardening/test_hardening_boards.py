@@ -510,3 +510,26 @@ def test_spoofed_bonded_peer_reencrypting_with_a_wrong_key_does_not_delete_the_b
     ok = r.esp.result()
     assert ok.success and ok.reencrypt and ok.authenticated
     FIGURES["attack tests passed"] += 1
+
+
+def test_numeric_comparison_only_policy_by_the_application(rigs):
+    # SecurityManager has no built-in method policy (SECURITY.md F4). What an application can do
+    # today: a product that expects numeric comparison never shows a passkey; on PASSKEY_NOTIF
+    # it drops the link. The attacker (KeyboardOnly, forcing Passkey Entry) gets no bond.
+    r = rigs(28, "numeric_comparison", friend=False, phone_kw={"io": C.IO_KEYBOARD_ONLY})
+
+    def refuse(d, conn, v):
+        d.ble.gap_disconnect(conn)
+
+    r.esp.answers["PASSKEY_NOTIF"] = refuse
+    r.pair_and_settle()
+    r.w.run(3)
+    res = r.esp.results()
+    assert res and not res[-1].success, r.esp.events
+    assert not r.esp.store.bonds() and not r.esp.sm.connections()
+    # and a real comparison device still pairs with that product
+    r2 = rigs(29, "numeric_comparison", friend=False)
+    r2.esp.answers["PASSKEY_NOTIF"] = refuse
+    r2.pair_and_settle()
+    assert r2.esp.result().success and len(r2.esp.store.bonds()) == 1
+    FIGURES["attack tests passed"] += 1
