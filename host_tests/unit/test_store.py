@@ -375,8 +375,11 @@ def test_import_aioble_and_example_files():
         assert [b.addr for b in st.bonds()] == [addr(1), addr(2), addr(3)], name
         assert st.get_secret(10, 0, b"irk") == irk
         assert st.get_secret(2, 0, addr_key(1, addr(2))) == blob.encode(sec(2), blob.ESP88)
-        assert st.writes == 1 and _exists(d + "/" + name)  # the old file is left alone
+        assert st.writes == 1 and not _exists(d + "/" + name)
+        assert _read(d + "/" + name + ".imported") == _aioble_json(ents).encode()  # kept, renamed
         assert len(new_store(d)) == 3
+        os.remove(d + "/bonds.db")  # deleting the store later does not resurrect the old bonds
+        assert len(new_store(d)) == 0
 
 
 def test_import_json_on_demand_skips_known():
@@ -388,6 +391,18 @@ def test_import_json_on_demand_skips_known():
     _write(d + "/old.json", _aioble_json([(2, k, v), (1, k, v)]))
     assert st.import_json(d + "/old.json") == 1
     assert [b.addr for b in new_store(d).bonds()] == [addr(1), addr(4)]
+    assert _exists(d + "/old.json")
+
+
+def test_import_hex_encoded_entries():
+    d = _tmpdir()
+    k = addr_key(1, addr(6))
+    v = blob.encode(sec(6), blob.ESP80)
+    ents = [[1, binascii.hexlify(k).decode(), binascii.hexlify(v).decode()],
+            [2, binascii.hexlify(k).decode(), binascii.hexlify(v).decode()]]
+    _write(d + "/ble_secrets.json", json.dumps(ents))
+    st = new_store(d)
+    assert st.find(1, addr(6)).ltk == sec(6).ltk
 
 
 # ------------------------------------------------------------------ management

@@ -84,6 +84,8 @@ def load(self, migrate):
                 old = self._io.read_other(name)
                 if old:
                     import_entries(self, old, name)
+                    if self.writes and not self.dirty:
+                        self._io.retire(name)  # imported once: never again after a later reset
                     break
         return
     recs, bad, ver, done = parse(data)
@@ -146,6 +148,17 @@ def load(self, migrate):
 
 
 
+def _dec(s):
+    # base64 (aioble, the bonding example), or hex of a key/IRK/blob as some forks write it
+    s = s.strip()
+    if len(s) in (14, 32, 160, 176):
+        try:
+            return binascii.unhexlify(s)
+        except ValueError:
+            pass
+    return binascii.a2b_base64(s)
+
+
 def import_entries(self, data, name):
     import json
 
@@ -155,8 +168,8 @@ def import_entries(self, data, name):
         pend = {}
         order = []
         for sec_type, key, value in entries:
-            k = binascii.a2b_base64(key)
-            v = binascii.a2b_base64(value)
+            k = _dec(key)
+            v = _dec(value)
             if sec_type == 10 and len(v) == 16:
                 self._irk = v
             elif sec_type in (1, 2) and len(k) == 7 and _blob.detect(v):

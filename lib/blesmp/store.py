@@ -59,7 +59,9 @@ key "bonds_bad") and every other bond is kept.  A file of a newer version is
 never overwritten: the store then works from RAM only (`readonly` is True).
 A file that is not ours is moved to `.bad` untouched.  With no store file,
 aioble's `ble_secrets.json` or the bonding example's `secrets.json` (next to
-`path`) is imported; `import_json(path)` does it on demand.
+`path`) is imported and then renamed to `<name>.imported` (so that deleting
+the store later does not bring old bonds back); `import_json(path)` imports
+on demand and leaves the file alone.
 
 Blob layout (see `blesmp.blob`).  Blobs are kept in the layout the running
 firmware expects, known by, in order: the `layout=` argument ("esp88",
@@ -235,9 +237,17 @@ class _FileBackend:
         self._rm(self.path + ".bad")
         self.fs.rename(self.path, self.path + ".bad")
 
+    def _other(self, name):
+        return (self.path.rsplit("/", 1)[0] + "/" if "/" in self.path else "") + name
+
     def read_other(self, name):
-        d = self.path.rsplit("/", 1)[0] + "/" if "/" in self.path else ""
-        return self._read(d + name)
+        return self._read(self._other(name))
+
+    def retire(self, name):
+        try:
+            self.fs.rename(self._other(name), self._other(name) + ".imported")
+        except OSError:
+            pass
 
 
 class _NvsBackend:
@@ -284,6 +294,9 @@ class _NvsBackend:
 
     def read_other(self, name):
         return None
+
+    def retire(self, name):
+        pass
 
 
 def _rec(out, tag, payload):
