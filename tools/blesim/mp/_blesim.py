@@ -149,6 +149,9 @@ _EXC = {
 
 def _exc(name, args):
     cls = _EXC.get(name, RuntimeError)
+    if MP and cls is OSError and args and type(args[0]) is int:
+        # as the firmware raises it: OSError(errno), printed "[Errno 128] ENOTCONN"
+        return OSError(args[0])
     return cls(*args)
 
 
@@ -201,7 +204,16 @@ def connect():
 def _send(obj):
     obj["d"] = _depth
     data = (json.dumps(obj) + "\n").encode()
-    _sock.sendall(data)
+    try:
+        _sock.sendall(data)
+    except OSError:
+        _gone()
+
+
+def _gone():
+    # The broker is gone: the air has vanished; nothing sensible can go on.
+    sys.stdout.write("blesim: broker closed the connection\n")
+    sys.exit(3)
 
 
 def _recv():
@@ -217,9 +229,7 @@ def _recv():
         except OSError:  # reset: the broker is gone
             chunk = b""
         if not chunk:
-            # The broker is gone: the air has vanished; nothing sensible can go on.
-            sys.stdout.write("blesim: broker closed the connection\n")
-            sys.exit(3)
+            _gone()
         _rbuf += chunk
 
 
@@ -505,8 +515,8 @@ def bye(rc=0):
     global _sock
     if _sock is not None:
         try:
-            _send({"op": "bye", "rc": rc})
+            _sock.sendall((json.dumps({"op": "bye", "rc": rc, "d": _depth}) + "\n").encode())
         except OSError:
-            pass
+            pass  # the broker is gone already
         _sock.close()
         _sock = None
