@@ -143,7 +143,7 @@ class _Delegate(PairingDelegate):
         for _ in range(_SPIN):
             if other.displayed is not None:
                 return (other.displayed + u.typo) % 1000000
-            if "input" in other.asked and "display" not in other.asked:
+            if self.end.io_cap == 2 and self.end.air.peer(self.end).io_cap == 2:
                 return (self.end.air.c.user.passkey + u.typo) % 1000000  # both input: agreed number
             await asyncio.sleep(0)
         return None
@@ -175,6 +175,7 @@ class BumbleEnd:
         self.role = role
         self.user = _User(passkey, typo, accept_nc)
         self.cfg = (io_cap, sc, mitm, bonding, kd, max_ks)
+        self.io_cap = io_cap
         self.irk = irk or bytes.fromhex("00112233445566778899aabbccddeeff")
         self.identity = identity or (1, bytes.fromhex("F0B1B2B3B4B5"))
         self.ecc_private = ecc_private
@@ -266,6 +267,7 @@ class OurEnd:
         self.name = name
         self.role = role
         self.config = config
+        self.io_cap = config.io_cap
         self.identity_obj = identity
         self.user = _User(passkey, typo, accept_nc)
         self.refuse_passkey = refuse_passkey
@@ -331,7 +333,7 @@ class OurEnd:
                     moved = True
                     continue
                 shown = other.displayed
-                if shown is None and "input" in other.asked and "display" not in other.asked:
+                if shown is None and self.config.io_cap == 2 and self.air.peer(self).io_cap == 2:
                     shown = self.air.c.user.passkey  # both input: the users agree on one number
                 if shown is None:
                     break
