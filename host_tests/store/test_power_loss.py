@@ -168,3 +168,42 @@ def test_power_loss_at_every_cut_point(kind, kw, capsys):
     # every step that writes was hit by some cut
     writing = [i for i in range(len(HISTORY)) if states[i] != states[i + 1]]
     assert set(writing) <= interrupted
+
+
+def test_power_loss_during_migration_from_aioble(capsys):
+    import binascii
+    import json
+
+    ents = []
+    for i in (1, 2, 3):
+        k = addr_key(1, addr(i))
+        v = blob.encode(sec(i), blob.NIMBLE80)
+        ents += [(1, k, v), (2, k, v)]
+    text = json.dumps([(t, binascii.b2a_base64(k).decode(), binascii.b2a_base64(v).decode()) for t, k, v in ents])
+
+    def fresh():
+        fs = Flash(model="direct", replace=False)
+        fs.write_bytes("ble_secrets.json", text.encode())
+        return fs
+
+    probe = fresh()
+    m = probe.mark()
+    BondStore("bonds.db", fs=probe, layout=blob.ESP88)
+    total = probe.since(m)["ops"]
+    assert total >= 4
+    tried = 0
+    for cut in range(1, total + 1):
+        for tear in (False, True):
+            fs = fresh()
+            fs.cut_after(cut, tear=tear)
+            try:
+                BondStore("bonds.db", fs=fs, layout=blob.ESP88)
+            except PowerLoss:
+                pass
+            fs.reset()
+            st = BondStore("bonds.db", fs=fs, layout=blob.ESP88)
+            tried += 1
+            assert [b.addr[5] for b in st.bonds()] == [1, 2, 3], (cut, tear)
+            assert st.find(1, addr(2)).ltk == sec(2).ltk
+    with capsys.disabled():
+        print("\n[store power loss] migration from ble_secrets.json: %d cut points tried" % tried)
