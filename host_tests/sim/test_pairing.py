@@ -540,3 +540,61 @@ def test_delete_that_always_returns_true_hangs_the_stack(capsys):
     assert "hung" in capsys.readouterr().out
     assert rp.last(_IRQ_ENCRYPTION_UPDATE) is None  # the peripheral never answers again
     assert rc.last(_IRQ_ENCRYPTION_UPDATE) == (hc, 0, 0, 0, 0)  # the central times out
+
+
+def _expected_authenticated(sc_on, mitm, pio, cio):
+    """Core Vol 3 Part H 2.3.5.1: without MITM on either side Just Works; otherwise by IO
+    capabilities (io >= 5 falls back to NoInputNoOutput)."""
+    if not mitm:
+        return 0
+    pio = 3 if pio > 4 else pio
+    if 3 in (pio, cio):
+        return 0
+    if (pio, cio) in ((0, 0), (0, 1), (1, 0)):
+        return 0
+    if (pio, cio) == (1, 1) and not sc_on:
+        return 0
+    return 1
+
+
+def test_every_io_capability_pair_pairs_with_matching_keys():
+    """ESP32 peripheral (io 0..5) x phone central (io 0..4) x LESC/legacy x MITM: both sides end
+    encrypted and bonded, with the same authenticated flag, and the stored keys match."""
+    import itertools
+
+    for sc_on, pio, cio, mitm in itertools.product([True, False], range(6), range(5), [False, True]):
+        cfg_p = {"io": pio, "mitm": mitm, "le_secure": sc_on}
+        cfg_c = {"io": cio, "mitm": mitm, "le_secure": sc_on}
+        w, p, c, rp, rc = setup(configs=(cfg_p, cfg_c), profiles=(None, "phone"))
+        shown = {}
+
+        def answer(ble, w=w, shown=shown):
+            def f(conn, action, number):
+                if action == 3:
+                    shown["n"] = 100000 + conn + len(shown)
+                    return shown["n"]
+                if action == 4:
+                    return 1
+
+                def type_it():  # the user types a moment later what the other side shows
+                    shown.setdefault("n", 424242)  # both type: the user picks the number
+                    ble.gap_passkey(conn, 2, shown["n"])
+
+                w.schedule(0.5, type_it)
+                return None
+            return f
+
+        rp.passkey = answer(p.ble)
+        rc.passkey = answer(c.ble)
+        hp, hc = connect(w, p, c)
+        c.ble.gap_pair(hc)
+        case = (sc_on, pio, cio, mitm)
+        assert w.run_until(lambda rp=rp, rc=rc: rp.last(_IRQ_ENCRYPTION_UPDATE) and rc.last(_IRQ_ENCRYPTION_UPDATE),
+                           40), case
+        auth = _expected_authenticated(sc_on, mitm, pio, cio)
+        assert rp.last(_IRQ_ENCRYPTION_UPDATE) == (hp, 1, auth, 1, 16), case
+        assert rc.last(_IRQ_ENCRYPTION_UPDATE) == (hc, 1, auth, 1, 16), case
+        p_our = secstruct.unpack("88", rp.store.secrets[(1, key(c))])
+        c_peer = secstruct.unpack("88", rc.store.secrets[(2, key(p))])
+        assert p_our["ltk"] == c_peer["ltk"] and p_our["sc"] == int(sc_on), case
+        assert p_our["authenticated"] == auth, case
