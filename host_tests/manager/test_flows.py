@@ -113,9 +113,10 @@ def test_flow_bond_power_cycle_reconnect_with_stored_ltk(w):
     assert ltk_of(p) == ltk == ltk_of(c)
 
 
-def test_old_firmware_order_update_before_keys(w):
-    p = Dev(w, "periph", profile="esp32-v1.25")
-    c = Dev(w, "central", profile="esp32-v1.25")
+@pytest.mark.parametrize("profile", ["esp32-v1.25", "esp32-v1.23"])
+def test_old_firmware_order_update_before_keys(w, profile):
+    p = Dev(w, "periph", profile=profile)
+    c = Dev(w, "central", profile=profile)
     hc, hp = connect(w, c, p)
     c.call(c.sm.pair, hc)
     assert both_done(w, c, p)
