@@ -43,10 +43,11 @@ re-encryption) only change RAM; they reach flash with the next write or
 change in RAM (`dirty` stays True), is reported in `problems`, and is retried
 by the next write or `flush()`; the firmware is still answered from RAM.
 
-Threads: on ESP32 the IRQ handler runs in the NimBLE task.  The store takes no
-lock; its bond list is replaced, not edited, on add/remove, so management calls
-from the main thread are safe beside lookups, but avoid remove()/clear() while
-a pairing is in progress.  Loading, recovery and migration live in
+Threads: on ESP32 the IRQ handler runs in the NimBLE task.  Writes are
+serialised by a `_thread` lock (held only while the image is written; no
+callback runs under it); the bond list is replaced, not edited, on add/remove,
+so management calls from the main thread are safe beside lookups, but avoid
+remove()/clear() while a pairing is in progress.  Loading, recovery and migration live in
 `blesmp._bondload`, imported only while loading and then dropped from RAM.
 
 Format (version 1): b"BSMP" + version byte, then records
@@ -384,6 +385,12 @@ class BondStore:
         self.dirty = False
         self.writes = 0
         self.last_error = None
+        try:
+            import _thread
+
+            self._lock = _thread.allocate_lock()
+        except ImportError:  # a port without threads: nothing runs concurrently
+            self._lock = None
         self._load(migrate)
 
     # ---------------------------------------------------------------- firmware
@@ -698,6 +705,9 @@ class BondStore:
         if self.readonly:
             self.dirty = True
             return False
+        lk = self._lock
+        if lk is not None:
+            lk.acquire()  # the NimBLE task and the main thread never write .new at once
         try:
             self._io.save(self.image())
             self.writes += 1
@@ -708,6 +718,9 @@ class BondStore:
             self.dirty = True
             self._problem("write failed: %r" % (ex,))
             return False
+        finally:
+            if lk is not None:
+                lk.release()
 
     def _problem(self, msg):
         self.problems.append(msg)
