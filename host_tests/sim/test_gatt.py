@@ -67,6 +67,9 @@ def read(w, c, rc, hc, h):
 
 def test_register_returns_value_and_descriptor_handles_in_order():
     w, p, c, rp, rc, hp, hc, hs = setup()
+    with pytest.raises(OSError) as e:
+        p.ble.gatts_register_services(((SVC, CHARS),))  # connected: NimBLE's table is not mutable
+    assert e.value.errno == 16
     assert list(hs) == sorted(hs) and len(set(hs)) == 7
     assert hs[6] == hs[5] + 1  # the user descriptor follows its characteristic's value
     assert p.ble.gatts_read(hs[0]) == b"v%d" % hs[0]

@@ -1093,6 +1093,11 @@ class BLE:
     def _register_impl(self, services):
         if not self._active:
             raise self._err("ENODEV")
+        # ble_gatts_reset -> ble_gatts_mutable(): not while advertising, scanning, connecting
+        # or connected (BLE_HS_EBUSY)
+        if (self._advertising or self._board.name in self._air.scan or self._connecting
+                or self._conns):
+            raise self._err("EBUSY")
         return self._db.register(services)
 
     def _attr(self, value_handle):
