@@ -581,3 +581,13 @@ def test_aio_pair_returns_auth_cmpl():
 
     r = asyncio.run(main())
     assert r.success and r.level == 2 and r.bonded == 1 and not r.reencrypt
+
+
+def test_deinit_gives_the_handler_back():
+    def app(e, d):
+        return None
+
+    sm, ble, store, ev = make(handler=app)
+    assert ble.handler == sm._irq
+    sm.deinit()
+    assert ble.handler is app

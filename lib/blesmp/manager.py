@@ -597,9 +597,13 @@ class SecurityManager:
             _log("poll failed", e)
 
     def deinit(self):
+        """Stops the timer, leaves the store and gives ble.irq back to the application's handler."""
         if self._timer is not None:
             self._timer.deinit()
             self._timer = None
+        unsub = getattr(self.store, "unsubscribe", None)
+        if unsub is not None:
+            unsub(self._on_store)
         self._ble.irq(self.handler)
 
     def status(self):
