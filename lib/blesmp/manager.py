@@ -43,16 +43,22 @@ What the firmware shows Python, and how the manager uses it:
     0x09). AUTH_CMPL(REJECTED / REPEATED_ATTEMPTS / NOT_IN_WINDOW / NOT_ALLOWED) is reported at once.
   * Central role: the firmware never forwards passkey/NC prompts when the ESP32 is central
     (micropython#17805). Level >= 3 as central fails at once with CENTRAL_NO_PROMPTS; a central
-    pairing that could need a prompt (mitm and io != NoInputNoOutput) fails after
-    central_stall_ms (5 s) instead of stalling for the 30 s SMP timeout.
+    pairing that could need a prompt (our io != NoInputNoOutput: the peer may ask for MITM) fails
+    after central_stall_ms (5 s) instead of stalling for the 30 s SMP timeout. A central
+    re-encryption the peer refuses, which NimBLE turns into a fresh pairing (its bond-count
+    look-up shows it), is reported as that pairing.
+  * Repeat pairing: a refused pairing of a bonded peer answers the repeat-pairing look-up with
+    "no bond", so NimBLE deletes nothing; an accepted one lets NimBLE delete (the store hides the
+    bond) and store.pairing_done() restores it unless the new keys are stored.
 
 Time: deadlines (prompt timeout, SMP watchdog, back-off) use time.ticks_ms and are checked on
 every IRQ and by poll(). Something must call poll() while nothing else happens: by default a
 machine.Timer (`timer=0`, period 250 ms; its callback is scheduled, not a hard IRQ, on ESP32);
 `timer=None` leaves it to the application (blesmp.aio runs it in a task).
 
-No exception escapes the IRQ handler: errors from the manager, the store, agents and
-application callbacks are printed (sys.print_exception) and the event gets a safe answer.
+No exception escapes the IRQ handler: errors (Exception, KeyboardInterrupt) from the manager, the
+store, agents and application callbacks are printed (sys.print_exception) and the event gets a
+safe answer (GET_SECRET: None, SET_SECRET: False, READ_REQUEST: the manager's verdict or 0).
 """
 
 import os
@@ -1088,13 +1094,9 @@ class SecurityManager:
                 if sec_type == _SEC_TYPE_PEER and c.state == _ST_WAITKEYS:
                     c.state = _ST_PAIRING
                     c.deadline = None
-                    self._finish_later(c)
+                    self._finish(c)  # inside a store callback: disconnects are deferred
                 return ok
         return self.store.set_secret(sec_type, key, value)
-
-    def _finish_later(self, c):
-        # Inside a store callback: finish right after (disconnects are deferred anyway).
-        self._finish(c)
 
     def _on_disconnect(self, h):
         c = self._links.pop(h, None)
