@@ -591,3 +591,14 @@ def test_deinit_gives_the_handler_back():
     assert ble.handler == sm._irq
     sm.deinit()
     assert ble.handler is app
+
+
+def test_failed_update_then_encrypted_is_a_failure():
+    sm, ble, store, ev = make()
+    connect(ble)
+    incoming(ble)
+    ble.ev(C.IRQ_ENCRYPTION_UPDATE, 0, 0, 0, 0, 0)  # the SMP failure (key distribution)
+    ble.ev(C.IRQ_ENCRYPTION_UPDATE, 0, 1, 0, 0, 16)  # then the link layer's encryption change
+    advance(sm, 10)
+    r = auth(ev)
+    assert not r.success and r.reason == C.PEER_FAILED and ("disconnect", 0) in ble.calls

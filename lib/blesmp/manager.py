@@ -1123,6 +1123,13 @@ class SecurityManager:
         if enc and st == _ST_REPORTED and c.flags & _F_REJECT:
             self._disconnect(h)  # a refused pairing completed before the link dropped
             return
+        if enc and st == _ST_FAILING:
+            # The pairing failed (e.g. in key distribution) yet the link layer reports encryption:
+            # report the failure and do not trust the half-made link.
+            c.state = c.proc
+            self._fail_update(c)
+            self._disconnect(h)
+            return
         if enc:
             c.enc, c.auth, c.bonded, c.key_size = 1, 1 if auth else 0, 1 if bonded else 0, ks
             if st == _ST_IDLE or st == _ST_REPORTED or st == _ST_REQUESTED:
