@@ -210,6 +210,9 @@ class BLE:
         try:
             with self._board:
                 result = h(event, data)
+            if isinstance(result, memoryview):
+                # the binding copies the returned buffer while the IRQ's own data is still valid
+                result = bytes(result)
         except BoardDown:
             raise
         except Exception as e:  # the binding's protected call
@@ -628,7 +631,9 @@ class BLE:
         interval_us = _int(interval_us)
         window_us = _int(window_us)
         if window_us > interval_us:
-            raise self._err("EINVAL")
+            # the controller refuses the scan parameters (HCI 0x12): BLE_HS_ERR_HCI_BASE + 0x12,
+            # not in ble_hs_err_to_errno's table -> negative
+            raise self._err(-(0x200 + 0x12))
         from ..air import ScanParams
 
         self._air.set_scanning(self._board, ScanParams(interval_us / 1e6, window_us / 1e6, bool(active),
