@@ -756,6 +756,10 @@ class BLE:
         if c.smp is not None:
             outs = c.smp.link_lost(self._now())
             self._smp_outputs(c, outs)
+        if c.restore is not None:
+            # ble_sm_connection_broken: a running restore procedure ends with an ENC event
+            c.restore = None
+            self._enc_update(c)
         if c.smp_timer:
             c.smp_timer.cancel()
         # pending GATT client procedures end with BLE_HS_ENOTCONN
