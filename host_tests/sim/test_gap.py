@@ -305,6 +305,13 @@ def test_time_functions_follow_the_virtual_clock():
         pin.irq(lambda p: seen.append(p.value()), machine.Pin.IRQ_FALLING)
     b.pins[0].set_input(0)
     assert seen == [0]
+    ticks = []
+    with b:
+        tim = machine.Timer(0, period=100, mode=machine.Timer.PERIODIC, callback=lambda t: ticks.append(w.now))
+    w.run(0.35)
+    tim.deinit()
+    w.run(0.5)
+    assert len(ticks) == 3 and ticks[1] - ticks[0] == pytest.approx(0.1)
 
 
 def test_nvs_persists_committed_data_across_reset():

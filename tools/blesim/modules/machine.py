@@ -4,7 +4,7 @@ Pins live on the current board (`board.pins`); a test drives an input with
 `board.pins[n].set_input(v)` (runs the pin's irq handler on the matching edge).
 """
 
-__all__ = ["Pin", "idle", "reset", "soft_reset", "unique_id", "freq", "lightsleep", "deepsleep"]
+__all__ = ["Pin", "Timer", "idle", "reset", "soft_reset", "unique_id", "freq", "lightsleep", "deepsleep"]
 
 
 def _board():
@@ -83,6 +83,54 @@ class Pin:
 
 
 _orphans = {}
+
+
+class Timer:
+    """Hardware timer on the virtual clock: the callback runs (with the board current) when
+    the World reaches its time, like a soft timer callback on the board."""
+
+    ONE_SHOT = 0
+    PERIODIC = 1
+
+    def __init__(self, id=-1, **kw):  # noqa: A002
+        self._ev = None
+        self._board = _board()
+        if kw:
+            self.init(**kw)
+
+    def init(self, mode=PERIODIC, period=-1, callback=None, freq=None):
+        from tools.blesim import world as W
+
+        self.deinit()
+        if freq is not None:
+            period = 1000.0 / freq
+        self._mode = mode
+        self._period = max(period, 1) / 1000.0
+        self._cb = callback
+        self._world = W.current_world()
+        if self._world is not None:
+            self._ev = self._world.schedule(self._period, self._fire)
+
+    def _fire(self):
+        if self._mode == self.PERIODIC:
+            self._ev = self._world.schedule(self._period, self._fire)
+        else:
+            self._ev = None
+        b = self._board
+        if b is not None and (not b.powered or b.ble._dead):
+            self.deinit()
+            return
+        if self._cb is not None:
+            if b is not None:
+                with b:
+                    self._cb(self)
+            else:
+                self._cb(self)
+
+    def deinit(self):
+        if self._ev is not None:
+            self._ev.cancel()
+            self._ev = None
 
 
 def idle():
