@@ -598,3 +598,30 @@ def test_every_io_capability_pair_pairs_with_matching_keys():
         c_peer = secstruct.unpack("88", rc.store.secrets[(2, key(p))])
         assert p_our["ltk"] == c_peer["ltk"] and p_our["sc"] == int(sc_on), case
         assert p_our["authenticated"] == auth, case
+
+
+def test_central_with_rpa_is_resolved_after_pairing_and_after_reboot():
+    sp, sc = Store(), Store()
+    w, p, c, rp, rc = setup(stores=(sp, sc))
+    c.ble.config(addr_mode=2)
+    hp, hc = connect(w, p, c)
+    t, a = rp.last(_IRQ_CENTRAL_CONNECT)[1:]
+    assert t == 1 and a != c.public_addr and (a[0] & 0xC0) == 0x40  # the RPA
+    c.ble.gap_pair(hc)
+    assert w.run_until(lambda: rp.last(_IRQ_ENCRYPTION_UPDATE) and rc.last(_IRQ_ENCRYPTION_UPDATE), 5)
+    assert (1, key(c)) in sp.secrets  # stored under the identity the central distributed
+    c.ble.gap_disconnect(hc)
+    assert w.run_until(lambda: rp.last(_IRQ_CENTRAL_DISCONNECT), 2)
+    assert rp.last(_IRQ_CENTRAL_DISCONNECT)[1:] == (0, c.public_addr)  # identity now
+    p.reset(), c.reset()
+    rp2, rc2 = Recorder(p.ble, sp), Recorder(c.ble, sc)
+    for b, r in ((p, rp2), (c, rc2)):
+        b.ble.irq(r)
+        b.ble.active(True)
+    c.ble.config(addr_mode=2)
+    rp2.clear()
+    hp, hc = connect(w, p, c)
+    assert rp2.last(_IRQ_CENTRAL_CONNECT)[1:] == (0, c.public_addr)  # resolved with the restored IRK
+    c.ble.gap_pair(hc)
+    assert w.run_until(lambda: rp2.last(_IRQ_ENCRYPTION_UPDATE), 5)
+    assert sec_events(rp2) == [(_IRQ_GET_SECRET, (1, 0, key(c))), (_IRQ_ENCRYPTION_UPDATE, (hp, 1, 0, 1, 16))]
