@@ -44,7 +44,8 @@ Kinds, with the swim-lane a renderer draws them in (app | api | host | smp/att |
                            "out_of_range", "in_range", "power_off", "power_on", "reset"
     "host"    host         a NimBLE host decision not visible as an IRQ: "sync" (active(True):
                            args.irk_applied, resolving), "pairing_start" (args.role),
-                           "security_request", "repeat_pairing", "encrypt_with_bond",
+                           "security_request", "security_request_ignored", "repeat_pairing",
+                           "encrypt_with_bond",
                            "display_passkey", "passkey_action_not_delivered" (central role),
                            "paired" (args: method, sc, authenticated, bonded, key_size),
                            "pairing_failed" (args.reason, cause, local), "smp_timeout",

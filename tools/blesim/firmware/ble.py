@@ -1215,6 +1215,14 @@ class BLE:
         if c is None or c.link is not link:
             return
         if cid == SMP_CID:
+            if (payload[:1] == b"\x0b" and len(payload) == 2 and c.role == "central"
+                    and ((c.smp is not None and c.smp.busy) or c.restore is not None)):
+                # ble_sm_sec_req_rx: the LTK lookup happens before the "procedure running" check,
+                # then the request is ignored
+                if payload[1] & 0x01:
+                    self._read_sec(2, c.peer_id)
+                self._trace.add("host", self._board.name, "security_request_ignored", conn=c.handle)
+                return
             self._smp_outputs(c, self._engine(c).receive(payload, self._now()))
         elif cid == ATT_CID:
             self._att_rx(c, payload)
