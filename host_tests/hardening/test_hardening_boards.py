@@ -533,3 +533,49 @@ def test_numeric_comparison_only_policy_by_the_application(rigs):
     r2.pair_and_settle()
     assert r2.esp.result().success and len(r2.esp.store.bonds()) == 1
     FIGURES["attack tests passed"] += 1
+
+
+@pytest.mark.xfail(strict=True, reason="FINDING F8 (SECURITY.md): on an ESP32 central, a spoofed bonded peripheral "
+                   "sends a Security Request without having the key; esp-nimble re-pairs on 'key missing' and "
+                   "SecurityManager lets the new Just Works bond replace the old one, whatever repeat= says")
+@pytest.mark.parametrize("policy", [{}, {"repeat": "deny"}])
+def test_spoofed_peripheral_security_request_cannot_replace_our_central_bond(policy):
+    # Roles swapped: our ESP32 is the central, bonded (Just Works: a stock ESP32 central has no
+    # prompts) with a peripheral. A spoofer advertising that peripheral's address sends a Security
+    # Request; NimBLE encrypts with the stored LTK, which the spoofer does not have ("PIN or key
+    # missing"), and esp-nimble then starts a fresh pairing by itself. An unauthenticated pairing
+    # the application did not ask for must not replace the bond (the peripheral-role rule, and
+    # Zephyr's default CONFIG_BT_SMP_ALLOW_UNAUTH_OVERWRITE=n); the real peripheral must still
+    # re-encrypt afterwards.
+    from tools.blesim import World
+
+    w = World(seed=30, trace=False)
+    try:
+        esp = Dev(w, "esp32", **policy)
+        friend = Dev(w, "friend")
+        hc, _hp = connect(w, esp, friend)
+        esp.call(esp.sm.pair, hc)
+        assert w.run_until(lambda: done(esp)() and done(friend)(), 45) and esp.result().success
+        before = [bond_tuple(b) for b in esp.store.bonds()]
+        assert len(before) == 1
+        esp.call(esp.ble.gap_disconnect, hc)
+        w.run(1)
+        friend.board.power_off()
+        spoof = Dev(w, "spoof", addr=(friend.board.addr_type, friend.board.public_addr))
+        esp.events.clear()
+        hc, hp = connect(w, esp, spoof)
+        spoof.call(spoof.sm.pair, hp)  # peripheral: Security Request
+        w.run(10)
+        assert [bond_tuple(b) for b in esp.store.bonds()] == before, esp.events
+        spoof.board.power_off()
+        w.run(5)
+        friend.board.power_on()
+        friend.boot()
+        esp.events.clear()
+        hc, _hp = connect(w, esp, friend)
+        esp.call(esp.sm.pair, hc)
+        w.run_until(lambda: done(esp)(), 45)
+        res = esp.result()
+        assert res.success and res.reencrypt, esp.events
+    finally:
+        w.close()
