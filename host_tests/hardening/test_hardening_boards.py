@@ -538,8 +538,9 @@ def test_numeric_comparison_only_policy_by_the_application(rigs):
 @pytest.mark.xfail(strict=True, reason="FINDING F8 (SECURITY.md): on an ESP32 central, a spoofed bonded peripheral "
                    "sends a Security Request without having the key; esp-nimble re-pairs on 'key missing' and "
                    "SecurityManager lets the new Just Works bond replace the old one, whatever repeat= says")
+@pytest.mark.parametrize("trigger", ["security_request", "our_pair"])
 @pytest.mark.parametrize("policy", [{}, {"repeat": "deny"}])
-def test_spoofed_peripheral_security_request_cannot_replace_our_central_bond(policy):
+def test_spoofed_peripheral_security_request_cannot_replace_our_central_bond(policy, trigger):
     # Roles swapped: our ESP32 is the central, bonded (Just Works: a stock ESP32 central has no
     # prompts) with a peripheral. A spoofer advertising that peripheral's address sends a Security
     # Request; NimBLE encrypts with the stored LTK, which the spoofer does not have ("PIN or key
@@ -564,9 +565,14 @@ def test_spoofed_peripheral_security_request_cannot_replace_our_central_bond(pol
         spoof = Dev(w, "spoof", addr=(friend.board.addr_type, friend.board.public_addr))
         esp.events.clear()
         hc, hp = connect(w, esp, spoof)
-        spoof.call(spoof.sm.pair, hp)  # peripheral: Security Request
+        if trigger == "security_request":
+            spoof.call(spoof.sm.pair, hp)  # peripheral: Security Request
+        else:
+            esp.call(esp.sm.pair, hc)  # our app asks to encrypt the (spoofed) known device
         w.run(10)
         assert [bond_tuple(b) for b in esp.store.bonds()] == before, esp.events
+        # and the impostor's link is never reported as the known device's successful security
+        assert not any(r.success for r in esp.results()), esp.events
         spoof.board.power_off()
         w.run(5)
         friend.board.power_on()
