@@ -11,7 +11,8 @@
 3. Faults on simulated boards: link loss, ESP32 reset and phone reset before EVERY SMP PDU of
    every pairing method; at successive moments of a bonded reconnection; flash power loss
    after EVERY flash operation of a pairing (whole and torn writes); power cuts at every step
-   of a spoofed-peer attack. Counts cut points tried and bonds lost (must be 0).
+   of a spoofed-peer attack; link loss followed by power loss at every flash operation of the
+   recovery pairing. Counts cut points tried and bonds lost (must be 0).
 4. Random SMP PDUs injected through the air into simulated firmware and SecurityManager.
 
 Exit status 0 only if nothing failed and no bond was lost.
@@ -172,6 +173,23 @@ def run_faults(quick):
                     failures.append("%s %s before SMP PDU %d (%s): lost=%s recovered=%s" % (
                         method, kind, k, pdu, lost, recovered))
                 _progress("faults " + method, fig["cut points tried"], 0)
+    # combined: a fault before SMP PDU k, then power loss after each flash op of the recovery
+    for method in sorted(METHODS):
+        n = TB._steps(method)
+        for k in sorted({1, n // 2, max(1, n - 2), n}):
+            for tear in (False, True):
+                for cut in range(1, 5):
+                    try:
+                        lost, recovered, pdu = TB.fault_case(method, "link_loss", k, seed=61 + k, then_cut=cut,
+                                                             tear=tear)
+                    except Exception as e:  # noqa: BLE001
+                        lost, recovered, pdu = False, False, "%s: %s" % (type(e).__name__, e)
+                    fig["cut points tried"] += 1
+                    fig["bonds lost"] += 1 if lost else 0
+                    if lost or not recovered:
+                        fig["no recovery"] += 0 if recovered else 1
+                        failures.append("%s link loss before SMP PDU %d (%s), then power loss after flash op %d "
+                                        "tear=%s: lost=%s recovered=%s" % (method, k, pdu, cut, tear, lost, recovered))
     # bonded reconnection: faults at successive moments
     for kind in ("link_loss", "reset_esp", "reset_phone"):
         for i in range(0, 40 if not quick else 10):

@@ -295,9 +295,10 @@ def _steps(method):
         probe.close()
 
 
-def fault_case(method, kind, k, seed=21):
-    """Pairing by `method`; fault `kind` just before the k-th SMP PDU is delivered. Returns
-    (bond lost?, recovered?)."""
+def fault_case(method, kind, k, seed=21, then_cut=None, tear=False):
+    """Pairing by `method`; fault `kind` just before the k-th SMP PDU is delivered; with
+    then_cut=n, the ESP32's power also fails after the n-th flash operation of the recovery
+    pairing (which is then retried). Returns (bond lost?, recovered?, the PDU hit)."""
     r = Rig(seed, method)
     try:
         hit = {}
@@ -316,6 +317,14 @@ def fault_case(method, kind, k, seed=21):
         r.w.run(40)
         alive = r.handler_alive(r.esp)
         lost = not r.friend_intact()
+        if then_cut is not None:
+            r.revive()
+            boots = r.esp.board.boots
+            r.esp.board.fs.cut_after(then_cut, tear=tear)
+            r.recover()
+            r.revive()
+            assert r.esp.board.boots > boots, "the power cut after flash op %d did not happen" % then_cut
+            lost = lost or not r.friend_intact()
         res = r.recover()
         recovered = res is not None and res.success and r.phone_key_consistent() and alive
         if recovered:
@@ -337,6 +346,18 @@ def test_fault_at_every_smp_step(method, kind):
         FIGURES["bonds lost"] += 1 if lost else 0
         assert not lost, "%s before SMP PDU %d (%s) lost the friend's bond" % (kind, k, pdu)
         assert recovered, "%s before SMP PDU %d (%s): no working pairing afterwards" % (kind, k, pdu)
+
+
+@pytest.mark.parametrize("tear", [False, True])
+def test_link_loss_then_power_loss_at_every_flash_operation_of_the_recovery(tear):
+    """Faults combined: the link drops in the middle of key distribution, then the ESP32's power
+    fails after each flash operation of the pairing that follows."""
+    for n in range(1, 5):
+        lost, recovered, pdu = fault_case("numeric_comparison", "link_loss", 12, then_cut=n, tear=tear)
+        FIGURES["cut points tried"] += 1
+        FIGURES["bonds lost"] += 1 if lost else 0
+        assert not lost, "link loss before %s, then power loss after flash op %d: bond lost" % (pdu, n)
+        assert recovered, "link loss before %s, then power loss after flash op %d: no recovery" % (pdu, n)
 
 
 @pytest.mark.parametrize("kind", ["link_loss", "reset_esp", "reset_phone"])
