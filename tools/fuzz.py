@@ -11,8 +11,8 @@
 3. Faults on simulated boards: link loss, ESP32 reset and phone reset before EVERY SMP PDU of
    every pairing method; at successive moments of a bonded reconnection; flash power loss
    after EVERY flash operation of a pairing (whole and torn writes); power cuts at every step
-   of a spoofed-peer attack; link loss followed by power loss at every flash operation of the
-   recovery pairing. Counts cut points tried and bonds lost (must be 0).
+   of a spoofed-peer attack (with the attack tests); link loss followed by power loss at every
+   flash operation of the recovery pairing. Counts cut points tried and bonds lost (must be 0).
 4. Random SMP PDUs injected through the air into simulated firmware and SecurityManager.
 
 Exit status 0 only if nothing failed and no bond was lost.
