@@ -681,7 +681,7 @@ class SmpEngine:
         if method == C.PASSKEY:
             z = self._z()
             if self.central:
-                if crypto.f4(pkb, pka, r, z) != self._peer_confirm:
+                if not self._confirmed(crypto.f4(pkb, pka, r, z)):
                     raise _Abort(C.CONFIRM_VALUE_FAILED)
                 self._pk_round += 1
                 if self._pk_round < 20:
@@ -690,7 +690,7 @@ class SmpEngine:
                 else:
                     self._send_dhkey_check(now)
             else:
-                if crypto.f4(pka, pkb, r, z) != self._peer_confirm:
+                if not self._confirmed(crypto.f4(pka, pkb, r, z)):
                     raise _Abort(C.CONFIRM_VALUE_FAILED)
                 self._send(P.value16(C.PAIRING_RANDOM, self._our_rand), now)
                 self._pk_round += 1
@@ -698,7 +698,7 @@ class SmpEngine:
                 self._expect = (C.PAIRING_CONFIRM,) if self._pk_round < 20 else (C.PAIRING_DHKEY_CHECK,)
             return
         if self.central:
-            if method != C.OOB and crypto.f4(pkb, pka, r, 0) != self._peer_confirm:
+            if method != C.OOB and not self._confirmed(crypto.f4(pkb, pka, r, 0)):
                 raise _Abort(C.CONFIRM_VALUE_FAILED)
             if method == C.NUMERIC_COMPARISON:
                 self._nc_state = 1
@@ -715,8 +715,12 @@ class SmpEngine:
                 self._nc_state = 1
                 self._emit(NumericComparison(crypto.g2(pka, pkb, r, self._our_rand) % 1000000))
 
+    def _confirmed(self, value):
+        # Constant-time, like the DHKey checks: no timing hint about the confirm.
+        return self._peer_confirm is not None and crypto.ct_eq(value, self._peer_confirm, 16)
+
     def _legacy_random(self, now, r):
-        if self._c1(r) != self._peer_confirm:
+        if not self._confirmed(self._c1(r)):
             raise _Abort(C.CONFIRM_VALUE_FAILED)
         if self.central:
             self._stk = _mask(crypto.s1(self._tk, r, self._our_rand), self._ks)
