@@ -84,14 +84,9 @@ class Sec:
         self.sc = 0
 
     def __repr__(self):
-        return "<Sec %d %s ks=%d auth=%d sc=%d ltk=%d irk=%d csrk=%d>" % (
-            self.addr_type, _hex(self.addr), self.key_size, self.authenticated, self.sc,
-            self.ltk is not None, self.irk is not None, self.csrk is not None,
-        )
+        from ._cold import sec_repr
 
-
-def _hex(b):
-    return ":".join("%02X" % x for x in b)
+        return sec_repr(self)
 
 
 def decode(blob, layout=None):

@@ -57,7 +57,6 @@ BOND_ADDED_EVT = const(6)  # a bond was stored
 BOND_REMOVED_EVT = const(7)  # a bond was removed (remove_bond_device, clear, eviction)
 PROMPT_CANCEL_EVT = const(8)  # an open prompt is void (answered elsewhere, timed out, link lost)
 
-_EVENT_NAMES = "- SEC_REQ PASSKEY_NOTIF PASSKEY_REQ NC_REQ AUTH_CMPL BOND_ADDED BOND_REMOVED PROMPT_CANCEL"
 
 # -- failure reasons -------------------------------------------------------------
 # 0x01..0x0E are the SMP Pairing Failed reasons (Core Vol 3 Part H 3.5.5); the
@@ -90,26 +89,19 @@ KEY_MISSING = const(0x2D)  # the peer asked to encrypt with a bond we do not hav
 BUSY = const(0x2E)  # another procedure is running on this link
 STORE_FULL = const(0x30)  # the bond store refused the keys (full, when_full="refuse")
 
-# Names of the reasons above, as one string (no dict in RAM): codes in _RCODES order.
-_RCODES = b"\x00\x01\x03\x04\x05\x06\x08\x09\x0c\x20\x21\x22\x23\x24\x25\x26\x27\x28\x29\x2a\x2b\x2c\x2d\x2e\x30"
-_RNAMES = ("OK PASSKEY_ENTRY_FAILED AUTH_REQUIREMENTS CONFIRM_VALUE_FAILED PAIRING_NOT_SUPPORTED "
-           "ENCRYPTION_KEY_SIZE UNSPECIFIED REPEATED_ATTEMPTS NUMERIC_COMPARISON_FAILED REJECTED "
-           "PROMPT_TIMEOUT LINK_LOST SMP_TIMEOUT KEY_TOO_SHORT LEGACY_UNDER_SC_ONLY WEAKER_THAN_BOND "
-           "PEER_FAILED AUTH_FAILED LEVEL_TOO_LOW CENTRAL_NO_PROMPTS NOT_IN_WINDOW NOT_ALLOWED "
-           "KEY_MISSING BUSY STORE_FULL")
-
 
 def reason_name(reason):
     """The name of a failure reason (an int from AuthResult.reason)."""
-    i = _RCODES.find(bytes((reason & 0xFF,))) if isinstance(reason, int) and 0 <= reason < 256 else -1
-    return _RNAMES.split()[i] if i >= 0 else "0x%02x" % reason
+    from ._cold import reason_name  # the name tables are cold: loaded only when text is needed
+
+    return reason_name(reason)
 
 
 def event_name(event):
     """The ESP-IDF-style name of an event code."""
-    if isinstance(event, int) and 0 < event <= 8:
-        return _EVENT_NAMES.split()[event]
-    return str(event)
+    from ._cold import event_name
+
+    return event_name(event)
 
 
 # -- GATT (ATT error codes returned from _IRQ_GATTS_READ_REQUEST) ------------------

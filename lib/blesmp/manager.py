@@ -68,8 +68,10 @@ import time
 import micropython
 from micropython import const
 
-from . import const as C
 from .blob import info as blob_info
+
+# blesmp.const is not imported here: its names are folded below, and the name tables for
+# reprs/logs live in blesmp._cold (imported only when text is needed).
 
 # Copies of the blesmp.const values used here: const() folds them into the bytecode.
 _ATT_INSUFFICIENT_AUTHENTICATION = const(0x05)
@@ -176,10 +178,6 @@ def _key7(addr_type, addr):
     return bytes(k)
 
 
-def _hex(b):
-    return ":".join("%02x" % x for x in b)
-
-
 def level_of(enc, auth, sc, key_size):
     """Security level 1..4 (Zephyr L1..L4) of a link state; sc None = unknown (not level 4)."""
     if not enc:
@@ -224,10 +222,9 @@ class AuthResult:
         self.reencrypt = c.state == _ST_ENCRYPTING
 
     def __repr__(self):
-        return "<AUTH_CMPL conn=%d %s %s level=%d key_size=%d auth=%d bonded=%d sc=%s%s peer=%d/%s>" % (
-            self.conn, "success" if self.success else "FAILED",
-            C.reason_name(self.reason), self.level, self.key_size, self.authenticated, self.bonded,
-            self.sc, " reencrypt" if self.reencrypt else "", self.addr_type, _hex(self.addr))
+        from ._cold import auth_repr
+
+        return auth_repr(self)
 
 
 class Link:
@@ -266,10 +263,9 @@ class Link:
         return self.state not in (_ST_IDLE, _ST_REPORTED)
 
     def __repr__(self):
-        return "<conn %d %s %d/%s level=%d enc=%d auth=%d bonded=%d key_size=%d sc=%s%s>" % (
-            self.handle, "central" if self.role == _ROLE_CENTRAL else "peripheral", self.addr_type,
-            _hex(self.addr), self.level, self.enc, self.auth, self.bonded, self.key_size, self.sc,
-            " busy" if self.busy else "")
+        from ._cold import link_repr
+
+        return link_repr(self)
 
 
 class SecurityManager:
@@ -614,23 +610,9 @@ class SecurityManager:
 
     def status(self):
         """Prints the configuration, the connections with their security, and the bonds."""
-        print("blesmp: io=%d bond=%d mitm=%d sc=%d sc_only=%d level=%d min_key_size=%d window=%s" % (
-            self.io, self.bond, self.mitm, self.sc, self.sc_only, self.level, self.min_key_size,
-            ("open" if self.window_open() else "closed") if self.window else "off"))
-        if not self._links:
-            print("  no connections")
-        for c in self._links.values():
-            print(" ", c)
-            if c.result is not None:
-                print("    last:", c.result)
-        try:
-            bonds = self.store.bonds()
-        except Exception as e:  # noqa: BLE001
-            print("  bonds: unreadable (%r)" % (e,))
-            return
-        print("  %d bond(s)" % len(bonds))
-        for b in bonds:
-            print("   ", b)
+        from ._cold import status
+
+        status(self)
 
     # -- internals ---------------------------------------------------------------------------
     def _handle(self, conn):
@@ -658,7 +640,9 @@ class SecurityManager:
             try:
                 cb(event, conn, value)
             except Exception as e:  # noqa: BLE001 (an application bug must not stop pairing)
-                _log("callback raised on %s" % C.event_name(event), e)
+                from ._cold import event_name
+
+                _log("callback raised on %s" % event_name(event), e)
 
     def _agent(self, name, *args):
         a = self.agent
@@ -909,9 +893,9 @@ class SecurityManager:
                             pass
                     self._fail(c, _PROMPT_TIMEOUT, disconnect=not nc)
                 elif c.flags & _F_CENTRAL_WD:
-                    _log("conn %d: as central the firmware cannot show passkey/numeric-comparison prompts "
-                         "to Python; the pairing would stall for 30 s (use io=IO_NO_INPUT_OUTPUT/mitm=False "
-                         "as central, or pair from the other side)" % c.handle)
+                    from ._cold import CENTRAL_STALL
+
+                    _log(CENTRAL_STALL % c.handle)
                     self._fail(c, _CENTRAL_NO_PROMPTS)
                 elif st == _ST_REQUESTED:
                     self._report(c, False, _PEER_FAILED)  # the central ignored our Security Request

@@ -342,10 +342,9 @@ class Bond:
         self.layout = _blob.detect(e[2] or e[1])
 
     def __repr__(self):
-        return "<Bond %d %s ks=%d auth=%d sc=%d irk=%d%s>" % (
-            self.addr_type, ":".join("%02X" % x for x in self.addr), self.key_size,
-            self.authenticated, self.sc, self.irk is not None, " pinned" if self.pinned else "",
-        )
+        from ._cold import bond_repr
+
+        return bond_repr(self)
 
 
 def _strength(e):

@@ -10,6 +10,12 @@
 #   heap_sm               a SecurityManager (its tables, handler, link dict) on top of that
 #   heap_rest_8_bonds     imports + store with 8 bonds + SecurityManager: the package at rest
 #                         (goal: under 24 KB on the board)
+#   heap_app_imports      what a typical peripheral app imports (`from blesmp.manager import
+#                         SecurityManager`, `from blesmp.store import BondStore`), in a fresh
+#                         interpreter (qstrs interned by earlier imports would hide part of it)
+#   heap_rest_app         those imports + a BondStore with 8 bonds + a SecurityManager, fresh
+#                         interpreter: the figure the 24 KB goal is about
+#   heap_app_modules      how many blesmp modules that app has loaded at rest
 #   heap_pairing_live_peak  the most the heap holds above rest at any event boundary while a
 #                         pairing runs (collect, then measure, after every IRQ)
 #   heap_pairing_alloc    every byte allocated from connect to ENCRYPTION_UPDATE + disconnect
@@ -124,7 +130,61 @@ def run(timeit, record):
         sys.modules.update(saved)
 
 
+def _app_fresh(record):
+    # Runs `heap.py prep DIR` then `heap.py app DIR` as new interpreters (os.system: the unix
+    # port has it; on a board this part is skipped) and records what the second one prints.
+    exe = getattr(sys, "executable", "")
+    if not exe or not hasattr(os, "system"):
+        return
+    d = _tmpdir()
+    out = d + "/app.txt"
+    me = __file__
+    if os.system("%s %s prep %s && %s %s app %s > %s" % (exe, me, d, exe, me, d, out)) != 0:
+        return
+    with open(out) as f:
+        for line in f:
+            k, v = line.split()
+            record(k, int(v))
+
+
+def _prep(d):
+    from blesmp import blob
+    from blesmp.store import BondStore
+
+    for n in ("bonds.db", "bonds.db.new"):
+        try:
+            os.remove(d + "/" + n)
+        except OSError:
+            pass
+    st = BondStore(d + "/bonds.db", layout=blob.ESP88, max_bonds=8)
+    for i in range(8):
+        k = memoryview(_key7(i))
+        st.get_secret(1, 0, memoryview(bytes(7)))
+        st.set_secret(1, k, memoryview(_sec_blob(blob, i)))
+        st.set_secret(2, k, memoryview(_sec_blob(blob, i, True)))
+
+
+def _app(d, verbose=False):
+    # What a typical peripheral app (firmware/lockapp.py-like) holds at rest.
+    base = _mem()
+    from blesmp.manager import SecurityManager
+    from blesmp.store import BondStore
+
+    m0 = _mem()
+    st = BondStore(d + "/bonds.db", layout="esp88", max_bonds=8)
+    sm = SecurityManager(_FakeBLE(), store=st, timer=None, callback=lambda ev, conn, val: None)
+    m1 = _mem()
+    mods = [m for m in sys.modules if m == "blesmp" or m.startswith("blesmp.")]
+    print("heap_app_imports %d" % (m0 - base))
+    print("heap_rest_app %d" % (m1 - base))
+    print("heap_app_modules %d" % len(mods))
+    if verbose:
+        sys.stderr.write("app modules: %s; bonds %d\n" % (" ".join(sorted(mods)), len(st)))
+    return sm
+
+
 def _measure(record):
+    _app_fresh(record)
     base = _mem()
     prev = base
     for m in MODULES:
@@ -262,6 +322,10 @@ def _compare():
 if __name__ == "__main__":
     if sys.implementation.name != "micropython":
         _compare()
+    elif len(sys.argv) > 2 and sys.argv[1] == "prep":
+        _prep(sys.argv[2])
+    elif len(sys.argv) > 2 and sys.argv[1] == "app":
+        _app(sys.argv[2], len(sys.argv) > 3)
     elif len(sys.argv) > 1:
         _one_module(sys.argv[1])
     else:
