@@ -244,6 +244,7 @@ def run_faults(quick):
                     failures.append("power loss %s op %d: %s: %s" % (method, n, type(e).__name__, e))
                 finally:
                     r.close()
+    fig["asymmetric bonds recovered"] += TB.FIGURES["asymmetric bonds recovered"]
     sys.stderr.write("\n")
     return fig, failures
 
@@ -345,8 +346,8 @@ def main():
     print("bonds lost:           %d" % (fig["bonds lost"] + air_lost))
     print("answer categories:    %s" % json.dumps(figures["engine answer categories"]))
     print("tolerated deviations: %s" % json.dumps(dev))
-    print("asymmetric bonds (central kept keys, link lost before the peripheral stored): %d, all recovered"
-          % fig["asymmetric bonds recovered"] if not fault_fail else "")
+    print("asymmetric bonds (central kept keys, link lost before the peripheral stored them): %d%s" % (
+        fig["asymmetric bonds recovered"], ", all recovered" if not fault_fail else ""))
     for f in (eng_fail + attacks.failed + fault_fail + air_fail)[:30]:
         print("FAIL", f)
     try:

@@ -17,7 +17,7 @@ from blesmp.agents import ConsoleAgent
 from blesmp.manager import SecurityManager, random_passkey
 from tools.blesim.smp import pdu as P
 
-FIGURES = {"cut points tried": 0, "bonds lost": 0, "attack tests passed": 0}
+FIGURES = {"cut points tried": 0, "bonds lost": 0, "attack tests passed": 0, "asymmetric bonds recovered": 0}
 
 
 @pytest.fixture
@@ -330,6 +330,7 @@ def fault_case(method, kind, k, seed=21, then_cut=None, tear=False):
         if recovered:
             again = r.reconnect_encrypts()
             recovered = again is not None and again.success
+        FIGURES["asymmetric bonds recovered"] += r.asymmetric
         return lost, recovered, hit.get("pdu")
     finally:
         r.close()
