@@ -35,6 +35,33 @@ def guess_layout():
         return _blob.ESP88
 
 
+# Cold operations of the store's backends (store._FileBackend, _nvs.NvsBackend), moved here
+# because only loading and migration use them.
+def _save_bad(io, data):
+    if hasattr(io, "nvs"):
+        io._set("bonds_bad", data)
+        return
+    with io.fs.open(io.path + ".bad", "wb") as f:
+        f.write(data)
+
+
+def _move_bad(io):
+    if hasattr(io, "nvs"):
+        io._set("bonds_bad", io.load(None) or b"")
+        io.nvs.erase_key("bonds")
+        io.nvs.commit()
+        return
+    io._rm(io.path + ".bad")
+    io.fs.rename(io.path, io.path + ".bad")
+
+
+def _other(io, name):
+    # a file next to the store (aioble's or the bonding example's), None under NVS
+    if hasattr(io, "nvs"):
+        return None
+    return (io.path.rsplit("/", 1)[0] + "/" if "/" in io.path else "") + name
+
+
 def complete(data):
     return parse(data)[3]
 
@@ -81,18 +108,22 @@ def load(self, migrate):
         self.layout = self._fixed or guess_layout()
         if migrate:
             for name in ("ble_secrets.json", "secrets.json"):
-                old = self._io.read_other(name)
+                p = _other(self._io, name)
+                old = self._io._read(p) if p else None
                 if old:
                     import_entries(self, old, name)
                     if self.writes and not self.dirty:
-                        self._io.retire(name)  # imported once: never again after a later reset
+                        try:  # imported once: never again after a later reset
+                            self._io.fs.rename(p, p + ".imported")
+                        except OSError:
+                            pass
                     break
         return
     recs, bad, ver, done = parse(data)
     if ver < 0:
         self._problem("not a bond store: moved to .bad")
         self.layout = self._fixed or guess_layout()
-        self._io.move_bad()
+        _move_bad(self._io)
         if data[:1] == b"[" and migrate:
             import_entries(self, data, self.path)
         return
@@ -133,7 +164,7 @@ def load(self, migrate):
         self._problem("%d corrupt record(s) quarantined%s" % (n, "" if done else ", file truncated"))
         if bad:
             try:
-                self._io.save_bad(b"".join(bad))
+                _save_bad(self._io, b"".join(bad))
             except OSError as ex:
                 self.last_error = ex
     self.layout = self._fixed or stored_layout or guess_layout()

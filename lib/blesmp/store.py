@@ -191,6 +191,7 @@ class _Files:
 
 
 class _FileBackend:
+    # The hot half (load, save); quarantine and migration file operations are in _bondload.
     def __init__(self, path, fs):
         self.path = path
         self.fs = fs
@@ -229,75 +230,6 @@ class _FileBackend:
         except OSError:  # FAT: rename cannot replace
             self.fs.remove(self.path)
             self.fs.rename(new, self.path)
-
-    def save_bad(self, data):
-        with self.fs.open(self.path + ".bad", "wb") as f:
-            f.write(data)
-
-    def move_bad(self):
-        self._rm(self.path + ".bad")
-        self.fs.rename(self.path, self.path + ".bad")
-
-    def _other(self, name):
-        return (self.path.rsplit("/", 1)[0] + "/" if "/" in self.path else "") + name
-
-    def read_other(self, name):
-        return self._read(self._other(name))
-
-    def retire(self, name):
-        try:
-            self.fs.rename(self._other(name), self._other(name) + ".imported")
-        except OSError:
-            pass
-
-
-class _NvsBackend:
-    def __init__(self, nvs):
-        if isinstance(nvs, str):
-            import esp32
-
-            nvs = esp32.NVS(nvs)
-        self.nvs = nvs
-
-    def _get(self, key):
-        n = 512
-        while n <= 0x40000:
-            buf = bytearray(n)
-            try:
-                m = self.nvs.get_blob(key, buf)
-                return bytes(buf[:m])
-            except OSError as e:
-                c = e.args[0]
-                if c in (2, -0x1102):  # ENOENT / ESP_ERR_NVS_NOT_FOUND
-                    return None
-                if c != -0x110C:  # anything but ESP_ERR_NVS_INVALID_LENGTH (buffer too small)
-                    raise
-                n *= 4
-        raise OSError(27)  # EFBIG
-
-    def load(self, complete):
-        return self._get("bonds")
-
-    def _set(self, key, data):
-        self.nvs.set_blob(key, data)
-        self.nvs.commit()
-
-    def save(self, data):
-        self._set("bonds", data)
-
-    def save_bad(self, data):
-        self._set("bonds_bad", data)
-
-    def move_bad(self):
-        self._set("bonds_bad", self.load() or b"")
-        self.nvs.erase_key("bonds")
-        self.nvs.commit()
-
-    def read_other(self, name):
-        return None
-
-    def retire(self, name):
-        pass
 
 
 def _rec(out, tag, payload):
@@ -364,7 +296,12 @@ class BondStore:
         if when_full not in ("evict", "refuse"):
             raise ValueError("when_full")
         self.path = path
-        self._io = _NvsBackend(nvs) if nvs is not None else _FileBackend(path, fs or _Files())
+        if nvs is not None:
+            from ._nvs import NvsBackend  # only for NVS users
+
+            self._io = NvsBackend(nvs)
+        else:
+            self._io = _FileBackend(path, fs or _Files())
         self._fixed = layout
         self.layout = layout
         self._learned = False  # self.layout was seen in a blob NimBLE wrote
