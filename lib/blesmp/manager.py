@@ -74,10 +74,6 @@ from .blob import info as blob_info
 # reprs/logs live in blesmp._cold (imported only when text is needed).
 
 # Copies of the blesmp.const values used here: const() folds them into the bytecode.
-_ATT_INSUFFICIENT_AUTHENTICATION = const(0x05)
-_ATT_INSUFFICIENT_AUTHORIZATION = const(0x08)
-_ATT_INSUFFICIENT_ENCRYPTION = const(0x0F)
-_ATT_INSUFFICIENT_KEY_SIZE = const(0x0C)
 _AUTH_CMPL_EVT = const(5)
 _AUTH_FAILED = const(0x28)
 _BOND_ADDED_EVT = const(6)
@@ -541,6 +537,8 @@ class SecurityManager:
         database before _IRQ_GATTS_WRITE): a write that fails the check is not passed to the
         application's handler, and the link is reported. Use the firmware's _FLAG_WRITE_ENCRYPTED /
         _FLAG_WRITE_AUTHENTICATED flags to keep writes out before they land."""
+        from ._gatt import check  # noqa: F401 (loaded here, at set-up, rather than in the IRQ)
+
         self._authz[attr_handle] = (level, min_key_size, authorize)
 
     def check(self, conn, attr_handle, write=False):
@@ -548,25 +546,9 @@ class SecurityManager:
         rule = self._authz.get(attr_handle)
         if rule is None or conn == _CONN_HANDLE_NONE:
             return 0
-        level, mks, authorize = rule
-        c = self._links.get(conn)
-        if c is None:
-            return _ATT_INSUFFICIENT_AUTHENTICATION
-        if c.level < level:
-            if not c.enc:
-                return _ATT_INSUFFICIENT_ENCRYPTION if self._has_bond(c) else _ATT_INSUFFICIENT_AUTHENTICATION
-            return _ATT_INSUFFICIENT_AUTHENTICATION
-        if mks and c.key_size < mks:
-            return _ATT_INSUFFICIENT_KEY_SIZE
-        if authorize is not None:
-            ok = False
-            try:
-                ok = authorize(conn, attr_handle, write)
-            except Exception as e:  # noqa: BLE001 (an application error denies)
-                _log("authorize callback raised", e)
-            if not ok:
-                return _ATT_INSUFFICIENT_AUTHORIZATION
-        return 0
+        from ._gatt import check  # loaded by protect() already: no file access in the IRQ
+
+        return check(self, self._links.get(conn), rule, conn, attr_handle, write)
 
     # bonds (esp_ble_get_bond_device_list / _num, esp_ble_remove_bond_device)
     def get_bond_device_list(self):
@@ -627,12 +609,6 @@ class SecurityManager:
 
     def _min_ks(self, c):
         return max(self.min_key_size, c.want_ks)
-
-    def _has_bond(self, c):
-        try:
-            return self.store.find(c.addr_type, c.addr) is not None
-        except Exception:  # noqa: BLE001
-            return False
 
     def _emit(self, event, conn, value=None):
         cb = self.callback
