@@ -165,6 +165,18 @@ def _log(msg, exc=None):
             print("  %s: %s" % (type(exc).__name__, exc))
 
 
+def _drop(name):
+    # Cold code imported for one call (blesmp._setup): give its RAM back on the board. CPython
+    # keeps it (there is no heap to save there, and tests re-import cheaply).
+    if sys.implementation.name != "micropython":
+        return
+    sys.modules.pop("blesmp." + name, None)
+    try:
+        del sys.modules["blesmp"].__dict__[name]
+    except Exception:  # noqa: BLE001
+        pass
+
+
 def _key7(addr_type, addr):
     # NimBLE's ble_addr_t as the store key: type, then the address LSB first.
     k = bytearray(7)
@@ -298,53 +310,35 @@ class SecurityManager:
                  central_stall_ms=5000, timer=0, clock=None, active=True):
         self._ble = ble
         self._ms = clock or time.ticks_ms  # a ticks_ms-like clock (tests pass a fake one)
-        if store is None:
-            from .store import BondStore
+        from . import _setup
 
-            store = BondStore(max_bonds=max_bonds, policy="allow" if repeat == "allow" else "stronger")
-        self.store = store
-        self.agent = agent
-        self.callback = callback
-        self.handler = handler
-        self.window = window
-        self._win_until = None
-        self._allow = None
-        if allow is not None:
-            self._allow = [_key7(t, a) for t, a in allow]
-        if repeat not in ("stronger", "deny", "allow"):
-            raise ValueError("repeat must be 'stronger', 'deny' or 'allow'")
-        self.repeat = repeat
-        self.prompt_timeout_ms = prompt_timeout_ms
-        self.backoff_ms = backoff_ms
-        if insecure_static_passkey is not None:
-            self._check_pk(insecure_static_passkey)
-        self._static = insecure_static_passkey
-        self.central_prompts = central_prompts
-        self.central_stall_ms = central_stall_ms
-        self._links = {}
-        self._backoff = {}  # key7 -> [failures, until_ms or None]
-        self._mark = None  # ticks of the last bond-count look-up (a pairing is starting)
-        self._disc = []  # handles to disconnect once outside a store callback
-        self._flush_cb = self._flush
-        self._flush_queued = False
-        self._in_store = False
-        self._authz = {}  # attr handle -> (level, min_key_size, authorize callback)
-        self.set_security_param(io=io, bond=bond, mitm=mitm, sc=sc, min_key_size=min_key_size,
-                                sc_only=sc_only, level=level)
-        sub = getattr(store, "subscribe", None)
-        if sub is not None:
-            sub(self._on_store)
-        ble.irq(self._irq)  # before active(True): the store sees the IRK restore at start-up
-        self._timer = None
-        if timer is not None:
-            try:
-                import machine
-
-                self._timer = machine.Timer(timer)
-                self._timer.init(period=250, mode=machine.Timer.PERIODIC, callback=self._poll_cb)
-            except Exception as e:  # noqa: BLE001 (no such timer here: poll() is the app's job)
-                _log("no machine.Timer(%r): call sm.poll() yourself (%r)" % (timer, e))
-                self._timer = None
+        try:
+            _setup.init(self, store, max_bonds, allow, repeat, insecure_static_passkey)
+            self.agent = agent
+            self.callback = callback
+            self.handler = handler
+            self.window = window
+            self._win_until = None
+            self.prompt_timeout_ms = prompt_timeout_ms
+            self.backoff_ms = backoff_ms
+            self.central_prompts = central_prompts
+            self.central_stall_ms = central_stall_ms
+            self._links = {}
+            self._backoff = {}  # key7 -> [failures, until_ms or None]
+            self._mark = None  # ticks of the last bond-count look-up (a pairing is starting)
+            self._disc = []  # handles to disconnect once outside a store callback
+            self._flush_cb = self._flush
+            self._flush_queued = False
+            self._in_store = False
+            self._authz = {}  # attr handle -> (level, min_key_size, authorize callback)
+            _setup.set_param(self, io, bond, mitm, sc, min_key_size, sc_only, level)
+            sub = getattr(self.store, "subscribe", None)
+            if sub is not None:
+                sub(self._on_store)
+            ble.irq(self._irq)  # before active(True): the store sees the IRK restore at start-up
+            self._timer = _setup.timer(self, timer)
+        finally:
+            _drop("_setup")
         if active:
             ble.active(True)
 
@@ -353,32 +347,12 @@ class SecurityManager:
                            sc_only=None, level=None):
         """Changes the security parameters (the firmware's are global: they apply to the next
         pairing on every link). Refuses impossible combinations with ValueError."""
-        io = self.io if io is None else io
-        bond = self.bond if bond is None else bond
-        mitm = self.mitm if mitm is None else mitm
-        sc = self.sc if sc is None else sc
-        mks = self.min_key_size if min_key_size is None else min_key_size
-        sc_only = self.sc_only if sc_only is None else sc_only
-        level = self.level if level is None else level
-        if not (isinstance(io, int) and 0 <= io <= 4):
-            raise ValueError("io must be 0..4 (IO_*)")
-        if not (isinstance(mks, int) and 7 <= mks <= 16):
-            raise ValueError("min_key_size must be 7..16")
-        if not (isinstance(level, int) and 1 <= level <= 4):
-            raise ValueError("level must be 1..4")
-        if sc_only:
-            sc = mitm = True
-            mks = 16
-            level = 4
-        if level >= 3:
-            mitm = True
-        if level == 4:
-            sc = True
-        if mitm and io == _IO_NO_INPUT_OUTPUT:
-            raise ValueError("mitm/level>=3 needs a display or keyboard: io=IO_NO_INPUT_OUTPUT can only do Just Works")
-        self.io, self.bond, self.mitm, self.sc = io, bool(bond), bool(mitm), bool(sc)
-        self.min_key_size, self.sc_only, self.level = mks, bool(sc_only), level
-        self._ble.config(io=io, bond=self.bond, mitm=self.mitm, le_secure=self.sc)
+        from . import _setup
+
+        try:
+            _setup.set_param(self, io, bond, mitm, sc, min_key_size, sc_only, level)
+        finally:
+            _drop("_setup")
 
     io = _IO_NO_INPUT_OUTPUT
     bond = True
