@@ -178,16 +178,11 @@ def addr_key(addr_type, addr):
 
 
 class _Files:
-    """Default file system: the board's `open` and `os`."""
+    """Default file system: the board's `open` and `os` (no wrapper functions: each costs heap)."""
 
-    def open(self, p, mode):
-        return open(p, mode)
-
-    def rename(self, a, b):
-        os.rename(a, b)
-
-    def remove(self, p):
-        os.remove(p)
+    open = staticmethod(open)
+    rename = staticmethod(os.rename)
+    remove = staticmethod(os.remove)
 
 
 class _FileBackend:
@@ -327,7 +322,14 @@ class BondStore:
             self._lock = _thread.allocate_lock()
         except ImportError:  # a port without threads: nothing runs concurrently
             self._lock = None
-        self._load(migrate)
+        import sys
+
+        from blesmp import _bondload
+
+        try:
+            _bondload.load(self, migrate)
+        finally:
+            _unload(sys)
 
     # ---------------------------------------------------------------- firmware
     def get_secret(self, sec_type, index, key):
@@ -661,16 +663,6 @@ class BondStore:
     def _problem(self, msg):
         self.problems.append(msg)
         del self.problems[:-8]
-
-    def _load(self, migrate):
-        import sys
-
-        from blesmp import _bondload
-
-        try:
-            _bondload.load(self, migrate)
-        finally:
-            _unload(sys)
 
     def import_json(self, path, fs=None):
         """Imports aioble's ble_secrets.json / the bonding example's secrets.json; returns the count."""
