@@ -665,22 +665,20 @@ class SecurityManager:
         if success:
             self._backoff.pop(k, None)
         elif reason not in (_REPEATED_ATTEMPTS, _CENTRAL_NO_PROMPTS, _BUSY, _NOT_IN_WINDOW, _NOT_ALLOWED):
-            self._count_failure(k)  # policy refusals are not attempts: opening the window works at once
+            # Count the failure (policy refusals are not attempts: opening the window works at once).
+            b = self._backoff.get(k)
+            if b is None:
+                if len(self._backoff) >= _BACKOFF_SLOTS:
+                    # forget the entry with the fewest failures
+                    drop = min(self._backoff, key=lambda x: self._backoff[x][0])
+                    del self._backoff[drop]
+                b = self._backoff[k] = [0, None]
+            b[0] += 1
+            if self.backoff_ms and b[0] >= 2:
+                # The spec's waiting interval: doubles with every further failure, up to 64x.
+                b[1] = time.ticks_add(self._ms(), self.backoff_ms << min(b[0] - 2, 6))
         self._emit(_AUTH_CMPL_EVT, c.handle, r)
         self._agent("done", r)
-
-    def _count_failure(self, k):
-        b = self._backoff.get(k)
-        if b is None:
-            if len(self._backoff) >= _BACKOFF_SLOTS:
-                # forget the entry with the fewest failures
-                drop = min(self._backoff, key=lambda x: self._backoff[x][0])
-                del self._backoff[drop]
-            b = self._backoff[k] = [0, None]
-        b[0] += 1
-        if self.backoff_ms and b[0] >= 2:
-            # The spec's waiting interval: doubles with every further failure, up to 64x.
-            b[1] = time.ticks_add(self._ms(), self.backoff_ms << min(b[0] - 2, 6))
 
     def _fail(self, c, reason, disconnect=True):
         # Our own decision that the procedure failed: tell the store, report, maybe drop the link.
@@ -718,22 +716,6 @@ class SecurityManager:
             _log("store.pairing_done raised", e)
             return None
 
-    def _policy(self, c, repeat):
-        # 0 if a pairing from this peer may go ahead, else the reason to refuse it.
-        if c.flags & _F_LOCAL:
-            return 0  # the application asked for this pairing
-        now = self._ms()
-        b = self._backoff.get(c.key)
-        if b is not None and b[1] is not None and time.ticks_diff(b[1], now) > 0:
-            return _REPEATED_ATTEMPTS
-        if self._allow is not None and c.key not in self._allow:
-            return _NOT_ALLOWED
-        if repeat and self.repeat == "deny":
-            return _WEAKER_THAN_BOND
-        if self.window and not repeat and not self.window_open():
-            return _NOT_IN_WINDOW
-        return 0
-
     def _incoming(self, c, repeat_blob):
         # A pairing the peer started (or a Security Request to us as central). False = refused.
         if c.state == _ST_REPORTED and c.flags & _F_REJECT:
@@ -749,7 +731,20 @@ class SecurityManager:
             info = blob_info(repeat_blob)
             if info[0]:
                 c.old = info
-        reason = self._policy(c, c.old is not None)
+        # The policy: 0 if a pairing from this peer may go ahead, else the reason to refuse it.
+        repeat = c.old is not None
+        b = self._backoff.get(c.key)
+        reason = 0
+        if c.flags & _F_LOCAL:
+            pass  # the application asked for this pairing
+        elif b is not None and b[1] is not None and time.ticks_diff(b[1], self._ms()) > 0:
+            reason = _REPEATED_ATTEMPTS
+        elif self._allow is not None and c.key not in self._allow:
+            reason = _NOT_ALLOWED
+        elif repeat and self.repeat == "deny":
+            reason = _WEAKER_THAN_BOND
+        elif self.window and not repeat and not self.window_open():
+            reason = _NOT_IN_WINDOW
         if not (c.flags & _F_SECREQ):
             c.flags |= _F_SECREQ
             self._emit(_SEC_REQ_EVT, c.handle, (c.addr_type, c.addr))
@@ -807,17 +802,6 @@ class SecurityManager:
         self._store_done(c, True)
         self._report(c, True, _OK)
 
-    def _infer_failure(self, c):
-        if c.flags & _F_REJECT:
-            return _REJECTED
-        if time.ticks_diff(self._ms(), c.t0) >= _SMP_TIMEOUT_MS - 1000:
-            return _SMP_TIMEOUT
-        if c.flags & _F_ANSWERED:
-            return _AUTH_FAILED
-        if c.state == _ST_ENCRYPTING:
-            return _KEY_MISSING  # the peer refused our stored key (it lost the bond)
-        return _PEER_FAILED
-
     def _tick(self):
         now = self._ms()
         for c in list(self._links.values()):
@@ -854,7 +838,16 @@ class SecurityManager:
 
     def _fail_update(self, c):
         # A failed ENCRYPTION_UPDATE, the link apparently still up.
-        reason = self._infer_failure(c)
+        if c.flags & _F_REJECT:
+            reason = _REJECTED
+        elif time.ticks_diff(self._ms(), c.t0) >= _SMP_TIMEOUT_MS - 1000:
+            reason = _SMP_TIMEOUT
+        elif c.flags & _F_ANSWERED:
+            reason = _AUTH_FAILED
+        elif c.state == _ST_ENCRYPTING:
+            reason = _KEY_MISSING  # the peer refused our stored key (it lost the bond)
+        else:
+            reason = _PEER_FAILED
         self._store_done(c, False)
         self._report(c, False, reason)
 
@@ -1071,20 +1064,19 @@ class SecurityManager:
                 # Request without a look-up we could see): treat as re-encryption.
                 if st != _ST_REQUESTED:
                     self._begin(c, 0)
-                c.state = _ST_ENCRYPTING
-                if c.sc is None:
-                    info = self._bond_info(c)
-                    if info is not None:
-                        c.sc = info[2]
+                c.state = _ST_ENCRYPTING  # (sc from the stored bond: below)
             elif st == _ST_PAIRING and bonded and not (c.flags & (_F_SETSEEN | _F_REJECT)):
                 # Older esp-nimble: the update comes before the SET_SECRETs. Wait for them.
                 c.state = _ST_WAITKEYS
                 c.deadline = time.ticks_add(self._ms(), _KEYS_WAIT_MS)
                 return
             if c.sc is None and c.state == _ST_ENCRYPTING:
-                info = self._bond_info(c)
-                if info is not None:
-                    c.sc = info[2]
+                try:  # a re-encryption is as SC as the bond it used
+                    b = self.store.find(c.addr_type, c.addr)
+                except Exception:  # noqa: BLE001
+                    b = None
+                if b is not None:
+                    c.sc = 1 if b.sc else 0
             self._finish(c)
             return
         # Not encrypted: the procedure failed (the firmware does not say why).
@@ -1100,15 +1092,6 @@ class SecurityManager:
         c.proc = st  # remember the procedure while waiting for a possible DISCONNECT
         c.state = _ST_FAILING
         c.deadline = time.ticks_add(self._ms(), _GRACE_MS)
-
-    def _bond_info(self, c):
-        try:
-            b = self.store.find(c.addr_type, c.addr)
-        except Exception:  # noqa: BLE001
-            return None
-        if b is None:
-            return None
-        return b.key_size, 1 if b.authenticated else 0, 1 if b.sc else 0
 
     def _on_passkey(self, h, action, number):
         c = self._links.get(h)
