@@ -145,7 +145,7 @@ def _app_fresh(record):
     out = d + "/app.txt"
     me = __file__
     with open(d + "/app.py", "w") as f:
-        f.write(_APP % d)
+        f.write(_APP % {"dir": d, "pre": ""})
     if os.system("%s %s prep %s && %s %s/app.py > %s" % (exe, me, d, exe, d, out)) != 0:
         return
     q = []
@@ -179,8 +179,10 @@ def _prep(d):
 
 
 # The typical app, run as a small script of its own in a fresh interpreter (not as this file: its
-# own names would be interned first and move where the qstr pools grow). %s = the bond dir.
+# own names would be interned first and move where the qstr pools grow). dir = the bond
+# directory; pre = code run first (the ROMFS column mounts the image there).
 _APP = """import gc, micropython, sys
+%(pre)s
 def z(n):
     return z(n - 1) if n else 0
 def m():
@@ -195,7 +197,7 @@ m0 = m()
 from blesmp.manager import SecurityManager
 from blesmp.store import BondStore
 m1 = m()
-st = BondStore('%s/bonds.db', layout='esp88', max_bonds=8)
+st = BondStore('%(dir)s/bonds.db', layout='esp88', max_bonds=8)
 m2 = m()
 sm = SecurityManager(B(), store=st, timer=None, callback=lambda e, c, v: None)
 m3 = m()
@@ -335,7 +337,35 @@ def _compare():
                 subprocess.check_call([cross] + opts + arch + ["-o", os.path.join(d, "blesmp", f[:-3] + ".mpy"),
                                                                os.path.join(root, "lib", "blesmp", f)])
         variants.append((label, d))
+    # lib/ as a ROMFS image (`mpremote romfs build`; on a board `mpremote romfs deploy` writes it to
+    # the ROMFS partition where the firmware has one): .mpy bytecode then runs in place, as frozen
+    # bytecode does, and only objects and interned names reach the heap. Only the typical app
+    # runs from it (the native _viper module stays out of the image).
+    rom = os.path.join(tmp, "rom")
+    shutil.copytree(os.path.join(tmp, "mpy"), rom, ignore=shutil.ignore_patterns("_viper.mpy"))
+    img = os.path.join(tmp, "lib.romfs")
+    subprocess.check_call([os.path.join(os.path.dirname(sys.executable), "mpremote"), "romfs", "--no-mpy",
+                           "-o", img, "build", rom], stdout=subprocess.DEVNULL)
+    bonds = os.path.join(tmp, "bonds")
+    os.mkdir(bonds)
+    env = dict(os.environ, MICROPYPATH=os.pathsep.join([os.path.join(tmp, "mpy"), ".frozen"]))
+    subprocess.check_call([mp, os.path.abspath(__file__), "prep", bonds], env=env, cwd=root)
+    with open(os.path.join(tmp, "romapp.py"), "w") as f:
+        f.write(_APP % {"dir": bonds, "pre": "import vfs; vfs.mount(vfs.VfsRom(open(%r, 'rb').read()), '/rom'); "
+                        "sys.path.insert(0, '/rom')" % img})
+    out = subprocess.check_output([mp, os.path.join(tmp, "romapp.py")], env=dict(os.environ, MICROPYPATH=".frozen"),
+                                  cwd=root, text=True)
     cols = {}
+    q = []
+    for line in out.splitlines():
+        if line.startswith("qstr pool:"):
+            q.append(dict(x.split("=") for x in line[10:].replace(",", " ").split()))
+        else:
+            k, v = line.split()
+            cols.setdefault(k, {})["romfs"] = v
+    if len(q) == 2:
+        cols.setdefault("heap_app_qstrs", {})["romfs"] = int(q[1]["n_qstr"]) - int(q[0]["n_qstr"])
+        cols.setdefault("heap_app_qstr_bytes", {})["romfs"] = int(q[1]["n_total_bytes"]) - int(q[0]["n_total_bytes"])
     for label, path in variants:
         env = dict(os.environ, MICROPYPATH=os.pathsep.join([path, os.path.join(root, "tools"), ".frozen"]))
         out = subprocess.check_output([mp, os.path.abspath(__file__)], env=env, cwd=root, text=True)
@@ -345,9 +375,11 @@ def _compare():
             k, v = line.split()
             cols.setdefault(k, {})[label] = v
     shutil.rmtree(tmp, ignore_errors=True)
-    print("%-28s %8s %8s %8s" % ("figure (bytes)", ".py", ".mpy", "no-lines"))
-    for k, v in cols.items():
-        print("%-28s %8s %8s %8s" % (k, v.get("py", "-"), v.get("mpy", "-"), v.get("nolines", "-")))
+    print("%-28s %8s %8s %8s %8s" % ("figure (bytes)", ".py", ".mpy", "no-lines", "romfs"))
+    for k in [k for k in cols if k.startswith("heap_app")] + [k for k in cols if not k.startswith("heap_app")]:
+        v = cols[k]
+        print("%-28s %8s %8s %8s %8s" % (k, v.get("py", "-"), v.get("mpy", "-"), v.get("nolines", "-"),
+                                        v.get("romfs", "-")))
 
 
 if __name__ == "__main__":
