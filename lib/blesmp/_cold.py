@@ -59,6 +59,18 @@ def bond_repr(b):
     )
 
 
+def repr_of(o):
+    # repr() of AuthResult, Link (manager), Bond (store), Sec (blob)
+    n = type(o).__name__
+    if n == "AuthResult":
+        return auth_repr(o)
+    if n == "Link":
+        return link_repr(o)
+    if n == "Bond":
+        return bond_repr(o)
+    return sec_repr(o)
+
+
 def status(sm):
     """SecurityManager.status(): configuration, connections, bonds."""
     print("blesmp: io=%d bond=%d mitm=%d sc=%d sc_only=%d level=%d min_key_size=%d window=%s" % (

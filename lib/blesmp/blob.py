@@ -84,9 +84,9 @@ class Sec:
         self.sc = 0
 
     def __repr__(self):
-        from ._cold import sec_repr
+        from ._cold import repr_of
 
-        return sec_repr(self)
+        return repr_of(self)
 
 
 def decode(blob, layout=None):

@@ -212,8 +212,9 @@ class AuthResult:
     level 1..4, key_size, authenticated, bonded, sc (1, 0 or None = unknown), encrypted,
     repaired (re-encryption with a stored key rather than a pairing), addr_type/addr (identity)."""
 
-    __slots__ = ("conn", "addr_type", "addr", "success", "reason", "level", "key_size", "encrypted",
-                 "authenticated", "bonded", "sc", "reencrypt")
+    if sys.implementation.name != "micropython":  # MicroPython ignores __slots__: no tuple in RAM
+        __slots__ = ("conn", "addr_type", "addr", "success", "reason", "level", "key_size", "encrypted",
+                     "authenticated", "bonded", "sc", "reencrypt")
 
     def __init__(self, c, success, reason):
         self.conn = c.handle
@@ -230,17 +231,18 @@ class AuthResult:
         self.reencrypt = c.state == _ST_ENCRYPTING
 
     def __repr__(self):
-        from ._cold import auth_repr
+        from ._cold import repr_of  # the text lives in the cold module
 
-        return auth_repr(self)
+        return repr_of(self)
 
 
 class Link:
     """What state(conn) returns: one connection's security state."""
 
-    __slots__ = ("handle", "role", "addr_type", "addr", "key", "enc", "auth", "bonded", "key_size",
-                 "sc", "state", "proc", "flags", "t0", "deadline", "action", "number", "want",
-                 "want_ks", "old", "result")
+    if sys.implementation.name != "micropython":
+        __slots__ = ("handle", "role", "addr_type", "addr", "key", "enc", "auth", "bonded", "key_size",
+                     "sc", "state", "proc", "flags", "t0", "deadline", "action", "number", "want",
+                     "want_ks", "old", "result")
 
     def __init__(self, handle, role, addr_type, addr):
         self.handle = handle
@@ -270,10 +272,7 @@ class Link:
     def busy(self):
         return self.state not in (_ST_IDLE, _ST_REPORTED)
 
-    def __repr__(self):
-        from ._cold import link_repr
-
-        return link_repr(self)
+    __repr__ = AuthResult.__repr__  # one stub for both classes (each function costs heap)
 
 
 class SecurityManager:

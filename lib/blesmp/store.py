@@ -269,9 +269,9 @@ class Bond:
         self.layout = _blob.detect(e[2] or e[1])
 
     def __repr__(self):
-        from ._cold import bond_repr
+        from ._cold import repr_of
 
-        return bond_repr(self)
+        return repr_of(self)
 
 
 def _strength(e):
