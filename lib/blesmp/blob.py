@@ -62,6 +62,11 @@ def detect(blob):
     return None
 
 
+def addr_key(addr_type, addr):
+    """The 7-byte store key (NimBLE `ble_addr_t`) of an address given MSB first."""
+    return bytes((addr_type & 1,)) + bytes(reversed(bytes(addr)))
+
+
 def _rev(b):
     return bytes(reversed(bytes(b)))
 

@@ -46,7 +46,8 @@ What the firmware shows Python, and how the manager uses it:
     pairing that could need a prompt (our io != NoInputNoOutput: the peer may ask for MITM) fails
     after central_stall_ms (5 s) instead of stalling for the 30 s SMP timeout. A central
     re-encryption the peer refuses, which NimBLE turns into a fresh pairing (its bond-count
-    look-up shows it), is reported as that pairing.
+    look-up shows it), is reported as that pairing; it would replace the bond, so the
+    repeat-pairing rule below applies to it as well (keys refused, link dropped: F8).
   * Repeat pairing: a refused pairing of a bonded peer answers the repeat-pairing look-up with
     "no bond", so NimBLE deletes nothing; an accepted one lets NimBLE delete (the store hides the
     bond) and store.pairing_done() restores it unless the new keys are stored.
@@ -68,6 +69,7 @@ import time
 import micropython
 from micropython import const
 
+from .blob import addr_key as _key7  # NimBLE's ble_addr_t as the store key: type, address LSB first
 from .blob import info as blob_info
 
 # blesmp.const is not imported here: its names are folded below, and the name tables for
@@ -175,15 +177,6 @@ def _drop(name):
         del sys.modules["blesmp"].__dict__[name]
     except Exception:  # noqa: BLE001
         pass
-
-
-def _key7(addr_type, addr):
-    # NimBLE's ble_addr_t as the store key: type, then the address LSB first.
-    k = bytearray(7)
-    k[0] = addr_type & 1
-    for i in range(6):
-        k[6 - i] = addr[i]
-    return bytes(k)
 
 
 def level_of(enc, auth, sc, key_size):
@@ -377,14 +370,12 @@ class SecurityManager:
     def connections(self):
         return list(self._links.values())
 
-    def pair(self, conn, level=None):
+    def _start(self, conn, level=None):
         """Secures a link (esp_ble_set_encryption): pairs, or re-encrypts with a stored bond.
         As peripheral this sends a Security Request; the central decides. The result comes as
         AUTH_CMPL_EVT (and in state(conn).result). Returns False if it could not start (an
-        AUTH_CMPL with the reason was reported)."""
-        return self._start(conn, level)
-
-    def _start(self, conn, level=None):
+        AUTH_CMPL with the reason was reported). Public as pair(); internal callers use _start
+        (blesmp.aio overrides pair with a coroutine)."""
         c = self.state(conn)
         if c is None:
             raise ValueError("not connected: %r" % (conn,))
@@ -415,6 +406,8 @@ class SecurityManager:
             self._fail(c, _BUSY if e.args and e.args[0] in (114, 120) else _UNSPECIFIED, disconnect=False)
             return False
         return True
+
+    pair = _start  # one function object for both names (each costs heap)
 
     def set_encryption(self, conn, action=_SEC_ENCRYPT):
         """esp_ble_set_encryption(addr, ESP_BLE_SEC_ENCRYPT / _NO_MITM / _MITM)."""
@@ -762,6 +755,8 @@ class SecurityManager:
         # Would keys of this strength replace c.old (the bond a repeat pairing deletes) badly?
         if c.old is None or self.repeat == "allow":
             return False
+        if self.repeat == "deny":
+            return True  # (as central, esp-nimble's key-missing re-pair gets here: F8)
         oks, oauth, osc = c.old
         if ks < oks or (oauth and not auth) or (osc and sc == 0):
             return True
@@ -964,12 +959,14 @@ class SecurityManager:
                 if found:
                     c.state = _ST_ENCRYPTING  # gap_pair with a bond: re-encryption
                     c.sc = info[2]
+                    c.old = info  # a key-missing re-pair would replace it: repeat rule (F8)
             elif not c.busy or c.state == _ST_REPORTED:
                 # The peripheral sent a Security Request: NimBLE encrypts or pairs by itself.
                 if found:
                     self._begin(c, 0)
                     c.state = _ST_ENCRYPTING
                     c.sc = info[2]
+                    c.old = info
                     self._emit(_SEC_REQ_EVT, c.handle, (c.addr_type, c.addr))
                 else:
                     self._incoming(c, None)

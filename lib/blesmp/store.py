@@ -172,9 +172,7 @@ def _unload(sys):
         pass
 
 
-def addr_key(addr_type, addr):
-    """The 7-byte store key (NimBLE `ble_addr_t`) of an address given MSB first."""
-    return bytes((addr_type & 1,)) + bytes(reversed(bytes(addr)))
+addr_key = _blob.addr_key  # the 7-byte store key of an address given MSB first (one copy, in blob)
 
 
 class _Files:
