@@ -557,9 +557,6 @@ def test_numeric_comparison_only_policy_by_the_application(rigs):
     FIGURES["attack tests passed"] += 1
 
 
-@pytest.mark.xfail(strict=True, reason="FINDING F8 (SECURITY.md): on an ESP32 central, a spoofed bonded peripheral "
-                   "sends a Security Request without having the key; esp-nimble re-pairs on 'key missing' and "
-                   "SecurityManager lets the new Just Works bond replace the old one, whatever repeat= says")
 @pytest.mark.parametrize("trigger", ["security_request", "our_pair"])
 @pytest.mark.parametrize("policy", [{}, {"repeat": "deny"}])
 def test_spoofed_peripheral_security_request_cannot_replace_our_central_bond(policy, trigger):
