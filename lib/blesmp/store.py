@@ -347,7 +347,15 @@ class BondStore:
                 return None
             k = bytes(key)
             if k == _ZERO7:
-                self._pairing_start()
+                # NimBLE counts bonds at the start of every pairing: a hidden bond whose
+                # pairing never reported its end comes back; stale half-pairings go.
+                if self._refusing:  # no: this is the overflow handler after a refusal
+                    self._refusing = False
+                    return None
+                for e in self._b:
+                    e[_FL] &= ~_HID
+                self._pend = {}
+                self._recent = []
                 return None
             e = self._find(k)
             if e is None or e[_FL] & hid:
@@ -369,21 +377,18 @@ class BondStore:
             if sec_type != 1 and sec_type != 2:
                 return False
             k = bytes(key)
-            if value is None:
-                return self._delete(sec_type, k)
+            if value is None:  # NimBLE deletes (a repeat pairing starts, or it evicts)
+                if sec_type == 1 and self._pend.pop(k, None) is not None:
+                    return True
+                e = self._find(k)
+                if e is None or not e[sec_type] or e[_FL] & (sec_type << 1):
+                    return False
+                e[_FL] |= sec_type << 1  # hidden until the pairing ends (see module docstring)
+                return True
             return self._set(sec_type, k, bytes(value))
         except Exception as ex:
             self.last_error = ex
             return False
-
-    def _delete(self, t, k):
-        if t == 1 and self._pend.pop(k, None) is not None:
-            return True
-        e = self._find(k)
-        if e is None or not e[t] or e[_FL] & (t << 1):
-            return False
-        e[_FL] |= t << 1  # hidden until the pairing ends (see module docstring)
-        return True
 
     def _set(self, t, k, v):
         lay = _blob.detect(v)
@@ -421,7 +426,18 @@ class BondStore:
         if e is not None:
             if our is None and not e[_FL] & 2:
                 new[1] = e[1]
-            if not self._accept(e, new):
+            p = self.policy  # may the new keys replace the bond?
+            if p == "allow":
+                ok = True
+            elif p == "deny":
+                ok = False
+            elif p == "stronger":
+                o = _strength(e)
+                n = _strength(new)
+                ok = n[0] >= o[0] and n[1] >= o[1] and n[2] >= o[2]
+            else:
+                ok = bool(p(Bond(e), Bond(new)))
+            if not ok:
                 e[_FL] &= ~_HID
                 self._refuse(k, new)
                 return False
@@ -448,18 +464,6 @@ class BondStore:
             self._emit(name, x)
         return True
 
-    def _accept(self, old, new):
-        p = self.policy
-        if p == "allow":
-            return True
-        if p == "deny":
-            return False
-        if p == "stronger":
-            o = _strength(old)
-            n = _strength(new)
-            return n[0] >= o[0] and n[1] >= o[1] and n[2] >= o[2]
-        return bool(p(Bond(old), Bond(new)))
-
     def _refuse(self, k, new):
         self._refusing = True  # NimBLE's overflow handler counts bonds next
         self._note(k, REFUSED)
@@ -477,17 +481,6 @@ class BondStore:
     def _note(self, k, r):
         self._recent.append((k, r))
         del self._recent[:-4]
-
-    def _pairing_start(self):
-        # NimBLE counts bonds at the start of every pairing: a hidden bond whose
-        # pairing never reported its end comes back; stale half-pairings go.
-        if self._refusing:  # no: this is the overflow handler after a refusal
-            self._refusing = False
-            return
-        for e in self._b:
-            e[_FL] &= ~_HID
-        self._pend = {}
-        self._recent = []
 
     # ---------------------------------------------------------------- manager
     def pairing_done(self, addr_type, addr, ok, bonded=1):
