@@ -300,25 +300,39 @@ def test_pairing_window(w):
 
 
 def test_repeated_failure_backoff(w):
+    # A waiting interval after every failed pairing (Vol 3 Part H 2.3.6, SECURITY.md F7), doubling.
     p = Dev(w, "periph", io=C.IO_DISPLAY_ONLY, mitm=True, backoff_ms=4000)
     ph = Phone(w, "phone", io=C.IO_KEYBOARD_ONLY, mitm=True)
     ph.answers["PASSKEY_REQ"] = lambda dev, conn, v: dev.sm.passkey_reply(conn, True, 424242)  # a guess
-    reasons = []
-    for _ in range(3):
+
+    def attempt():
         p.events.clear()
         ph.events.clear()
         hc, hp = connect(w, ph, p)
+        t0 = w.now
         ph.call(ph.sm.pair, hc)
         assert both_done(w, p, ph, 40)
-        reasons.append(p.result().reason)
+        reason = p.result().reason
         w.run(1)
         if ph.sm.connections():
             ph.call(ph.ble.gap_disconnect, hc)
             w.run(1)
-    # two wrong guesses, then the peer must wait (the link is dropped before any passkey step)
-    assert reasons[:2] == [C.AUTH_FAILED, C.AUTH_FAILED] or reasons[0] == C.AUTH_FAILED
-    assert reasons[2] == C.REPEATED_ATTEMPTS
+        return reason, t0
+
+    r1, _ = attempt()
+    t_fail = w.now
+    assert r1 == C.AUTH_FAILED
+    # at once after the first wrong guess: the peer must wait (dropped before any passkey step)
+    r2, t2 = attempt()
+    assert r2 == C.REPEATED_ATTEMPTS and t2 - t_fail < 4.0
     assert "PASSKEY_NOTIF" not in p.names()
+    w.run(max(0.0, 4.1 - (w.now - t_fail)))  # the first interval (4 s) is over
+    r3, _ = attempt()
+    t_fail = w.now
+    assert r3 == C.AUTH_FAILED  # second wrong guess: now 8 s
+    w.run(max(0.0, 5.0 - (w.now - t_fail)))
+    r4, t4 = attempt()
+    assert r4 == C.REPEATED_ATTEMPTS and 4.0 < t4 - t_fail < 8.0
     # after the waiting interval a correct pairing works
     w.run(10)
     shown = []

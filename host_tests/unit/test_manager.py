@@ -327,25 +327,95 @@ def test_sc_only_refuses_legacy_keys():
     assert auth(ev).reason == C.LEGACY_UNDER_SC_ONLY and store.d == {}
 
 
-def test_backoff_after_repeated_failures():
+def _fail_once(ble, h, peer=PEER, t=0):
+    ble.ev(C.IRQ_CENTRAL_CONNECT, h, t, memoryview(peer))
+    r = incoming(ble, h=h, key=_key(t, peer))
+    ble.ev(C.IRQ_ENCRYPTION_UPDATE, h, 0, 0, 0, 0)
+    ble.ev(C.IRQ_CENTRAL_DISCONNECT, h, t, memoryview(peer))
+    return r
+
+
+def _reasons(ev):
+    return [e[2].reason for e in ev if e[0] == C.AUTH_CMPL_EVT]
+
+
+def test_backoff_after_every_failure_doubling():
+    # Vol 3 Part H 2.3.6: a waiting interval after every failed pairing (F7), growing.
     sm, ble, store, ev = make(backoff_ms=2000)
-    for i in range(2):
-        connect(ble, h=i)
-        incoming(ble, h=i)
-        ble.ev(C.IRQ_ENCRYPTION_UPDATE, i, 0, 0, 0, 0)
-        ble.ev(C.IRQ_CENTRAL_DISCONNECT, i, 0, memoryview(PEER))
-    connect(ble, h=5)
-    r = incoming(ble, h=5)
-    assert r is None
-    res = [e[2] for e in ev if e[0] == C.AUTH_CMPL_EVT]
-    assert [x.reason for x in res] == [C.LINK_LOST, C.LINK_LOST, C.REPEATED_ATTEMPTS]
+    _fail_once(ble, 0)
+    assert _reasons(ev) == [C.LINK_LOST]
+    # at once after the first failure: refused, link dropped, no prompt
+    connect(ble, h=1)
+    assert incoming(ble, h=1) is None
+    assert _reasons(ev) == [C.LINK_LOST, C.REPEATED_ATTEMPTS]
     advance(sm, 10)
-    assert ("disconnect", 5) in ble.calls
-    ble.ev(C.IRQ_CENTRAL_DISCONNECT, 5, 0, memoryview(PEER))
-    _CLOCK[0] += 10000  # past the waiting interval
-    connect(ble, h=6)
-    incoming(ble, h=6)
-    assert len([e for e in ev if e[0] == C.AUTH_CMPL_EVT]) == 3
+    assert ("disconnect", 1) in ble.calls
+    ble.ev(C.IRQ_CENTRAL_DISCONNECT, 1, 0, memoryview(PEER))
+    _CLOCK[0] += 2000  # the first interval (2 s) is over: the peer may try again, and fails again
+    _fail_once(ble, 2)
+    assert _reasons(ev) == [C.LINK_LOST, C.REPEATED_ATTEMPTS, C.LINK_LOST]
+    _CLOCK[0] += 3000  # the second interval is 4 s: still refused after 3 s
+    connect(ble, h=3)
+    assert incoming(ble, h=3) is None
+    assert _reasons(ev)[-1] == C.REPEATED_ATTEMPTS
+    ble.ev(C.IRQ_CENTRAL_DISCONNECT, 3, 0, memoryview(PEER))
+    _CLOCK[0] += 1000  # 4 s after the second failure (a refusal does not extend the interval)
+    connect(ble, h=4)
+    incoming(ble, h=4)
+    assert _reasons(ev) == [C.LINK_LOST, C.REPEATED_ATTEMPTS, C.LINK_LOST, C.REPEATED_ATTEMPTS]
+    # another peer is not affected
+    other = b"\x11\x22\x33\x44\x55\x77"
+    ble.ev(C.IRQ_CENTRAL_CONNECT, 7, 0, memoryview(other))
+    incoming(ble, h=7, key=_key(0, other))
+    assert len(_reasons(ev)) == 4
+
+
+def test_backoff_intervals_grow_to_64x():
+    sm, ble, store, ev = make(backoff_ms=1000)
+    waits = []
+    for i in range(9):
+        _fail_once(ble, i)
+        waits.append(time.ticks_diff(sm._backoff[_key(0, PEER)][1], _CLOCK[0]))
+        _CLOCK[0] += 200000
+    assert waits == [1000, 2000, 4000, 8000, 16000, 32000, 64000, 64000, 64000], waits
+
+
+def test_backoff_not_counted_for_failed_reencryption():
+    # a peer we lost the bond of re-encrypts (KEY_MISSING), then its NimBLE pairs afresh at once
+    sm, ble, store, ev = make(backoff_ms=2000)
+    connect(ble)
+    assert ble.ev(C.IRQ_GET_SECRET, 1, 0, memoryview(KEY)) is None
+    assert _reasons(ev) == [C.KEY_MISSING]
+    incoming(ble)
+    assert _reasons(ev) == [C.KEY_MISSING]  # not refused: no REPEATED_ATTEMPTS
+
+
+class _FakeResolver:
+    def __init__(self, rpas, ident):
+        self.rpas = rpas
+        self.ident = ident
+
+    def resolve(self, t, a):
+        if t == 1 and bytes(a) in self.rpas:
+            return self.ident
+        return None
+
+
+class _Ident:
+    addr_type = 0
+    addr = PEER
+
+
+def test_backoff_keyed_by_identity_with_a_resolver():
+    # a bonded peer's RPA changes between attempts: the resolver names the same identity
+    rpa1 = b"\x41\x00\x00\x00\x00\x01"
+    rpa2 = b"\x52\x00\x00\x00\x00\x02"
+    for resolver, refused in ((None, False), (_FakeResolver([rpa1, rpa2], _Ident()), True)):
+        sm, ble, store, ev = make(backoff_ms=2000, resolver=resolver)
+        _fail_once(ble, 0, peer=rpa1, t=1)
+        ble.ev(C.IRQ_CENTRAL_CONNECT, 1, 1, memoryview(rpa2))
+        incoming(ble, h=1, key=_key(1, rpa2))
+        assert (_reasons(ev)[-1] == C.REPEATED_ATTEMPTS) == refused, _reasons(ev)
 
 
 def test_pairing_window():

@@ -286,7 +286,10 @@ class SecurityManager:
     repeat         "stronger" (default): a bonded peer may re-pair only if the new bond is at least
                    as strong, and outside the window only if authenticated; "deny"; "allow"
     prompt_timeout_ms  default 25000, below the 30 s SMP timeout
-    backoff_ms     first waiting interval after a failure (doubles per failure, 64x max)
+    backoff_ms     waiting interval after a failed pairing (from the first; doubles per further
+                   failure, 64x max; per peer identity where known)
+    resolver       optional blesmp.resolver.Resolver: a bonded peer's RPA counts as its identity
+                   for the back-off
     insecure_static_passkey   an int shown for every DISPLAY pairing instead of a fresh random one
                    (defeats passkey entry against an active attacker; for demos only)
     central_prompts   True only on firmware that forwards prompts to a central (patched)
@@ -299,8 +302,9 @@ class SecurityManager:
                  min_key_size=16, sc_only=False, level=1, max_bonds=8, agent=None, callback=None,
                  handler=None, window=False, allow=None, repeat="stronger", prompt_timeout_ms=25000,
                  backoff_ms=2000, insecure_static_passkey=None, central_prompts=False,
-                 central_stall_ms=5000, timer=0, clock=None, active=True):
+                 central_stall_ms=5000, timer=0, clock=None, active=True, resolver=None):
         self._ble = ble
+        self.resolver = resolver  # optional blesmp.resolver.Resolver: back-off by identity
         self._ms = clock or time.ticks_ms  # a ticks_ms-like clock (tests pass a fake one)
         from . import _setup
 
@@ -653,11 +657,13 @@ class SecurityManager:
             c.action = 0
             self._emit(_PROMPT_CANCEL_EVT, c.handle)
             self._agent("cancel", c.handle)
-        k = c.key
+        k = self._bkey(c)
         if success:
             self._backoff.pop(k, None)
-        elif reason not in (_REPEATED_ATTEMPTS, _CENTRAL_NO_PROMPTS, _BUSY, _NOT_IN_WINDOW, _NOT_ALLOWED):
-            # Count the failure (policy refusals are not attempts: opening the window works at once).
+        elif not r.reencrypt and reason not in (_REPEATED_ATTEMPTS, _CENTRAL_NO_PROMPTS, _BUSY, _NOT_IN_WINDOW,
+                                                _NOT_ALLOWED, _KEY_MISSING):
+            # Count the failed pairing (policy refusals are not attempts: opening the window works at
+            # once; a failed re-encryption is no pairing: nothing was guessed).
             b = self._backoff.get(k)
             if b is None:
                 if len(self._backoff) >= _BACKOFF_SLOTS:
@@ -666,11 +672,26 @@ class SecurityManager:
                     del self._backoff[drop]
                 b = self._backoff[k] = [0, None]
             b[0] += 1
-            if self.backoff_ms and b[0] >= 2:
-                # The spec's waiting interval: doubles with every further failure, up to 64x.
-                b[1] = time.ticks_add(self._ms(), self.backoff_ms << min(b[0] - 2, 6))
+            if self.backoff_ms:
+                # The spec's waiting interval (Vol 3 Part H 2.3.6) after every failed pairing:
+                # backoff_ms after the first, doubling with every further one, up to 64x.
+                b[1] = time.ticks_add(self._ms(), self.backoff_ms << min(b[0] - 1, 6))
         self._emit(_AUTH_CMPL_EVT, c.handle, r)
         self._agent("done", r)
+
+    def _bkey(self, c):
+        # The back-off is per peer identity where known: c.key is the identity address once the
+        # firmware resolved the peer or it distributed its keys; else an RPA of a bonded peer is
+        # resolved with the application's resolver (if given); else the connection address.
+        rv = self.resolver
+        if rv is not None and c.addr_type == 1 and c.addr[0] & 0xC0 == 0x40:
+            try:
+                b = rv.resolve(1, c.addr)
+                if b is not None:
+                    return _key7(b.addr_type, b.addr)
+            except Exception as e:  # noqa: BLE001
+                _log("resolver failed", e)
+        return c.key
 
     def _fail(self, c, reason, disconnect=True):
         # Our own decision that the procedure failed: tell the store, report, maybe drop the link.
@@ -725,7 +746,7 @@ class SecurityManager:
                 c.old = info
         # The policy: 0 if a pairing from this peer may go ahead, else the reason to refuse it.
         repeat = c.old is not None
-        b = self._backoff.get(c.key)
+        b = self._backoff.get(self._bkey(c))
         reason = 0
         if c.flags & _F_LOCAL:
             pass  # the application asked for this pairing
