@@ -3,12 +3,12 @@
 # stays out of the modules it imports (manager, store, blob, const). Not part of the API.
 
 # Names of the failure reasons (blesmp.const): codes in _RCODES order, one string (no dict).
-_RCODES = b"\x00\x01\x03\x04\x05\x06\x08\x09\x0c\x20\x21\x22\x23\x24\x25\x26\x27\x28\x29\x2a\x2b\x2c\x2d\x2e\x30"
+_RCODES = b"\x00\x01\x03\x04\x05\x06\x08\x09\x0c\x20\x21\x22\x23\x24\x25\x26\x27\x28\x29\x2a\x2b\x2c\x2d\x2e\x30\x31"
 _RNAMES = ("OK PASSKEY_ENTRY_FAILED AUTH_REQUIREMENTS CONFIRM_VALUE_FAILED PAIRING_NOT_SUPPORTED "
            "ENCRYPTION_KEY_SIZE UNSPECIFIED REPEATED_ATTEMPTS NUMERIC_COMPARISON_FAILED REJECTED "
            "PROMPT_TIMEOUT LINK_LOST SMP_TIMEOUT KEY_TOO_SHORT LEGACY_UNDER_SC_ONLY WEAKER_THAN_BOND "
            "PEER_FAILED AUTH_FAILED LEVEL_TOO_LOW CENTRAL_NO_PROMPTS NOT_IN_WINDOW NOT_ALLOWED "
-           "KEY_MISSING BUSY STORE_FULL")
+           "KEY_MISSING BUSY STORE_FULL METHOD_NOT_ALLOWED")
 _EVENT_NAMES = "- SEC_REQ PASSKEY_NOTIF PASSKEY_REQ NC_REQ AUTH_CMPL BOND_ADDED BOND_REMOVED PROMPT_CANCEL"
 
 CENTRAL_STALL = ("conn %d: as central the firmware cannot show passkey/numeric-comparison prompts "
@@ -32,14 +32,16 @@ def hexaddr(b, fmt="%02x"):
 
 
 def auth_repr(r):
-    return "<AUTH_CMPL conn=%d %s %s level=%d key_size=%d auth=%d bonded=%d sc=%s%s peer=%d/%s>" % (
+    # %s for what came from the firmware's tuples unchecked (the same text for ints): a repr
+    # (status()) must not raise on a malformed event the manager kept
+    return "<AUTH_CMPL conn=%s %s %s level=%d key_size=%d auth=%d bonded=%d sc=%s%s peer=%s/%s>" % (
         r.conn, "success" if r.success else "FAILED",
         reason_name(r.reason), r.level, r.key_size, r.authenticated, r.bonded,
         r.sc, " reencrypt" if r.reencrypt else "", r.addr_type, hexaddr(r.addr))
 
 
 def link_repr(c):
-    return "<conn %d %s %d/%s level=%d enc=%d auth=%d bonded=%d key_size=%d sc=%s%s>" % (
+    return "<conn %s %s %s/%s level=%d enc=%d auth=%d bonded=%d key_size=%d sc=%s%s>" % (
         c.handle, "central" if c.role == 0 else "peripheral", c.addr_type,
         hexaddr(c.addr), c.level, c.enc, c.auth, c.bonded, c.key_size, c.sc,
         " busy" if c.busy else "")
