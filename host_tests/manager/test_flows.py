@@ -698,3 +698,72 @@ def test_bond_list_and_remove_bond_device(w):
     r = c.result()
     assert r.success and not r.reencrypt
     assert ltk_of(p) == ltk_of(c)
+
+
+# ---------------------------------------------------------------- method policy (SECURITY.md F4)
+
+
+def _method_pair(w, esp_methods, phone_io, esp_io=C.IO_DISPLAY_YESNO, mitm=True):
+    p = Dev(w, "periph", io=esp_io, mitm=mitm, methods=esp_methods)
+    ph = Phone(w, "phone", io=phone_io, mitm=mitm and phone_io != C.IO_NO_INPUT_OUTPUT)
+    guesses = []
+    for d in (p, ph):
+        d.answers["NC_REQ"] = lambda dev, conn, v: dev.sm.confirm_reply(conn, True)
+    # the attacker types whatever it can (it never saw a code): a guess
+    ph.answers["PASSKEY_REQ"] = lambda dev, conn, v: (guesses.append(1), dev.sm.passkey_reply(conn, True, 123456))
+    hc, hp = connect(w, ph, p)
+    ph.call(ph.sm.pair, hc)
+    assert w.run_until(done(p), 40)
+    w.run(3)
+    return p, ph
+
+
+def test_numeric_comparison_only_refuses_an_attacker_forcing_passkey_entry(w):
+    # Method confusion: a KeyboardOnly attacker turns a DisplayYesNo device's numeric comparison
+    # into Passkey Entry. With methods={NC} the ESP32 never shows the code and drops the link.
+    p, ph = _method_pair(w, {C.METHOD_NUMERIC_COMPARISON}, C.IO_KEYBOARD_ONLY)
+    r = p.result()
+    assert not r.success and r.reason == C.METHOD_NOT_ALLOWED, p.events
+    assert C.reason_name(r.reason) == "METHOD_NOT_ALLOWED"
+    assert "PASSKEY_NOTIF" not in p.names() and "BOND_ADDED" not in p.names()
+    assert not p.store.bonds() and not p.sm.connections() and not ph.sm.connections()
+    assert not ph.store.bonds()  # the pairing never completed on the attacker's side either
+
+
+def test_numeric_comparison_only_still_pairs_a_comparison_peer(w):
+    p, ph = _method_pair(w, {C.METHOD_NUMERIC_COMPARISON}, C.IO_DISPLAY_YESNO)
+    r = p.result()
+    assert r.success and r.level == 4 and "NC_REQ" in p.names()
+    assert ltk_of(p) == ltk_of(ph)
+
+
+def test_method_policy_refuses_comparison_and_just_works(w):
+    # passkey only: a comparison is answered "no" (Pairing Failed 0x0C) and the link dropped
+    p, ph = _method_pair(w, [C.METHOD_PASSKEY], C.IO_DISPLAY_YESNO)
+    assert p.result().reason == C.METHOD_NOT_ALLOWED and "NC_REQ" not in p.names()
+    assert not p.store.bonds() and not p.sm.connections()
+    assert pdus(w, "PAIRING_FAILED")  # the clean refusal went out
+
+
+def test_method_policy_refuses_just_works_when_it_completes():
+    w = World(seed=8)
+    try:
+        # no Just Works: a peer without IO pairs; stock firmware has no hook before it completes,
+        # so the keys are refused and the link dropped when it does
+        p, ph = _method_pair(w, C.METHOD_PASSKEY | C.METHOD_NUMERIC_COMPARISON, C.IO_NO_INPUT_OUTPUT)
+        assert p.result().reason == C.METHOD_NOT_ALLOWED, p.events
+        assert not p.store.bonds() and not p.sm.connections()
+    finally:
+        w.close()
+    w = World(seed=8)
+    try:  # the default (all methods) pairs the same peer
+        p, ph = _method_pair(w, None, C.IO_NO_INPUT_OUTPUT)
+        assert p.result().success and len(p.store.bonds()) == 1
+    finally:
+        w.close()
+
+
+def test_method_policy_validation(w):
+    for bad in ([], 0, 8, [16]):
+        with pytest.raises(ValueError):
+            Dev(w, "bad%r" % (bad,), methods=bad)

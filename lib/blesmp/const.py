@@ -32,6 +32,11 @@ PASSKEY_ACTION_INPUT = const(2)
 PASSKEY_ACTION_DISPLAY = const(3)
 PASSKEY_ACTION_NUMERIC_COMPARISON = const(4)
 
+# -- association models for SecurityManager(methods=...) (a set, or these bits OR-ed) --
+METHOD_JUST_WORKS = const(1)
+METHOD_PASSKEY = const(2)  # Passkey Entry, either side displaying
+METHOD_NUMERIC_COMPARISON = const(4)  # LE Secure Connections only
+
 # -- security levels (Zephyr BT_SECURITY_L1..L4; ESP-IDF esp_ble_sec_act_t) -----
 LEVEL_NONE = const(1)  # no encryption
 LEVEL_ENCRYPT = const(2)  # encrypted, not authenticated (Just Works): ESP_BLE_SEC_ENCRYPT(_NO_MITM)
@@ -88,6 +93,7 @@ NOT_ALLOWED = const(0x2C)  # peer not on the allow-list
 KEY_MISSING = const(0x2D)  # the peer asked to encrypt with a bond we do not have
 BUSY = const(0x2E)  # another procedure is running on this link
 STORE_FULL = const(0x30)  # the bond store refused the keys (full, when_full="refuse")
+METHOD_NOT_ALLOWED = const(0x31)  # the pairing used an association model not in methods=
 
 
 def reason_name(reason):

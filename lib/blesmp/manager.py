@@ -103,6 +103,7 @@ _LEVEL_TOO_LOW = const(0x29)
 _LINK_LOST = const(0x22)
 _NC_REQ_EVT = const(4)
 _NOT_ALLOWED = const(0x2C)
+_METHOD_NOT_ALLOWED = const(0x31)
 _NOT_IN_WINDOW = const(0x2B)
 _OK = const(0)
 _PASSKEY_ACTION_DISPLAY = const(3)
@@ -290,6 +291,10 @@ class SecurityManager:
                    failure, 64x max; per peer identity where known)
     resolver       optional blesmp.resolver.Resolver: a bonded peer's RPA counts as its identity
                    for the back-off
+    methods        None (all) or the allowed association models: a set of METHOD_JUST_WORKS,
+                   METHOD_PASSKEY, METHOD_NUMERIC_COMPARISON (or their bits OR-ed). A pairing that
+                   turns out to use another one is refused before any code is shown or asked for
+                   (Just Works: when it completes): METHOD_NOT_ALLOWED, keys refused, link dropped
     insecure_static_passkey   an int shown for every DISPLAY pairing instead of a fresh random one
                    (defeats passkey entry against an active attacker; for demos only)
     central_prompts   True only on firmware that forwards prompts to a central (patched)
@@ -302,9 +307,17 @@ class SecurityManager:
                  min_key_size=16, sc_only=False, level=1, max_bonds=8, agent=None, callback=None,
                  handler=None, window=False, allow=None, repeat="stronger", prompt_timeout_ms=25000,
                  backoff_ms=2000, insecure_static_passkey=None, central_prompts=False,
-                 central_stall_ms=5000, timer=0, clock=None, active=True, resolver=None):
+                 central_stall_ms=5000, timer=0, clock=None, active=True, resolver=None, methods=None):
         self._ble = ble
         self.resolver = resolver  # optional blesmp.resolver.Resolver: back-off by identity
+        m = 7
+        if methods is not None:  # METHOD_* bits: OR them (a set or a list of them, or one int)
+            m = 0
+            for x in ((methods,) if isinstance(methods, int) else methods):
+                m |= x
+            if not 0 < m < 8:
+                raise ValueError("methods: METHOD_JUST_WORKS, METHOD_PASSKEY, METHOD_NUMERIC_COMPARISON")
+        self.methods = m
         self._ms = clock or time.ticks_ms  # a ticks_ms-like clock (tests pass a fake one)
         from . import _setup
 
@@ -804,6 +817,8 @@ class SecurityManager:
             reason = _LEGACY_UNDER_SC_ONLY
         elif lvl < want:
             reason = _LEVEL_TOO_LOW
+        elif not reenc and not (c.auth or self.methods & 1):
+            reason = _METHOD_NOT_ALLOWED  # Just Works (no prompt) while methods= excludes it
         elif not reenc and self._weaker(c, c.key_size, c.auth, c.sc):
             reason = _WEAKER_THAN_BOND
         if not reason and not reenc and c.bonded:
@@ -1026,7 +1041,8 @@ class SecurityManager:
                     ks, auth, sc = info
                     c.sc = sc
                     if (ks < self._min_ks(c) or (self.sc_only and not sc) or self._weaker(c, ks, auth, sc)
-                            or level_of(1, auth, sc, ks) < max(c.want, self.level)):
+                            or level_of(1, auth, sc, ks) < max(c.want, self.level)
+                            or not (auth or self.methods & 1)):
                         return False  # _finish reports why and drops the link
                 if len(kb) == 7 and c.key != kb:
                     c.key = kb  # now known by its identity address
@@ -1119,6 +1135,19 @@ class SecurityManager:
         if c.flags & _F_REJECT or c.state != _ST_PAIRING:
             if action == _PASSKEY_ACTION_NUMERIC_COMPARISON:
                 self._ble.gap_passkey(h, action, 0)
+            return
+        m = 4 if action == _PASSKEY_ACTION_NUMERIC_COMPARISON else 2
+        if not self.methods & m:
+            # F4 (method confusion): the peer's IO capabilities chose a method the application does
+            # not allow. Refuse before any code is shown or asked for: keys refused, link dropped
+            # (a comparison is answered "no" first: the peer gets Pairing Failed 0x0C).
+            c.flags |= _F_REJECT
+            if m == 4:
+                try:
+                    self._ble.gap_passkey(h, action, 0)
+                except OSError:
+                    pass
+            self._fail(c, _METHOD_NOT_ALLOWED)
             return
         c.state = _ST_PAIRING
         c.flags |= _F_PROMPT
