@@ -11,7 +11,7 @@ try:
     from ._viper import cmac_pad, ct_eq, shl1, xor16
 
     BACKEND = "viper"
-except (SyntaxError, ImportError):
+except (SyntaxError, ImportError, ValueError):  # ValueError: .mpy of another arch / no native emitter
     from ._pure import cmac_pad, ct_eq, shl1, xor16
 
     BACKEND = "python"

@@ -78,7 +78,7 @@ try:
     from ._viper import rpa_identify, rpa_resolve
 
     BACKEND = "viper"
-except (SyntaxError, ImportError):
+except (SyntaxError, ImportError, ValueError):  # ValueError: .mpy of another arch / no native emitter
     from ._pure import rpa_identify, rpa_resolve
 
     BACKEND = "python"
