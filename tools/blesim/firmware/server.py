@@ -3,10 +3,8 @@
 import struct
 
 from . import gatt as G
+from .irq import IRQ_GATTS_WRITE, IRQ_MTU_EXCHANGED
 from .uuid import UUID
-
-IRQ_GATTS_WRITE = 3
-IRQ_MTU_EXCHANGED = 21
 
 
 def _err(req, handle, code):
