@@ -283,6 +283,12 @@ class Demo:
             self.say("   chart as SVG: %s" % os.path.relpath(path, ROOT))
         return trace
 
+    def step_failed(self, s, n, title, row, e):
+        # A step whose expected output never came: say why, still show its chart, count it.
+        self.check(False, str(e))
+        self.finish(s, n, title, s.boards(), row)
+        self.rows.append(dict(row, result="FAIL"))
+
     def header(self, n, title, who):
         import textwrap
 
@@ -309,10 +315,7 @@ class Demo:
             refused = s.expect("fob", r"^LOCK STATE")
             s.expect("fob", r"^DONE")
         except StepFailed as e:
-            self.check(False, str(e))
-            self.finish(s, n, title, s.boards(), row)
-            self.rows.append(dict(row, result="FAIL"))
-            return
+            return self.step_failed(s, n, title, row, e)
         trace = self.finish(s, n, title, ["lock", "fob"], row)
         info = parse_secured(lock_sec.string) or {}
         self.check(sec.string.startswith("SECURED"), "the fob's link is encrypted: %s" % sec.string)
@@ -347,10 +350,7 @@ class Demo:
             read = s.expect("phone", r"^LOCK STATE")
             s.expect("phone", r"^DONE")
         except StepFailed as e:
-            self.check(False, str(e))
-            self.finish(s, n, title, s.boards(), row)
-            self.rows.append(dict(row, result="FAIL"))
-            return
+            return self.step_failed(s, n, title, row, e)
         trace = self.finish(s, n, title, ["lock", "phone"], row)
         self.check(bool(asked), "the phone's user was asked for the passkey shown on the lock")
         if not wrong:
@@ -414,10 +414,7 @@ class Demo:
             fob2 = s.expect("fob", r"^SECURED|^PAIRING FAILED|^NOT SECURED")
             s.expect("fob", r"^DONE")
         except StepFailed as e:
-            self.check(False, str(e))
-            self.finish(s, n, title, s.boards(), row)
-            self.rows.append(dict(row, result="FAIL"))
-            return
+            return self.step_failed(s, n, title, row, e)
         trace = self.finish(s, n, title, ["lock", "fob"], row)
         self.check(first.string.startswith("SECURED") and "bonded=1" in first.string, "first visit: paired and "
                    "bonded: %s" % first.string)

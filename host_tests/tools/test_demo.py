@@ -37,3 +37,24 @@ def test_demo_passes_every_step(tmp_path, mp):
         svg = (tmp_path / ("step%d.svg" % n)).read_text()
         assert svg.startswith("<svg") or "<svg" in svg[:200]
         assert "PAIRING" in svg or n == 3
+
+
+def test_demo_exits_nonzero_when_a_step_misses(tmp_path, monkeypatch):
+    # The fob never reports its result (as if pairing hung): the step must fail, the summary
+    # must say so, and the exit status must be non-zero.
+    import io
+
+    real_expect = demo.Session.expect
+
+    def expect(self, name, pattern, timeout=demo.STEP_TIMEOUT):
+        if name == "fob" and "SECURED" in pattern:
+            raise demo.StepFailed("fob: no result (injected)")
+        return real_expect(self, name, pattern, timeout)
+
+    monkeypatch.setattr(demo.Session, "expect", expect)
+    out = io.StringIO()
+    d = demo.Demo(svg_dir=str(tmp_path), show_chart=False, out=out)
+    assert d.run([1]) == 1
+    text = out.getvalue()
+    assert "DEMO FAILED" in text and "fob: no result (injected)" in text
+    assert d.rows and d.rows[0]["result"] == "FAIL"
