@@ -919,7 +919,9 @@ class SecurityManager:
             self._tick()
             if event == _IRQ_CENTRAL_CONNECT or event == _IRQ_PERIPHERAL_CONNECT:
                 h, t, a = data
-                if t != 255:
+                # (type 255 = a failed connect; a malformed tuple is no connection either)
+                if isinstance(h, int) and t in (0, 1) and isinstance(a, (bytes, bytearray, memoryview)) \
+                        and len(a) == 6:
                     role = _ROLE_PERIPHERAL if event == _IRQ_CENTRAL_CONNECT else _ROLE_CENTRAL
                     self._links[h] = Link(h, role, t, bytes(a))
             elif event == _IRQ_CENTRAL_DISCONNECT or event == _IRQ_PERIPHERAL_DISCONNECT:
