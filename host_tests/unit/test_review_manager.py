@@ -112,3 +112,18 @@ def test_pairing_after_a_malformed_connect_lands_on_the_real_link():
     res = [v for e, c, v in events if e == C.AUTH_CMPL_EVT]
     assert len(res) == 1 and res[0].conn == 0 and res[0].success, res
     assert not res[0].reencrypt  # a pairing, not a re-encryption
+
+
+def test_malformed_encryption_update_does_not_open_a_protected_read():
+    # An ENCRYPTION_UPDATE whose key size is not an int must be ignored: stored in the Link it made
+    # every later check raise, and the READ_REQUEST answer fell back to 0 (read allowed).
+    sm, ble, events = _make()
+    sm.protect(20, level=2)
+    ble.ev(C.IRQ_CENTRAL_CONNECT, 0, 0, memoryview(PEER))
+    assert ble.ev(C.IRQ_GATTS_READ_REQUEST, 0, 20) == C.ATT_INSUFFICIENT_AUTHENTICATION
+    for data in ((0, 1, 0, 1, None), (0, 1, 1, 1, "16"), (0, 1, 0, 1, memoryview(b"\x10"))):
+        ble.handler(C.IRQ_ENCRYPTION_UPDATE, data)
+        assert ble.ev(C.IRQ_GATTS_READ_REQUEST, 0, 20) != 0, data
+        assert "conn 0" in repr(sm.state(0))
+    ble.ev(C.IRQ_ENCRYPTION_UPDATE, 0, 1, 0, 0, 16)  # a real update still counts
+    assert sm.state(0).enc and ble.ev(C.IRQ_GATTS_READ_REQUEST, 0, 20) == 0

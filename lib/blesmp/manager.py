@@ -1079,8 +1079,8 @@ class SecurityManager:
 
     def _on_encryption(self, h, enc, auth, bonded, ks):
         c = self._links.get(h)
-        if c is None:
-            return
+        if c is None or not isinstance(ks, int):
+            return  # (a malformed tuple: a key size that is no int would break every later check)
         st = c.state
         if enc and st == _ST_REPORTED and c.flags & _F_REJECT:
             self._disconnect(h)  # a refused pairing completed before the link dropped
