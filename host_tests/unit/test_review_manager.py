@@ -127,3 +127,18 @@ def test_malformed_encryption_update_does_not_open_a_protected_read():
         assert "conn 0" in repr(sm.state(0))
     ble.ev(C.IRQ_ENCRYPTION_UPDATE, 0, 1, 0, 0, 16)  # a real update still counts
     assert sm.state(0).enc and ble.ev(C.IRQ_GATTS_READ_REQUEST, 0, 20) == 0
+
+
+def test_read_request_fails_closed_when_the_check_raises():
+    # If deciding a read fails inside the manager, the read is refused (0x0E Unlikely Error),
+    # never allowed by default.
+    sm, ble, events = _make()
+    sm.protect(20, level=2)
+    ble.ev(C.IRQ_CENTRAL_CONNECT, 0, 0, memoryview(PEER))
+
+    def broken(conn, attr_handle, write=False):
+        raise RuntimeError("injected")
+
+    sm.check = broken
+    assert ble.ev(C.IRQ_GATTS_READ_REQUEST, 0, 20) == 0x0E
+    assert sm.connections()  # the handler is still installed and the link still known

@@ -59,7 +59,8 @@ machine.Timer (`timer=0`, period 250 ms; its callback is scheduled, not a hard I
 
 No exception escapes the IRQ handler: errors (Exception, KeyboardInterrupt) from the manager, the
 store, agents and application callbacks are printed (sys.print_exception) and the event gets a
-safe answer (GET_SECRET: None, SET_SECRET: False, READ_REQUEST: the manager's verdict or 0).
+safe answer (GET_SECRET: None, SET_SECRET: False, READ_REQUEST: the manager's verdict, or
+0x0E Unlikely Error if the manager itself failed on it: a protected value is never read by accident).
 """
 
 import os
@@ -116,6 +117,7 @@ _PROMPT_CANCEL_EVT = const(8)
 _PROMPT_TIMEOUT = const(0x21)
 _REJECTED = const(0x20)
 _REPEATED_ATTEMPTS = const(0x09)
+_ATT_UNLIKELY_ERROR = const(0x0E)
 _ROLE_CENTRAL = const(0)
 _ROLE_PERIPHERAL = const(1)
 _SEC_ENCRYPT = const(1)
@@ -940,6 +942,8 @@ class SecurityManager:
                         data[0], data[1]))
         except (Exception, KeyboardInterrupt) as e:  # noqa: BLE001 (never let the firmware remove the handler)
             _log("IRQ %r failed" % (event,), e)
+            if event == _IRQ_GATTS_READ_REQUEST:
+                deny = _ATT_UNLIKELY_ERROR  # fail closed: the verdict is unknown
         ret = None
         h = self.handler
         if forward and h is not None:
