@@ -672,3 +672,60 @@ def test_failed_update_then_encrypted_is_a_failure():
     advance(sm, 10)
     r = auth(ev)
     assert not r.success and r.reason == C.PEER_FAILED and ("disconnect", 0) in ble.calls
+
+
+# Malformed IRQ tuples and failures inside the manager (review findings F9-F11, SECURITY.md).
+def test_malformed_connect_tuples_are_not_stored():
+    # A CONNECT whose handle is not an int, whose address type is neither public nor random, or
+    # whose address is not 6 bytes is no connection: it must not become a Link.
+    sm, ble, _store, events = make()
+    for data in ((None, 0, memoryview(PEER)), ("x", 0, memoryview(PEER)), (0, 4, memoryview(PEER)),
+                 (0, 0, memoryview(PEER[:2])), (0, 0, 6), (0, None, memoryview(PEER)), (0, 0, None)):
+        for event in (C.IRQ_CENTRAL_CONNECT, C.IRQ_PERIPHERAL_CONNECT):
+            ble.handler(event, data)
+    assert sm.connections() == [], sm.connections()
+
+
+def test_pairing_after_a_malformed_connect_lands_on_the_real_link():
+    # A bogus Link with the peer's key would capture the real link's pairing (first match wins).
+    sm, ble, _store, events = make()
+    ble.ev(C.IRQ_CENTRAL_CONNECT, None, 0, memoryview(PEER))
+    ble.ev(C.IRQ_CENTRAL_CONNECT, 0, 0, memoryview(PEER))
+    ble.ev(C.IRQ_GET_SECRET, 1, 0, memoryview(ZERO7))
+    ble.ev(C.IRQ_GET_SECRET, 2, 0, memoryview(KEY))
+    ble.ev(C.IRQ_SET_SECRET, 1, memoryview(KEY), memoryview(blob()))
+    ble.ev(C.IRQ_SET_SECRET, 2, memoryview(KEY), memoryview(blob()))
+    ble.ev(C.IRQ_ENCRYPTION_UPDATE, 0, 1, 0, 1, 16)
+    res = [v for e, c, v in events if e == C.AUTH_CMPL_EVT]
+    assert len(res) == 1 and res[0].conn == 0 and res[0].success, res
+    assert not res[0].reencrypt  # a pairing, not a re-encryption
+
+
+def test_malformed_encryption_update_does_not_open_a_protected_read():
+    # An ENCRYPTION_UPDATE whose key size is not an int must be ignored: stored in the Link it made
+    # every later check raise, and the READ_REQUEST answer fell back to 0 (read allowed).
+    sm, ble, _store, events = make()
+    sm.protect(20, level=2)
+    ble.ev(C.IRQ_CENTRAL_CONNECT, 0, 0, memoryview(PEER))
+    assert ble.ev(C.IRQ_GATTS_READ_REQUEST, 0, 20) == C.ATT_INSUFFICIENT_AUTHENTICATION
+    for data in ((0, 1, 0, 1, None), (0, 1, 1, 1, "16"), (0, 1, 0, 1, memoryview(b"\x10"))):
+        ble.handler(C.IRQ_ENCRYPTION_UPDATE, data)
+        assert ble.ev(C.IRQ_GATTS_READ_REQUEST, 0, 20) != 0, data
+        assert "conn 0" in repr(sm.state(0))
+    ble.ev(C.IRQ_ENCRYPTION_UPDATE, 0, 1, 0, 0, 16)  # a real update still counts
+    assert sm.state(0).enc and ble.ev(C.IRQ_GATTS_READ_REQUEST, 0, 20) == 0
+
+
+def test_read_request_fails_closed_when_the_check_raises():
+    # If deciding a read fails inside the manager, the read is refused (0x0E Unlikely Error),
+    # never allowed by default.
+    sm, ble, _store, events = make()
+    sm.protect(20, level=2)
+    ble.ev(C.IRQ_CENTRAL_CONNECT, 0, 0, memoryview(PEER))
+
+    def broken(conn, attr_handle, write=False):
+        raise RuntimeError("injected")
+
+    sm.check = broken
+    assert ble.ev(C.IRQ_GATTS_READ_REQUEST, 0, 20) == 0x0E
+    assert sm.connections()  # the handler is still installed and the link still known
