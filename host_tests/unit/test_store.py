@@ -668,3 +668,98 @@ def test_80_byte_blobs_without_ltk_are_not_rewritten():
     assert st.layout == blob.NIMBLE80 and st.problems == []
     st2 = new_store(d, layout=blob.NIMBLE80)
     assert st2.writes == 0 and st2.get_secret(1, 0, k) == v
+
+
+# ------------------------------------------------------------------ cold write module
+
+
+def _loaded(name):
+    import sys
+
+    import blesmp
+
+    return "blesmp." + name in sys.modules or name in blesmp.__dict__
+
+
+def test_writer_is_dropped_after_each_write_on_micropython():
+    import sys
+
+    d = _tmpdir()
+    st = new_store(d, max_bonds=2)
+    mp = sys.implementation.name == "micropython"
+    assert not (mp and (_loaded("_bondsave") or _loaded("_bondload")))  # a clean load writes nothing
+    ev = []
+    st.subscribe(lambda e, b: ev.append(e))
+    for i in (1, 2, 3):  # stores, evicts
+        assert pair(st, i) == (True, True)
+        assert not (mp and _loaded("_bondsave"))
+    assert st.pin(1, addr(2)) and st.remove(1, addr(3)) and not st.remove(1, addr(3))
+    st.touch(1, addr(2))
+    assert st.flush() and len(st.image()) > 100
+    st.set_layout(blob.ESP80)
+    assert not (mp and _loaded("_bondsave"))
+    # the store still works after the module went: lookups, and writes that import it again
+    assert st.get_secret(2, 0, addr_key(1, addr(2))) == blob.encode(sec(2), blob.ESP80)
+    assert repeat_delete(st, 2) == 2  # answered without the cold module
+    assert not (mp and _loaded("_bondsave"))
+    assert keys(st, 2, layout=blob.ESP80, ltk_seed=4) == (True, True)
+    assert st.pairing_done(1, addr(2), 1, 1) == STORED
+    assert ev == ["added", "added", "removed", "added", "removed", "replaced"]
+    st2 = new_store(d, layout=blob.ESP80, max_bonds=2)
+    assert [b.addr for b in st2.bonds()] == [addr(2)] and st2.find(1, addr(2)).pinned
+    assert st2.find(1, addr(2)).ltk == sec(2, ltk_seed=4).ltk and not (mp and _loaded("_bondsave"))
+
+
+def test_reencryption_needs_no_cold_module():
+    import sys
+
+    d = _tmpdir()
+    st = new_store(d)
+    pair(st, 1)
+    assert st.pairing_done(1, addr(1), 1, 1) == STORED
+    sys.modules["blesmp._bondsave"] = None  # any import of the writer would fail from here on
+    import blesmp
+
+    saved = blesmp.__dict__.pop("_bondsave", None)
+    try:
+        start(st, 1)
+        assert st.get_secret(1, 0, addr_key(1, addr(1))) is not None  # the central's LTK request
+        assert st.pairing_done(1, addr(1), 1, 1) == PENDING  # nothing to settle: answered resident
+        assert st.pairing_done(1, addr(1), 0, 0) is None
+        assert st.find(1, addr(1)) is not None and len(st.bonds()) == 1 and st.last_error is None
+    finally:
+        sys.modules.pop("blesmp._bondsave", None)
+        if saved is not None:
+            blesmp._bondsave = saved
+
+
+def test_write_whose_import_fails_answers_false():
+    import sys
+
+    import blesmp
+
+    d = _tmpdir()
+    st = new_store(d)
+    pair(st, 1)
+    assert st.pairing_done(1, addr(1), 1, 1) == STORED
+    w = st.writes
+    saved = blesmp.__dict__.pop("_bondsave", None)
+    k = memoryview(addr_key(1, addr(2)))
+    v = memoryview(blob.encode(sec(2), blob.ESP88))
+    try:
+        for args in ((1, k, v), (10, b"irk", bytes(16))):
+            # CPython: the import raises ImportError; MicroPython: it gives None (no writer)
+            sys.modules["blesmp._bondsave"] = None
+            st.last_error = None
+            assert st.set_secret(*args) is False and st.last_error is not None
+        sys.modules["blesmp._bondsave"] = None
+        assert st.set_secret(2, addr_key(1, addr(1)), None) is True  # deletes need no import
+    finally:
+        sys.modules.pop("blesmp._bondsave", None)
+        if saved is not None:
+            blesmp._bondsave = saved
+    assert st.writes == w and len(st) == 1
+    assert st.get_secret(2, 0, addr_key(1, addr(1))) is None  # hidden (the pairing goes on)
+    assert st.pairing_done(1, addr(1), 0, 0) == RESTORED  # the writer is back: the bond shows again
+    assert st.get_secret(2, 0, addr_key(1, addr(1))) is not None
+    assert pair(st, 2) == (True, True) and len(new_store(d)) == 2

@@ -1,8 +1,9 @@
-"""The cold half of blesmp.store: reading the image, recovery, quarantine, migration.
+"""The cold read half of blesmp.store: reading the image, recovery, quarantine, migration.
 
 `BondStore` imports this module only while it loads or imports, and drops it again
 (`sys.modules`), so that on a board with `lib/` as .py or .mpy files its code does not
 stay on the heap. Functions take the store as `self` (they are its methods, moved out).
+Writing (conversion, saving, problems) is `blesmp._bondsave`'s, imported only when needed.
 """
 
 import binascii
@@ -15,7 +16,7 @@ from micropython import const
 from blesmp import blob as _blob
 from blesmp.store import _LNAME, _MAGIC, VERSION
 
-_SYNC = const(0xB5)  # as in store.py
+_SYNC = const(0xB5)  # as in _bondsave.py
 _PIN = const(1)
 
 
@@ -35,8 +36,45 @@ def guess_layout():
         return _blob.ESP88
 
 
-# Cold operations of the store's backends (store._FileBackend, _nvs.NvsBackend), moved here
-# because only loading and migration use them.
+def _w():
+    # the writer, only when loading has to write or report (it is dropped with this module)
+    from blesmp import _bondsave
+
+    return _bondsave
+
+
+# Reading the store's backends (store._FileBackend: path and fs; _nvs.NvsBackend) and their
+# quarantine/migration operations: only loading uses them.
+def _read(io, p):
+    try:
+        with io.fs.open(p, "rb") as f:
+            return f.read()
+    except OSError:
+        return None
+
+
+def _rm(io, p):
+    try:
+        io.fs.remove(p)
+    except OSError:
+        pass
+
+
+def _load(io):
+    if hasattr(io, "nvs"):
+        return io._get("bonds")
+    data = _read(io, io.path)
+    new = io.path + ".new"
+    if data is None:
+        data = _read(io, new)
+        if data is not None and complete(data):
+            io.fs.rename(new, io.path)  # finish a FAT-style replace
+            return data
+        return None
+    _rm(io, new)  # leftover of an interrupted save: the old file stands
+    return data
+
+
 def _save_bad(io, data):
     if hasattr(io, "nvs"):
         io._set("bonds_bad", data)
@@ -47,11 +85,11 @@ def _save_bad(io, data):
 
 def _move_bad(io):
     if hasattr(io, "nvs"):
-        io._set("bonds_bad", io.load(None) or b"")
+        io._set("bonds_bad", io._get("bonds") or b"")
         io.nvs.erase_key("bonds")
         io.nvs.commit()
         return
-    io._rm(io.path + ".bad")
+    _rm(io, io.path + ".bad")
     io.fs.rename(io.path, io.path + ".bad")
 
 
@@ -103,13 +141,13 @@ def parse(data):
 
 
 def load(self, migrate):
-    data = self._io.load(complete)
+    data = _load(self._io)
     if data is None:
         self.layout = self._fixed or guess_layout()
         if migrate:
             for name in ("ble_secrets.json", "secrets.json"):
                 p = _other(self._io, name)
-                old = self._io._read(p) if p else None
+                old = _read(self._io, p) if p else None
                 if old:
                     import_entries(self, old, name)
                     if self.writes and not self.dirty:
@@ -121,7 +159,7 @@ def load(self, migrate):
         return
     recs, bad, ver, done = parse(data)
     if ver < 0:
-        self._problem("not a bond store: moved to .bad")
+        _w().problem(self, "not a bond store: moved to .bad")
         self.layout = self._fixed or guess_layout()
         _move_bad(self._io)
         if data[:1] == b"[" and migrate:
@@ -129,7 +167,7 @@ def load(self, migrate):
         return
     if ver > VERSION:
         self.readonly = True
-        self._problem("store version %d is newer than %d: not written" % (ver, VERSION))
+        _w().problem(self, "store version %d is newer than %d: not written" % (ver, VERSION))
         self.layout = self._fixed or guess_layout()
         return
     stored_layout = None
@@ -161,7 +199,7 @@ def load(self, migrate):
                 bad.append(bytes(p))
     if bad or not done:
         n = len(bad)
-        self._problem("%d corrupt record(s) quarantined%s" % (n, "" if done else ", file truncated"))
+        _w().problem(self, "%d corrupt record(s) quarantined%s" % (n, "" if done else ", file truncated"))
         if bad:
             try:
                 _save_bad(self._io, b"".join(bad))
@@ -174,8 +212,9 @@ def load(self, migrate):
             if e[i] and not _blob.fits(e[i], self.layout):
                 stale = True
     if stale:
-        self._relayout(self.layout)
-        self._save()
+        w = _w()
+        w.relayout(self, self.layout)
+        w.save(self)
 
 
 
@@ -216,10 +255,10 @@ def import_entries(self, data, name):
                 self._seq += 1
                 self._b.append([k, our, peer, 0, 0, self._seq, 0])
                 n += 1
-        self._relayout(self.layout)
+        _w().relayout(self, self.layout)
     except Exception as ex:
         self.last_error = ex
-        self._problem("import of %s failed: %r" % (name, ex))
+        _w().problem(self, "import of %s failed: %r" % (name, ex))
         return 0
-    self._save()
+    _w().save(self)
     return n

@@ -1,6 +1,7 @@
 # The NVS backend of blesmp.store (BondStore(nvs=...)): the image as one NVS blob, key "bonds",
 # committed atomically by NVS. Its own module so that file-store apps do not hold it in RAM;
-# quarantine ("bonds_bad") is done by blesmp._bondload. Not part of the API.
+# loading and quarantine ("bonds_bad") are done by blesmp._bondload, saving by blesmp._bondsave.
+# Not part of the API.
 
 
 class NvsBackend:
@@ -27,12 +28,6 @@ class NvsBackend:
                 n *= 4
         raise OSError(27)  # EFBIG
 
-    def load(self, complete):
-        return self._get("bonds")
-
     def _set(self, key, data):
         self.nvs.set_blob(key, data)
         self.nvs.commit()
-
-    def save(self, data):
-        self._set("bonds", data)

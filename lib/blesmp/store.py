@@ -113,9 +113,7 @@ untouched) and:
 """
 
 import os
-import struct
 import time
-from binascii import crc32 as _crc32
 
 from micropython import const
 
@@ -128,7 +126,6 @@ RESTORED = "restored"
 
 VERSION = const(1)
 _MAGIC = b"BSMP"
-_SYNC = const(0xB5)
 _ZERO7 = bytes(7)
 # entry = [key, our, peer, added, used, seq, flags]
 _K = const(0)
@@ -159,17 +156,18 @@ def _fw_id():
 
 
 def _unload(sys):
-    # The loader is cold code: give its RAM back once the store is loaded (on the
-    # board; CPython keeps it, there is no heap to save and re-imports cost time).
+    # The loader and the writer are cold code: give their RAM back once a load or a write is
+    # done (on the board; CPython keeps them, there is no heap to save and re-imports cost time).
     if sys.implementation.name != "micropython":
         return
-    sys.modules.pop("blesmp._bondload", None)
-    try:
-        import blesmp
+    import blesmp
 
-        del blesmp.__dict__["_bondload"]
-    except Exception:
-        pass
+    for n in ("_bondload", "_bondsave"):
+        sys.modules.pop("blesmp." + n, None)
+        try:
+            del blesmp.__dict__[n]
+        except Exception:
+            pass
 
 
 addr_key = _blob.addr_key  # the 7-byte store key of an address given MSB first (one copy, in blob)
@@ -184,52 +182,10 @@ class _Files:
 
 
 class _FileBackend:
-    # The hot half (load, save); quarantine and migration file operations are in _bondload.
+    # Where the image lives: reading it is in _bondload, writing it in _bondsave (cold code).
     def __init__(self, path, fs):
         self.path = path
         self.fs = fs
-
-    def _read(self, p):
-        try:
-            with self.fs.open(p, "rb") as f:
-                return f.read()
-        except OSError:
-            return None
-
-    def load(self, complete):
-        data = self._read(self.path)
-        new = self.path + ".new"
-        if data is None:
-            data = self._read(new)
-            if data is not None and complete(data):
-                self.fs.rename(new, self.path)  # finish a FAT-style replace
-                return data
-            return None
-        self._rm(new)  # leftover of an interrupted save: the old file stands
-        return data
-
-    def _rm(self, p):
-        try:
-            self.fs.remove(p)
-        except OSError:
-            pass
-
-    def save(self, data):
-        new = self.path + ".new"
-        with self.fs.open(new, "wb") as f:
-            f.write(data)
-        try:
-            self.fs.rename(new, self.path)
-        except OSError:  # FAT: rename cannot replace
-            self.fs.remove(self.path)
-            self.fs.rename(new, self.path)
-
-
-def _rec(out, tag, payload):
-    head = struct.pack("<BBH", _SYNC, tag, len(payload))
-    out.extend(head)
-    out.extend(payload)
-    out.extend(struct.pack("<I", _crc32(head[1:] + payload) & 0xFFFFFFFF))
 
 
 class Bond:
@@ -368,141 +324,47 @@ class BondStore:
 
     def set_secret(self, sec_type, key, value):
         try:
-            if sec_type == 10:
-                if value is None or len(value) != 16:
-                    return False
-                self._irk = bytes(value)
-                self._save()
-                return True
             if sec_type != 1 and sec_type != 2:
-                return False
-            k = bytes(key)
-            if value is None:  # NimBLE deletes (a repeat pairing starts, or it evicts)
+                if sec_type != 10:
+                    return False
+            elif value is None:
+                # NimBLE deletes (a repeat pairing starts, or it evicts), in a loop until False:
+                # answered here, without the cold module; the bond is hidden until the pairing ends
+                k = bytes(key)
                 if sec_type == 1 and self._pend.pop(k, None) is not None:
                     return True
                 e = self._find(k)
                 if e is None or not e[sec_type] or e[_FL] & (sec_type << 1):
                     return False
-                e[_FL] |= sec_type << 1  # hidden until the pairing ends (see module docstring)
+                e[_FL] |= sec_type << 1
                 return True
-            return self._set(sec_type, k, bytes(value))
-        except Exception as ex:
+            return self._w("set_secret", sec_type, key, value)
+        except Exception as ex:  # also a failed import of the cold module (e.g. MemoryError)
             self.last_error = ex
             return False
 
-    def _set(self, t, k, v):
-        lay = _blob.detect(v)
-        if lay is None:
-            return False
-        if not _blob.fits(v, self.layout):
-            # The firmware's own writes are the ground truth about its layout.
-            if lay == _blob.ESP80 and not v[40] & 1:
-                lay = _blob.NIMBLE80  # an 80-byte blob without LTK: upstream is the usual one
-            if self._fixed:
-                self._problem("layout %s given, but the firmware writes %s" % (self._fixed, lay))
-                self._fixed = None
-            self._relayout(lay)
-        if len(v) == 88 or v[40] & 1:
-            self._learned = True
-        e = self._find(k)
-        if t == 1:
-            if e is not None and (e[_FL] & _HID) == 2:  # our keys rewritten (sign counter)
-                e[1] = v
-                e[_FL] &= ~2
-                self._save()
-                return True
-            if e is None and len(self._b) >= self.max_bonds and self._victim() is None:
-                self._refuse(k, [k, v, None, 0, 0, 0, 0])
-                return False
-            self._pend[k] = v
-            return True
-        return self._commit(k, self._pend.pop(k, None), v, e)
+    def _w(self, name, *args):
+        # A change of the store: blesmp._bondsave's `name`, imported for this call and dropped again.
+        import sys
 
-    def _commit(self, k, our, peer, e):
-        now = _now()
-        self._seq += 1
-        new = [k, our, peer, now, now, self._seq, 0]
-        ev = []
-        if e is not None:
-            if our is None and not e[_FL] & 2:
-                new[1] = e[1]
-            p = self.policy  # may the new keys replace the bond?
-            if p == "allow":
-                ok = True
-            elif p == "deny":
-                ok = False
-            elif p == "stronger":
-                o = _strength(e)
-                n = _strength(new)
-                ok = n[0] >= o[0] and n[1] >= o[1] and n[2] >= o[2]
-            else:
-                ok = bool(p(Bond(e), Bond(new)))
-            if not ok:
-                e[_FL] &= ~_HID
-                self._refuse(k, new)
-                return False
-            new[_ADDED] = e[_ADDED]
-            new[_FL] = e[_FL] & _PIN
-            b = list(self._b)
-            b[b.index(e)] = new
-            ev.append(("replaced", new))
-        else:
-            b = list(self._b)
-            if len(b) >= self.max_bonds:
-                vic = self._victim()
-                if vic is None:
-                    self._refuse(k, new)
-                    return False
-                b.remove(vic)
-                ev.append(("removed", vic))
-            b.append(new)
-            ev.append(("added", new))
-        self._b = b
-        self._note(k, STORED)
-        self._save()
-        for name, x in ev:
-            self._emit(name, x)
-        return True
+        from blesmp import _bondsave
 
-    def _refuse(self, k, new):
-        self._refusing = True  # NimBLE's overflow handler counts bonds next
-        self._note(k, REFUSED)
-        self._emit("refused", new)
-
-    def _victim(self):
-        if self.when_full != "evict":
-            return None
-        best = None
-        for e in self._b:
-            if not e[_FL] & (_PIN | _HID) and (best is None or e[_SEQ] < best[_SEQ]):
-                best = e
-        return best
-
-    def _note(self, k, r):
-        self._recent.append((k, r))
-        del self._recent[:-4]
+        try:
+            return getattr(_bondsave, name)(self, *args)
+        finally:
+            _unload(sys)
 
     # ---------------------------------------------------------------- manager
     def pairing_done(self, addr_type, addr, ok, bonded=1):
         """The end of a pairing (see the module docstring); returns STORED/PENDING/REFUSED/RESTORED/None."""
         try:
-            k = addr_key(addr_type, addr) if addr is not None else None
-            res = None
-            for rk, r in self._recent:
-                if rk == k:
-                    res = r
-            if res is None and len(self._recent) == 1:
-                res = self._recent[0][1]  # keys came under the identity, not the RPA
-            if res is None and ok and bonded:
-                return PENDING
-            restored = False
-            for e in self._b:
-                if e[_FL] & _HID and (k is None or e[_K] == k or not self._find(k)):
-                    e[_FL] &= ~_HID
-                    restored = True
-            self._recent = []
-            self._refusing = False
-            return res or (RESTORED if restored else None)
+            if not self._recent and not self._refusing:
+                for e in self._b:
+                    if e[_FL] & _HID:
+                        break
+                else:  # nothing to settle (e.g. a re-encryption): no cold module
+                    return PENDING if ok and bonded else None
+            return self._w("pairing_done", addr_key(addr_type, addr) if addr is not None else None, ok, bonded)
         except Exception as ex:
             self.last_error = ex
             return None
@@ -514,20 +376,6 @@ class BondStore:
     def unsubscribe(self, cb):
         if cb in self._subs:
             self._subs.remove(cb)
-
-    def _emit(self, name, e):
-        if not self._subs:
-            return
-        try:
-            bond = Bond(e) if e is not None else None
-        except Exception as ex:
-            self.last_error = ex
-            return
-        for cb in self._subs:
-            try:
-                cb(name, bond)
-            except Exception as ex:
-                self.last_error = ex
 
     def _find(self, k):
         for e in self._b:
@@ -550,28 +398,13 @@ class BondStore:
         return self._irk
 
     def remove(self, addr_type, addr):
-        e = self._find(addr_key(addr_type, addr))
-        if e is None:
-            return False
-        self._b = [x for x in self._b if x is not e]
-        self._save()
-        self._emit("removed", e)
-        return True
+        return self._w("remove", addr_key(addr_type, addr))
 
     def clear(self):
-        self._b = []
-        self._pend = {}
-        self._irk = None
-        self._save()
-        self._emit("cleared", None)
+        self._w("clear")
 
     def pin(self, addr_type, addr, pinned=True):
-        e = self._find(addr_key(addr_type, addr))
-        if e is None:
-            return False
-        e[_FL] = (e[_FL] | _PIN) if pinned else (e[_FL] & ~_PIN)
-        self._save()
-        return True
+        return self._w("pin", addr_key(addr_type, addr), pinned)
 
     def touch(self, addr_type, addr):
         e = self._find(addr_key(addr_type, addr))
@@ -588,7 +421,7 @@ class BondStore:
     def flush(self):
         """Writes last-used times (and anything a failed write left) if they changed."""
         if self.dirty:
-            return self._save()
+            return self._w("save")
         return True
 
     def set_layout(self, layout):
@@ -596,64 +429,12 @@ class BondStore:
         layout = _ALIAS.get(layout, layout)
         if layout not in _LCODE:
             raise ValueError("layout")
-        self._fixed = layout
-        if layout != self.layout or self._learned:
-            self._learned = False
-            self._relayout(layout)
-            self._save()
-
-    def _relayout(self, lay):
-        if lay != self.layout:
-            self._learned = False
-        for e in self._b:
-            e[1] = _blob.convert(e[1], lay)
-            e[2] = _blob.convert(e[2], lay)
-        self.layout = lay
+        self._w("set_layout", layout)
 
     # ---------------------------------------------------------------- persistence
     def image(self):
         """The store as bytes in the file format (what a save writes)."""
-        out = bytearray(_MAGIC)
-        out.append(VERSION)
-        n = 1
-        lc = _LCODE[self.layout] | (0x80 if self._learned else 0)
-        _rec(out, 77, struct.pack("<BI", lc, self._seq) + self._fw.encode())
-        if self._irk:
-            _rec(out, 73, self._irk)
-            n += 1
-        for e in self._b:
-            our = e[1] or b""
-            peer = e[2] or b""
-            p = struct.pack("<BBIII", e[_FL] & _PIN, _LCODE[self.layout], e[_ADDED], e[_USED], e[_SEQ])
-            _rec(out, 66, p + e[_K] + bytes((len(our),)) + our + bytes((len(peer),)) + peer)
-            n += 1
-        _rec(out, 69, struct.pack("<H", n))
-        return out
-
-    def _save(self):
-        if self.readonly:
-            self.dirty = True
-            return False
-        lk = self._lock
-        if lk is not None:
-            lk.acquire()  # the NimBLE task and the main thread never write .new at once
-        try:
-            self._io.save(self.image())
-            self.writes += 1
-            self.dirty = False
-            return True
-        except OSError as ex:
-            self.last_error = ex
-            self.dirty = True
-            self._problem("write failed: %r" % (ex,))
-            return False
-        finally:
-            if lk is not None:
-                lk.release()
-
-    def _problem(self, msg):
-        self.problems.append(msg)
-        del self.problems[:-8]
+        return self._w("image")
 
     def import_json(self, path, fs=None):
         """Imports aioble's ble_secrets.json / the bonding example's secrets.json; returns the count."""

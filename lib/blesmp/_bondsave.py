@@ -1,0 +1,286 @@
+"""The cold write half of blesmp.store: storing keys, eviction, refusal, management, saving.
+
+`BondStore` imports this module for each call that changes the store (`set_secret` with a
+value, `pairing_done` when a pairing left something to settle, `remove`, `clear`, `pin`,
+`flush`, `set_layout`, `image`) and drops it again (`sys.modules`) on MicroPython, so that
+on a board with `lib/` as .py or .mpy files its code does not stay on the heap at rest.
+`blesmp._bondload` uses it while loading (conversion, problems). Functions take the store
+as `self` (they are its methods, moved out). Not part of the API.
+"""
+
+import struct
+from binascii import crc32 as _crc32
+
+from micropython import const
+
+from blesmp import blob as _blob
+from blesmp.store import _LCODE, _MAGIC, PENDING, REFUSED, RESTORED, STORED, VERSION, Bond, _now, _strength
+
+_SYNC = const(0xB5)  # record sync byte (as in _bondload.py)
+# entry = [key, our, peer, added, used, seq, flags] (as in store.py)
+_K = const(0)
+_ADDED = const(3)
+_USED = const(4)
+_SEQ = const(5)
+_FL = const(6)
+_PIN = const(1)
+_HID = const(6)
+
+
+# ---------------------------------------------------------------- firmware (SET_SECRET)
+def set_secret(self, sec_type, key, value):
+    # store.set_secret without the deletes (answered there); may raise: the caller answers False
+    if sec_type == 10:
+        if value is None or len(value) != 16:
+            return False
+        self._irk = bytes(value)
+        save(self)
+        return True
+    t = sec_type  # 1 or 2, with a value
+    k = bytes(key)
+    v = bytes(value)
+    lay = _blob.detect(v)
+    if lay is None:
+        return False
+    if not _blob.fits(v, self.layout):
+        # The firmware's own writes are the ground truth about its layout.
+        if lay == _blob.ESP80 and not v[40] & 1:
+            lay = _blob.NIMBLE80  # an 80-byte blob without LTK: upstream is the usual one
+        if self._fixed:
+            problem(self, "layout %s given, but the firmware writes %s" % (self._fixed, lay))
+            self._fixed = None
+        relayout(self, lay)
+    if len(v) == 88 or v[40] & 1:
+        self._learned = True
+    e = self._find(k)
+    if t == 1:
+        if e is not None and (e[_FL] & _HID) == 2:  # our keys rewritten (sign counter)
+            e[1] = v
+            e[_FL] &= ~2
+            save(self)
+            return True
+        if e is None and len(self._b) >= self.max_bonds and _victim(self) is None:
+            _refuse(self, k, [k, v, None, 0, 0, 0, 0])
+            return False
+        self._pend[k] = v
+        return True
+    return _commit(self, k, self._pend.pop(k, None), v, e)
+
+
+def _commit(self, k, our, peer, e):
+    now = _now()
+    self._seq += 1
+    new = [k, our, peer, now, now, self._seq, 0]
+    ev = []
+    if e is not None:
+        if our is None and not e[_FL] & 2:
+            new[1] = e[1]
+        p = self.policy  # may the new keys replace the bond?
+        if p == "allow":
+            ok = True
+        elif p == "deny":
+            ok = False
+        elif p == "stronger":
+            o = _strength(e)
+            n = _strength(new)
+            ok = n[0] >= o[0] and n[1] >= o[1] and n[2] >= o[2]
+        else:
+            ok = bool(p(Bond(e), Bond(new)))
+        if not ok:
+            e[_FL] &= ~_HID
+            _refuse(self, k, new)
+            return False
+        new[_ADDED] = e[_ADDED]
+        new[_FL] = e[_FL] & _PIN
+        b = list(self._b)
+        b[b.index(e)] = new
+        ev.append(("replaced", new))
+    else:
+        b = list(self._b)
+        if len(b) >= self.max_bonds:
+            vic = _victim(self)
+            if vic is None:
+                _refuse(self, k, new)
+                return False
+            b.remove(vic)
+            ev.append(("removed", vic))
+        b.append(new)
+        ev.append(("added", new))
+    self._b = b
+    _note(self, k, STORED)
+    save(self)
+    for name, x in ev:
+        _emit(self, name, x)
+    return True
+
+
+def _refuse(self, k, new):
+    self._refusing = True  # NimBLE's overflow handler counts bonds next
+    _note(self, k, REFUSED)
+    _emit(self, "refused", new)
+
+
+def _victim(self):
+    if self.when_full != "evict":
+        return None
+    best = None
+    for e in self._b:
+        if not e[_FL] & (_PIN | _HID) and (best is None or e[_SEQ] < best[_SEQ]):
+            best = e
+    return best
+
+
+def _note(self, k, r):
+    self._recent.append((k, r))
+    del self._recent[:-4]
+
+
+def _emit(self, name, e):
+    if not self._subs:
+        return
+    try:
+        bond = Bond(e) if e is not None else None
+    except Exception as ex:
+        self.last_error = ex
+        return
+    for cb in self._subs:
+        try:
+            cb(name, bond)
+        except Exception as ex:
+            self.last_error = ex
+
+
+# ---------------------------------------------------------------- manager
+def pairing_done(self, k, ok, bonded):
+    # store.pairing_done when a pairing left something to settle (k: the store key or None)
+    res = None
+    for rk, r in self._recent:
+        if rk == k:
+            res = r
+    if res is None and len(self._recent) == 1:
+        res = self._recent[0][1]  # keys came under the identity, not the RPA
+    if res is None and ok and bonded:
+        return PENDING
+    restored = False
+    for e in self._b:
+        if e[_FL] & _HID and (k is None or e[_K] == k or not self._find(k)):
+            e[_FL] &= ~_HID
+            restored = True
+    self._recent = []
+    self._refusing = False
+    return res or (RESTORED if restored else None)
+
+
+# ---------------------------------------------------------------- management
+def remove(self, k):
+    e = self._find(k)
+    if e is None:
+        return False
+    self._b = [x for x in self._b if x is not e]
+    save(self)
+    _emit(self, "removed", e)
+    return True
+
+
+def clear(self):
+    self._b = []
+    self._pend = {}
+    self._irk = None
+    save(self)
+    _emit(self, "cleared", None)
+
+
+def pin(self, k, pinned):
+    e = self._find(k)
+    if e is None:
+        return False
+    e[_FL] = (e[_FL] | _PIN) if pinned else (e[_FL] & ~_PIN)
+    save(self)
+    return True
+
+
+def set_layout(self, layout):
+    self._fixed = layout
+    if layout != self.layout or self._learned:
+        self._learned = False
+        relayout(self, layout)
+        save(self)
+
+
+def relayout(self, lay):
+    if lay != self.layout:
+        self._learned = False
+    for e in self._b:
+        e[1] = _blob.convert(e[1], lay)
+        e[2] = _blob.convert(e[2], lay)
+    self.layout = lay
+
+
+def problem(self, msg):
+    self.problems.append(msg)
+    del self.problems[:-8]
+
+
+# ---------------------------------------------------------------- persistence
+def _rec(out, tag, payload):
+    head = struct.pack("<BBH", _SYNC, tag, len(payload))
+    out.extend(head)
+    out.extend(payload)
+    out.extend(struct.pack("<I", _crc32(head[1:] + payload) & 0xFFFFFFFF))
+
+
+def image(self):
+    out = bytearray(_MAGIC)
+    out.append(VERSION)
+    n = 1
+    lc = _LCODE[self.layout] | (0x80 if self._learned else 0)
+    _rec(out, 77, struct.pack("<BI", lc, self._seq) + self._fw.encode())
+    if self._irk:
+        _rec(out, 73, self._irk)
+        n += 1
+    for e in self._b:
+        our = e[1] or b""
+        peer = e[2] or b""
+        p = struct.pack("<BBIII", e[_FL] & _PIN, _LCODE[self.layout], e[_ADDED], e[_USED], e[_SEQ])
+        _rec(out, 66, p + e[_K] + bytes((len(our),)) + our + bytes((len(peer),)) + peer)
+        n += 1
+    _rec(out, 69, struct.pack("<H", n))
+    return out
+
+
+def _write(io, data):
+    # the new image replaces the old one at once: NVS commits it, a file goes to .new and is
+    # renamed over the old one (FAT, where rename cannot replace: removed first)
+    if hasattr(io, "nvs"):
+        io._set("bonds", data)
+        return
+    new = io.path + ".new"
+    with io.fs.open(new, "wb") as f:
+        f.write(data)
+    try:
+        io.fs.rename(new, io.path)
+    except OSError:
+        io.fs.remove(io.path)
+        io.fs.rename(new, io.path)
+
+
+def save(self):
+    if self.readonly:
+        self.dirty = True
+        return False
+    lk = self._lock
+    if lk is not None:
+        lk.acquire()  # the NimBLE task and the main thread never write .new at once
+    try:
+        _write(self._io, image(self))
+        self.writes += 1
+        self.dirty = False
+        return True
+    except OSError as ex:
+        self.last_error = ex
+        self.dirty = True
+        problem(self, "write failed: %r" % (ex,))
+        return False
+    finally:
+        if lk is not None:
+            lk.release()
