@@ -11,6 +11,7 @@ if not hasattr(time, "ticks_add"):  # CPython without a blesim World
     time.ticks_diff = lambda a, b: a - b
     time.ticks_ms = lambda: 0
 
+from blesmp import _link as L
 from blesmp import const as C
 from blesmp import manager as M
 from blesmp.agents import CallbackAgent, ConsoleAgent
@@ -217,8 +218,8 @@ def test_static_passkey_only_when_named_insecure():
 
 def test_random_passkey_rejection_sampling():
     feed = [b"\xff\xff\xff", b"\xf4\x24\x00", b"\xf4\x23\xff"]  # 2**24-1 and 16e6 rejected
-    assert M.random_passkey(lambda n: feed.pop(0)) == 999999 and not feed
-    vals = [M.random_passkey() for _ in range(200)]
+    assert L.random_passkey(lambda n: feed.pop(0)) == 999999 and not feed
+    vals = [L.random_passkey() for _ in range(200)]
     assert all(0 <= v <= 999999 for v in vals)
     assert len(set(vals)) > 190
 

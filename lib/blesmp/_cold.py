@@ -62,7 +62,7 @@ def bond_repr(b):
 
 
 def repr_of(o):
-    # repr() of AuthResult, Link (manager), Bond (store), Sec (blob)
+    # repr() of AuthResult, Link (blesmp._link), Bond (store), Sec (blob)
     n = type(o).__name__
     if n == "AuthResult":
         return auth_repr(o)

@@ -21,7 +21,9 @@ def init(sm, store, max_bonds, allow, repeat, static):
         raise ValueError("repeat must be 'stronger', 'deny' or 'allow'")
     sm.repeat = repeat
     if static is not None:
-        sm._check_pk(static)
+        from ._link import check_pk
+
+        check_pk(static)
     sm._static = static
 
 

@@ -1,0 +1,773 @@
+# What blesmp.manager's SecurityManager does while links exist: the security procedures on each
+# connection (pairing, re-encryption, prompts, policy, failure reasons, reports). The manager
+# imports it at the first CONNECT and drops it again on MicroPython when the last link is gone,
+# so a board at rest (advertising, no connection) does not hold this code in its heap.
+# Functions take the SecurityManager as `sm`. Not part of the API: see blesmp.manager.
+import os
+import sys
+import time
+
+from micropython import const
+
+from .blob import addr_key as _key7
+from .blob import info as blob_info
+from .manager import _log
+
+# Copies of the blesmp.const values used here: const() folds them into the bytecode.
+_AUTH_CMPL_EVT = const(5)
+_AUTH_FAILED = const(0x28)
+_BUSY = const(0x2E)
+_CENTRAL_NO_PROMPTS = const(0x2A)
+_IO_NO_INPUT_OUTPUT = const(3)
+_KEY_MISSING = const(0x2D)
+_KEY_TOO_SHORT = const(0x24)
+_LEGACY_UNDER_SC_ONLY = const(0x25)
+_LEVEL_TOO_LOW = const(0x29)
+_LINK_LOST = const(0x22)
+_NC_REQ_EVT = const(4)
+_NOT_ALLOWED = const(0x2C)
+_METHOD_NOT_ALLOWED = const(0x31)
+_NOT_IN_WINDOW = const(0x2B)
+_OK = const(0)
+_PASSKEY_ACTION_DISPLAY = const(3)
+_PASSKEY_ACTION_INPUT = const(2)
+_PASSKEY_ACTION_NUMERIC_COMPARISON = const(4)
+_PASSKEY_NOTIF_EVT = const(2)
+_PASSKEY_REQ_EVT = const(3)
+_PEER_FAILED = const(0x27)
+_PROMPT_CANCEL_EVT = const(8)
+_PROMPT_TIMEOUT = const(0x21)
+_REJECTED = const(0x20)
+_REPEATED_ATTEMPTS = const(0x09)
+_ROLE_CENTRAL = const(0)
+_ROLE_PERIPHERAL = const(1)
+_SEC_REQ_EVT = const(1)
+_SEC_TYPE_OUR = const(1)
+_SEC_TYPE_PEER = const(2)
+_SMP_TIMEOUT = const(0x23)
+_SMP_TIMEOUT_MS = const(30000)
+_STORE_FULL = const(0x30)
+_UNSPECIFIED = const(0x08)
+_WEAKER_THAN_BOND = const(0x26)
+
+_ST_IDLE = const(0)
+_ST_PAIRING = const(1)  # a pairing runs on the link
+_ST_ENCRYPTING = const(2)  # re-encryption with a stored key
+_ST_FAILING = const(3)  # failed update seen, waiting briefly for a DISCONNECT (link lost?)
+_ST_REPORTED = const(4)  # failure already reported; absorb the firmware's late update
+_ST_REQUESTED = const(5)  # we (peripheral) sent a Security Request; the central decides
+_ST_WAITKEYS = const(6)  # encrypted+bonded, waiting for the SET_SECRETs (older esp-nimble order)
+
+_F_LOCAL = const(1)  # we started it (gap_pair)
+_F_ANSWERED = const(2)  # a passkey/NC step happened
+_F_REJECT = const(4)  # the manager refuses this pairing
+_F_KEYS = const(8)  # keys were stored by this pairing
+_F_ACCEPTED = const(16)  # accept policy already checked
+_F_CENTRAL_WD = const(32)  # deadline is the central-role stall watchdog
+_F_PROMPT = const(64)  # deadline is a prompt timeout
+_F_SECREQ = const(128)  # SEC_REQ already reported
+_F_MARKED = const(256)  # the bond-count look-up of our own central pairing was seen
+_F_SETSEEN = const(512)  # NimBLE handed over keys (stored or refused)
+_F_DONE = const(1024)  # store.pairing_done() called for this procedure
+_F_OURS = const(145)  # _F_LOCAL | _F_ACCEPTED | _F_SECREQ: the application asked, nobody to ask
+
+_GRACE_MS = const(250)  # wait for a DISCONNECT after a failed update
+_KEYS_WAIT_MS = const(500)  # wait for SET_SECRET after an update (older order)
+_MARK_MS = const(1000)  # a bond-count look-up marks a pairing start for this long
+_BACKOFF_SLOTS = const(8)
+
+_ZERO7 = bytes(7)
+
+
+def level_of(enc, auth, sc, key_size):
+    """Security level 1..4 (Zephyr L1..L4) of a link state; sc None = unknown (not level 4)."""
+    if not enc:
+        return 1
+    if not auth:
+        return 2
+    if sc and key_size == 16:
+        return 4
+    return 3
+
+
+def random_passkey(rng=None):
+    """A passkey uniform over 0..999999 from os.urandom (rejection sampling: no modulo bias)."""
+    rng = rng or os.urandom
+    while True:
+        b = rng(3)
+        v = (b[0] << 16) | (b[1] << 8) | b[2]
+        if v < 16000000:  # 16 * 10**6 <= 2**24
+            return v % 1000000
+
+
+class AuthResult:
+    """The AUTH_CMPL_EVT value (ESP-IDF esp_ble_auth_cmpl_t): success, reason (const.reason_name),
+    level 1..4, key_size, authenticated, bonded, sc (1, 0 or None = unknown), encrypted,
+    repaired (re-encryption with a stored key rather than a pairing), addr_type/addr (identity)."""
+
+    if sys.implementation.name != "micropython":  # MicroPython ignores __slots__: no tuple in RAM
+        __slots__ = ("conn", "addr_type", "addr", "success", "reason", "level", "key_size", "encrypted",
+                     "authenticated", "bonded", "sc", "reencrypt")
+
+    def __init__(self, c, success, reason):
+        self.conn = c.handle
+        self.addr_type = c.addr_type
+        self.addr = c.addr
+        self.success = success
+        self.reason = reason
+        self.encrypted = c.enc
+        self.authenticated = c.auth
+        self.bonded = c.bonded
+        self.key_size = c.key_size
+        self.sc = c.sc
+        self.level = level_of(c.enc, c.auth, c.sc, c.key_size)
+        self.reencrypt = c.state == _ST_ENCRYPTING
+
+    def __repr__(self):
+        from ._cold import repr_of  # the text lives in the cold module
+
+        return repr_of(self)
+
+
+class Link:
+    """What state(conn) returns: one connection's security state."""
+
+    if sys.implementation.name != "micropython":
+        __slots__ = ("handle", "role", "addr_type", "addr", "key", "enc", "auth", "bonded", "key_size",
+                     "sc", "state", "proc", "flags", "t0", "deadline", "action", "number", "want",
+                     "want_ks", "old", "result")
+
+    def __init__(self, handle, role, addr_type, addr):
+        self.handle = handle
+        self.role = role
+        self.addr_type = addr_type
+        self.addr = addr
+        self.key = _key7(addr_type, addr)
+        self.enc = self.auth = self.bonded = self.key_size = 0
+        self.sc = None
+        self.state = _ST_IDLE
+        self.proc = _ST_IDLE  # the procedure a failed update belongs to (while _ST_FAILING)
+        self.flags = 0
+        self.t0 = 0
+        self.deadline = None
+        self.action = 0  # pending prompt (passkey action) or 0
+        self.number = 0
+        self.want = 1  # level the application requires on this link
+        self.want_ks = 0
+        self.old = None  # (key_size, auth, sc) of the bond a repeat pairing would replace
+        self.result = None  # last AuthResult
+
+    @property
+    def level(self):
+        return level_of(self.enc, self.auth, self.sc, self.key_size)
+
+    @property
+    def busy(self):
+        return self.state not in (_ST_IDLE, _ST_REPORTED)
+
+    __repr__ = AuthResult.__repr__  # one stub for both classes (each function costs heap)
+
+def check_pk(pk):
+    if not isinstance(pk, int) or not 0 <= pk <= 999999:
+        raise ValueError("passkey must be an int 0..999999")
+
+
+def start(sm, conn, level=None):
+    # SecurityManager.pair (see its docstring)
+    c = sm.state(conn)
+    if c is None:
+        raise ValueError("not connected: %r" % (conn,))
+    if level is not None:
+        if not 1 <= level <= 4:
+            raise ValueError("level must be 1..4")
+        c.want = level
+    if c.busy:
+        return True  # already running: its AUTH_CMPL will come
+    want = max(c.want, sm.level)
+    if c.role == _ROLE_CENTRAL and want >= 3 and not sm.central_prompts:
+        begin(sm, c, _F_OURS)
+        fail(sm, c, _CENTRAL_NO_PROMPTS, disconnect=False)
+        return False
+    if c.enc and c.level >= want and c.key_size >= min_ks(sm, c):
+        begin(sm, c, _F_OURS)
+        c.state = _ST_ENCRYPTING
+        report(sm, c, True, _OK)
+        return True
+    begin(sm, c, _F_OURS)
+    if c.role == _ROLE_PERIPHERAL:
+        c.state = _ST_REQUESTED
+        c.deadline = time.ticks_add(sm._ms(), _SMP_TIMEOUT_MS)
+    try:
+        sm._ble.gap_pair(c.handle)
+    except OSError as e:
+        c.state = _ST_PAIRING
+        fail(sm, c, _BUSY if e.args and e.args[0] in (114, 120) else _UNSPECIFIED, disconnect=False)
+        return False
+    return True
+
+
+def require(sm, conn, level, min_key_size=None, go=True):
+    # SecurityManager.require (see its docstring)
+    c = sm.state(conn)
+    if c is None:
+        raise ValueError("not connected: %r" % (conn,))
+    if not 1 <= level <= 4:
+        raise ValueError("level must be 1..4")
+    c.want = level
+    if min_key_size is not None:
+        c.want_ks = min_key_size
+    if go and (c.level < level or (c.enc and c.key_size < min_ks(sm, c))):
+        return start(sm, c.handle)
+    return True
+
+
+def security_rsp(sm, conn, accept):
+    # SecurityManager.security_rsp (see its docstring)
+    c = sm.state(conn)
+    if c is None or not c.busy:
+        return False
+    if accept:
+        c.flags |= _F_ACCEPTED
+    else:
+        reject(sm, c, _REJECTED)
+    return True
+
+
+def passkey_reply(sm, conn, accept, passkey=0):
+    # SecurityManager.passkey_reply (see its docstring)
+    c = sm.state(conn)
+    if c is None or c.action != _PASSKEY_ACTION_INPUT:
+        return False
+    if accept:
+        check_pk(passkey)
+    c.action = 0
+    c.flags = (c.flags | _F_ANSWERED) & ~_F_PROMPT
+    if not accept:
+        reject(sm, c, _REJECTED)
+        return True
+    watchdog(sm, c)
+    try:
+        sm._ble.gap_passkey(c.handle, _PASSKEY_ACTION_INPUT, passkey)
+    except OSError as e:
+        _log("gap_passkey failed", e)
+        return False
+    return True
+
+
+def confirm_reply(sm, conn, accept):
+    # SecurityManager.confirm_reply (see its docstring)
+    c = sm.state(conn)
+    if c is None or c.action != _PASSKEY_ACTION_NUMERIC_COMPARISON:
+        return False
+    c.action = 0
+    c.flags = (c.flags | _F_ANSWERED) & ~_F_PROMPT
+    try:
+        sm._ble.gap_passkey(c.handle, _PASSKEY_ACTION_NUMERIC_COMPARISON, 1 if accept else 0)
+    except OSError as e:
+        _log("gap_passkey failed", e)
+    if accept:
+        watchdog(sm, c)
+    else:
+        c.flags |= _F_REJECT
+        fail(sm, c, _REJECTED, disconnect=False)
+    return True
+
+
+def min_ks(sm, c):
+    return max(sm.min_key_size, c.want_ks)
+
+
+def agent(sm, name, *args):
+    a = sm.agent
+    f = getattr(a, name, None) if a is not None else None
+    if f is None:
+        return None
+    try:
+        return f(sm, *args)
+    except Exception as e:  # noqa: BLE001
+        _log("agent.%s raised" % name, e)
+        return None
+
+
+def begin(sm, c, flags):
+    # A new procedure on c (pairing unless proven otherwise).
+    c.state = _ST_PAIRING
+    c.flags = flags
+    c.t0 = sm._ms()
+    c.action = 0
+    c.number = 0
+    c.old = None
+    watchdog(sm, c)
+
+
+def watchdog(sm, c):
+    # No SMP progress for 30 s: the firmware's SMP timer fires; ours a bit later, in case the
+    # firmware's update never comes (link gone quiet).
+    c.t0 = sm._ms()
+    c.flags &= ~(_F_PROMPT | _F_CENTRAL_WD)
+    if c.role == _ROLE_CENTRAL and not sm.central_prompts and sm.io != _IO_NO_INPUT_OUTPUT:
+        c.flags |= _F_CENTRAL_WD
+        c.deadline = time.ticks_add(c.t0, sm.central_stall_ms)
+    else:
+        c.deadline = time.ticks_add(c.t0, _SMP_TIMEOUT_MS + 2000)
+
+
+def report(sm, c, success, reason):
+    r = AuthResult(c, success, reason)
+    c.result = r
+    c.state = _ST_IDLE if success else _ST_REPORTED
+    c.deadline = None
+    if c.action:
+        c.action = 0
+        sm._emit(_PROMPT_CANCEL_EVT, c.handle)
+        agent(sm, "cancel", c.handle)
+    k = bkey(sm, c)
+    if success:
+        sm._backoff.pop(k, None)
+    elif not r.reencrypt and reason not in (_REPEATED_ATTEMPTS, _CENTRAL_NO_PROMPTS, _BUSY, _NOT_IN_WINDOW,
+                                            _NOT_ALLOWED, _KEY_MISSING):
+        # Count the failed pairing (policy refusals are not attempts: opening the window works at
+        # once; a failed re-encryption is no pairing: nothing was guessed).
+        b = sm._backoff.get(k)
+        if b is None:
+            if len(sm._backoff) >= _BACKOFF_SLOTS:
+                # forget the entry with the fewest failures
+                drop = min(sm._backoff, key=lambda x: sm._backoff[x][0])
+                del sm._backoff[drop]
+            b = sm._backoff[k] = [0, None]
+        b[0] += 1
+        if sm.backoff_ms:
+            # The spec's waiting interval (Vol 3 Part H 2.3.6) after every failed pairing:
+            # backoff_ms after the first, doubling with every further one, up to 64x.
+            b[1] = time.ticks_add(sm._ms(), sm.backoff_ms << min(b[0] - 1, 6))
+    sm._emit(_AUTH_CMPL_EVT, c.handle, r)
+    agent(sm, "done", r)
+
+
+def bkey(sm, c):
+    # The back-off is per peer identity where known: c.key is the identity address once the
+    # firmware resolved the peer or it distributed its keys; else an RPA of a bonded peer is
+    # resolved with the application's resolver (if given); else the connection address.
+    rv = sm.resolver
+    if rv is not None and c.addr_type == 1 and c.addr[0] & 0xC0 == 0x40:
+        try:
+            b = rv.resolve(1, c.addr)
+            if b is not None:
+                return _key7(b.addr_type, b.addr)
+        except Exception as e:  # noqa: BLE001
+            _log("resolver failed", e)
+    return c.key
+
+
+def fail(sm, c, reason, disconnect=True):
+    # Our own decision that the procedure failed: tell the store, report, maybe drop the link.
+    store_done(sm, c, False)
+    report(sm, c, False, reason)
+    if disconnect:
+        sm._disconnect(c.handle)  # _F_REJECT + _ST_REPORTED = the link is being dropped
+    else:
+        c.flags &= ~_F_REJECT
+
+
+def reject(sm, c, reason):
+    c.flags |= _F_REJECT
+    if c.action == _PASSKEY_ACTION_NUMERIC_COMPARISON:
+        try:
+            sm._ble.gap_passkey(c.handle, _PASSKEY_ACTION_NUMERIC_COMPARISON, 0)
+        except OSError:
+            pass
+    fail(sm, c, reason)
+
+
+def store_done(sm, c, ok):
+    # The store's re-pairing transaction: a failed pairing brings a hidden bond back; keys a
+    # failed pairing managed to store are removed again. Returns the store's answer.
+    if c.flags & _F_DONE:
+        return None
+    c.flags |= _F_DONE
+    f = getattr(sm.store, "pairing_done", None)
+    if f is None:
+        return None
+    try:
+        r = f(c.addr_type, c.addr, ok, c.bonded)
+        if not ok and r == "stored" and c.old is None:
+            sm.store.remove(c.addr_type, c.addr)
+        return r
+    except Exception as e:  # noqa: BLE001
+        _log("store.pairing_done raised", e)
+        return None
+
+
+def incoming(sm, c, repeat_blob):
+    # A pairing the peer started (or a Security Request to us as central). False = refused.
+    if c.state == _ST_REPORTED and c.flags & _F_REJECT:
+        return False  # refused already; the link is on its way down
+    if c.state == _ST_REQUESTED:
+        c.state = _ST_PAIRING  # the central answered our Security Request by pairing
+        watchdog(sm, c)
+    elif not c.busy or c.state == _ST_REPORTED:
+        begin(sm, c, 0)
+    elif c.flags & _F_ACCEPTED:
+        return True
+    if repeat_blob is not None:
+        info = blob_info(repeat_blob)
+        if info[0]:
+            c.old = info
+    # The policy: 0 if a pairing from this peer may go ahead, else the reason to refuse it.
+    repeat = c.old is not None
+    b = sm._backoff.get(bkey(sm, c))
+    reason = 0
+    if c.flags & _F_LOCAL:
+        pass  # the application asked for this pairing
+    elif b is not None and b[1] is not None and time.ticks_diff(b[1], sm._ms()) > 0:
+        reason = _REPEATED_ATTEMPTS
+    elif sm._allow is not None and c.key not in sm._allow:
+        reason = _NOT_ALLOWED
+    elif repeat and sm.repeat == "deny":
+        reason = _WEAKER_THAN_BOND
+    elif sm.window and not repeat and not sm.window_open():
+        reason = _NOT_IN_WINDOW
+    if not (c.flags & _F_SECREQ):
+        c.flags |= _F_SECREQ
+        sm._emit(_SEC_REQ_EVT, c.handle, (c.addr_type, c.addr))
+        if c.flags & _F_REJECT or c.state == _ST_REPORTED:
+            return False  # the application refused in its callback (security_rsp)
+        ok = agent(sm, "accept", c.handle, c.addr_type, c.addr)
+        if ok is False and not reason:
+            reason = _REJECTED
+    if reason:
+        reject(sm, c, reason)
+        return False
+    c.flags |= _F_ACCEPTED
+    return True
+
+
+def weaker(sm, c, ks, auth, sc):
+    # Would keys of this strength replace c.old (the bond a repeat pairing deletes) badly?
+    if c.old is None or sm.repeat == "allow":
+        return False
+    if sm.repeat == "deny":
+        return True  # (as central, esp-nimble's key-missing re-pair gets here: F8)
+    oks, oauth, osc = c.old
+    if ks < oks or (oauth and not auth) or (osc and sc == 0):
+        return True
+    # Outside the pairing window nobody vouches for the peer: only an authenticated pairing
+    # (the user saw a code) may replace a bond (Zephyr: no unauthenticated overwrite).
+    return not auth and not sm.window_open()
+
+
+def finish(sm, c):
+    # The link is encrypted (c.enc etc. are current): apply the policy, report.
+    reenc = c.state == _ST_ENCRYPTING
+    if c.flags & _F_REJECT:
+        fail(sm, c, _REJECTED)
+        return
+    reason = 0
+    want = max(c.want, sm.level)
+    lvl = c.level
+    if lvl == 3 and c.sc is None and c.key_size == 16:
+        # SC cannot be told apart from legacy without stored keys or an NC step (the firmware
+        # has no SC flag): an authenticated 16-byte link is taken for level 4 (documented gap).
+        lvl = 4
+    if c.key_size < min_ks(sm, c):
+        reason = _KEY_TOO_SHORT
+    elif sm.sc_only and c.sc == 0:
+        reason = _LEGACY_UNDER_SC_ONLY
+    elif lvl < want:
+        reason = _LEVEL_TOO_LOW
+    elif not reenc and not (c.auth or sm.methods & 1):
+        reason = _METHOD_NOT_ALLOWED  # Just Works (no prompt) while methods= excludes it
+    elif not reenc and weaker(sm, c, c.key_size, c.auth, c.sc):
+        reason = _WEAKER_THAN_BOND
+    if not reason and not reenc and c.bonded:
+        r = store_done(sm, c, True)
+        if r == "refused":
+            # The store kept the old bond (weaker replacement) or is full (when_full="refuse").
+            reason = _WEAKER_THAN_BOND if c.old is not None else _STORE_FULL
+    if reason:
+        fail(sm, c, reason)
+        return
+    store_done(sm, c, True)
+    report(sm, c, True, _OK)
+
+
+def tick(sm):
+    now = sm._ms()
+    for c in list(sm._links.values()):
+        d = c.deadline
+        if d is None or time.ticks_diff(d, now) > 0:
+            continue
+        c.deadline = None
+        st = c.state
+        if st == _ST_FAILING:
+            c.state = c.proc
+            fail_update(sm, c)
+        elif st == _ST_WAITKEYS:
+            c.state = _ST_PAIRING
+            finish(sm, c)
+        elif st in (_ST_PAIRING, _ST_ENCRYPTING, _ST_REQUESTED):
+            if c.flags & _F_PROMPT:
+                nc = c.action == _PASSKEY_ACTION_NUMERIC_COMPARISON
+                c.flags |= _F_REJECT
+                if nc:  # a clean refusal: the peer gets Pairing Failed 0x0C
+                    try:
+                        sm._ble.gap_passkey(c.handle, _PASSKEY_ACTION_NUMERIC_COMPARISON, 0)
+                    except OSError:
+                        pass
+                fail(sm, c, _PROMPT_TIMEOUT, disconnect=not nc)
+            elif c.flags & _F_CENTRAL_WD:
+                from ._cold import CENTRAL_STALL
+
+                _log(CENTRAL_STALL % c.handle)
+                fail(sm, c, _CENTRAL_NO_PROMPTS)
+            elif st == _ST_REQUESTED:
+                report(sm, c, False, _PEER_FAILED)  # the central ignored our Security Request
+            else:
+                fail(sm, c, _SMP_TIMEOUT)
+
+
+def fail_update(sm, c):
+    # A failed ENCRYPTION_UPDATE, the link apparently still up.
+    if c.flags & _F_REJECT:
+        reason = _REJECTED
+    elif time.ticks_diff(sm._ms(), c.t0) >= _SMP_TIMEOUT_MS - 1000:
+        reason = _SMP_TIMEOUT
+    elif c.flags & _F_ANSWERED:
+        reason = _AUTH_FAILED
+    elif c.state == _ST_ENCRYPTING:
+        reason = _KEY_MISSING  # the peer refused our stored key (it lost the bond)
+    else:
+        reason = _PEER_FAILED
+    store_done(sm, c, False)
+    report(sm, c, False, reason)
+
+
+def find_key(sm, key, role=None):
+    for c in sm._links.values():
+        if c.key == key and (role is None or c.role == role):
+            return c
+    return None
+
+
+def set_secret(sm, sec_type, kb, value):
+    # SET_SECRET(sec_type 1 or 2, kb, value) while links exist: keys of a pairing on one of them
+    # are checked against the policy before the store gets them. Returns what the firmware gets.
+    c = find_key(sm, kb)
+    if c is None:
+        # The peer distributed an identity address other than its connection address.
+        for x in sm._links.values():
+            if x.state in (_ST_PAIRING, _ST_WAITKEYS):
+                c = x
+                break
+    if c is None:
+        return sm.store.set_secret(sec_type, kb, value)
+    info = blob_info(value)
+    c.flags |= _F_SETSEEN
+    if c.flags & _F_REJECT:
+        return False  # never store keys of a refused pairing
+    if info[0]:
+        ks, auth, sc = info
+        c.sc = sc
+        if (ks < min_ks(sm, c) or (sm.sc_only and not sc) or weaker(sm, c, ks, auth, sc)
+                or level_of(1, auth, sc, ks) < max(c.want, sm.level)
+                or not (auth or sm.methods & 1)):
+            return False  # finish() reports why and drops the link
+    if len(kb) == 7 and c.key != kb:
+        c.key = kb  # now known by its identity address
+        c.addr_type = kb[0]
+        c.addr = bytes(kb[6 - i] for i in range(6))
+    ok = sm.store.set_secret(sec_type, kb, value)
+    if ok:
+        c.flags |= _F_KEYS
+    if sec_type == _SEC_TYPE_PEER and c.state == _ST_WAITKEYS:
+        c.state = _ST_PAIRING
+        c.deadline = None
+        finish(sm, c)  # inside a store callback: disconnects are deferred
+    return ok
+
+
+def on_disconnect(sm, h):
+    c = sm._links.pop(h, None)
+    if c is None:
+        return
+    sm._disc = [x for x in sm._disc if x != h]
+    st = c.state
+    if st == _ST_FAILING:
+        c.state = c.proc
+        store_done(sm, c, False)
+        report(sm, c, False, _REJECTED if c.flags & _F_REJECT else _LINK_LOST)
+    elif st == _ST_WAITKEYS:
+        c.state = _ST_PAIRING
+        finish(sm, c)
+    elif st in (_ST_PAIRING, _ST_ENCRYPTING, _ST_REQUESTED):
+        store_done(sm, c, False)
+        report(sm, c, False, _REJECTED if c.flags & _F_REJECT else _LINK_LOST)
+
+
+def on_encryption(sm, h, enc, auth, bonded, ks):
+    c = sm._links.get(h)
+    if c is None or not isinstance(ks, int):
+        return  # (a malformed tuple: a key size that is no int would break every later check)
+    st = c.state
+    if enc and st == _ST_REPORTED and c.flags & _F_REJECT:
+        sm._disconnect(h)  # a refused pairing completed before the link dropped
+        return
+    if enc and st == _ST_FAILING:
+        # The pairing failed (e.g. in key distribution) yet the link layer reports encryption:
+        # report the failure and do not trust the half-made link.
+        c.state = c.proc
+        fail_update(sm, c)
+        sm._disconnect(h)
+        return
+    if enc:
+        c.enc, c.auth, c.bonded, c.key_size = 1, 1 if auth else 0, 1 if bonded else 0, ks
+        if st == _ST_IDLE or st == _ST_REPORTED or st == _ST_REQUESTED:
+            # An encryption nobody announced (e.g. central re-encrypting after our Security
+            # Request without a look-up we could see): treat as re-encryption.
+            if st != _ST_REQUESTED:
+                begin(sm, c, 0)
+            c.state = _ST_ENCRYPTING  # (sc from the stored bond: below)
+        elif st == _ST_PAIRING and bonded and not (c.flags & (_F_SETSEEN | _F_REJECT)):
+            # Older esp-nimble: the update comes before the SET_SECRETs. Wait for them.
+            c.state = _ST_WAITKEYS
+            c.deadline = time.ticks_add(sm._ms(), _KEYS_WAIT_MS)
+            return
+        if c.sc is None and c.state == _ST_ENCRYPTING:
+            try:  # a re-encryption is as SC as the bond it used
+                b = sm.store.find(c.addr_type, c.addr)
+            except Exception:  # noqa: BLE001
+                b = None
+            if b is not None:
+                c.sc = 1 if b.sc else 0
+        finish(sm, c)
+        return
+    # Not encrypted: the procedure failed (the firmware does not say why).
+    c.enc = c.auth = c.bonded = c.key_size = 0
+    if st == _ST_REPORTED:
+        c.state = _ST_IDLE  # the late update of a failure already reported
+        return
+    if st == _ST_IDLE:
+        begin(sm, c, 0)
+        st = _ST_PAIRING
+    if st == _ST_FAILING or st == _ST_WAITKEYS:
+        return
+    c.proc = st  # remember the procedure while waiting for a possible DISCONNECT
+    c.state = _ST_FAILING
+    c.deadline = time.ticks_add(sm._ms(), _GRACE_MS)
+
+
+def on_passkey(sm, h, action, number):
+    c = sm._links.get(h)
+    if c is None:
+        return
+    if c.state not in (_ST_PAIRING, _ST_REQUESTED) or not (c.flags & _F_ACCEPTED):
+        incoming(sm, c, None)
+    if c.flags & _F_REJECT or c.state != _ST_PAIRING:
+        if action == _PASSKEY_ACTION_NUMERIC_COMPARISON:
+            sm._ble.gap_passkey(h, action, 0)
+        return
+    m = 4 if action == _PASSKEY_ACTION_NUMERIC_COMPARISON else 2
+    if not sm.methods & m:
+        # F4 (method confusion): the peer's IO capabilities chose a method the application does
+        # not allow. Refuse before any code is shown or asked for: keys refused, link dropped
+        # (a comparison is answered "no" first: the peer gets Pairing Failed 0x0C).
+        c.flags |= _F_REJECT
+        if m == 4:
+            try:
+                sm._ble.gap_passkey(h, action, 0)
+            except OSError:
+                pass
+        fail(sm, c, _METHOD_NOT_ALLOWED)
+        return
+    c.state = _ST_PAIRING
+    c.flags |= _F_PROMPT
+    c.flags &= ~_F_CENTRAL_WD
+    c.t0 = sm._ms()
+    c.deadline = time.ticks_add(c.t0, sm.prompt_timeout_ms)
+    if action == _PASSKEY_ACTION_DISPLAY:
+        pk = sm._static if sm._static is not None else random_passkey()
+        c.number = pk
+        sm._ble.gap_passkey(h, action, pk)
+        c.flags |= _F_ANSWERED
+        sm._emit(_PASSKEY_NOTIF_EVT, h, pk)
+        agent(sm, "display", h, pk)
+    elif action == _PASSKEY_ACTION_INPUT:
+        c.action = action
+        sm._emit(_PASSKEY_REQ_EVT, h, None)
+        if c.action == action:
+            pk = agent(sm, "enter", h)
+            if pk is not None and c.action == action:
+                passkey_reply(sm, h, True, pk)
+    elif action == _PASSKEY_ACTION_NUMERIC_COMPARISON:
+        c.action = action
+        c.number = number
+        c.sc = 1  # numeric comparison exists only in LE Secure Connections
+        sm._emit(_NC_REQ_EVT, h, number)
+        if c.action == action:
+            ok = agent(sm, "confirm", h, number)
+            if ok is not None and c.action == action:
+                confirm_reply(sm, h, bool(ok))
+    else:
+        _log("conn %d: passkey action %r not supported by the firmware" % (h, action))
+
+
+def on_get(sm, sec_type, kb, r):
+    # GET_SECRET(sec_type, 0, kb) answered r by the store, while links exist: what the look-up
+    # tells about a pairing starting on one of them. Returns what the firmware gets.
+    now = sm._ms()
+    if sec_type == _SEC_TYPE_OUR and kb == _ZERO7:
+        # NimBLE's bond-count check: a pairing is starting. Our own central gap_pair makes
+        # one too: that one does not announce an incoming pairing.
+        for c in sm._links.values():
+            if c.role != _ROLE_CENTRAL or c.flags & _F_MARKED:
+                continue
+            if c.state == _ST_ENCRYPTING:
+                # The peripheral refused our stored key and NimBLE pairs afresh by itself.
+                c.state = _ST_PAIRING
+                watchdog(sm, c)
+            if c.state == _ST_PAIRING and time.ticks_diff(now, c.t0) < _MARK_MS:
+                c.flags |= _F_MARKED
+                return r
+        sm._mark = now
+        return r
+    if sec_type == _SEC_TYPE_PEER:
+        marked = sm._mark is not None and time.ticks_diff(now, sm._mark) < _MARK_MS
+        c = find_key(sm, kb, _ROLE_PERIPHERAL) if marked else None
+        if c is not None:
+            sm._mark = None
+            # An incoming pairing; r = the bond it would replace. Refused: say "no bond", so
+            # that NimBLE does not delete the bond for a pairing that will not complete.
+            return r if incoming(sm, c, r) else None
+        c = find_key(sm, kb, _ROLE_CENTRAL)
+        if c is None:
+            return r
+        info = blob_info(r)
+        found = info[0] > 0
+        if c.state == _ST_PAIRING and c.flags & _F_LOCAL:
+            if found:
+                c.state = _ST_ENCRYPTING  # gap_pair with a bond: re-encryption
+                c.sc = info[2]
+                c.old = info  # a key-missing re-pair would replace it: repeat rule (F8)
+        elif not c.busy or c.state == _ST_REPORTED:
+            # The peripheral sent a Security Request: NimBLE encrypts or pairs by itself.
+            if found:
+                begin(sm, c, 0)
+                c.state = _ST_ENCRYPTING
+                c.sc = info[2]
+                c.old = info
+                sm._emit(_SEC_REQ_EVT, c.handle, (c.addr_type, c.addr))
+            else:
+                incoming(sm, c, None)
+        return r
+    if sec_type == _SEC_TYPE_OUR:
+        c = find_key(sm, kb, _ROLE_PERIPHERAL)
+        if c is None:
+            return r
+        # The central's LTK request: re-encryption with a stored bond.
+        begin(sm, c, 0)
+        c.state = _ST_ENCRYPTING
+        if r is None:
+            report(sm, c, False, _KEY_MISSING)  # negative reply: no update will come
+        else:
+            c.sc = blob_info(r)[2]
+    return r
