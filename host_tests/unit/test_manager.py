@@ -176,6 +176,43 @@ def test_just_works_bonded_new_order():
     assert ("disconnect", 0) not in ble.calls
 
 
+def _link_loaded():
+    import sys
+
+    import blesmp
+
+    return "blesmp._link" in sys.modules or "_link" in blesmp.__dict__
+
+
+def test_link_code_loaded_only_while_links_exist_on_micropython():
+    import sys
+
+    mp = sys.implementation.name == "micropython"
+    sm, ble, store, ev = make()
+    assert not (mp and _link_loaded())  # at rest: set-up did not leave it behind
+    ble.ev(C.IRQ_GET_SECRET, 10, 0, b"irk")  # NimBLE's start-up look-up: answered without it
+    assert not (mp and _link_loaded())
+    for rnd in (1, 2):  # pair, disconnect; then again: the module comes back and works
+        store.d.clear()  # (a second pairing of a bonded peer would be a repeat pairing: refused)
+        connect(ble)
+        assert _link_loaded() and sm.state(0) is not None
+        incoming(ble)
+        assert ble.ev(C.IRQ_SET_SECRET, 1, memoryview(KEY), memoryview(blob()))
+        assert ble.ev(C.IRQ_SET_SECRET, 2, memoryview(KEY), memoryview(blob()))
+        ble.ev(C.IRQ_ENCRYPTION_UPDATE, 0, 1, 0, 1, 16)
+        assert names(ev).count("AUTH_CMPL") == rnd and auth_last(ev).success
+        connect(ble, h=1, central=False)  # a second link keeps it while the first goes
+        ble.ev(C.IRQ_CENTRAL_DISCONNECT, 0, 0, memoryview(PEER))
+        assert _link_loaded() and sm.state(0) is None and sm.state(1) is not None
+        ble.ev(C.IRQ_PERIPHERAL_DISCONNECT, 1, 0, memoryview(PEER))
+        assert sm.connections() == [] and not (mp and _link_loaded())
+    assert store.done == [True, True]
+
+
+def auth_last(events):
+    return [e[2] for e in events if e[0] == C.AUTH_CMPL_EVT][-1]
+
+
 def test_old_order_waits_for_keys():
     sm, ble, store, ev = make()
     connect(ble)
