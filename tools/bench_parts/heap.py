@@ -176,6 +176,11 @@ def _prep(d):
         st.get_secret(1, 0, memoryview(bytes(7)))
         st.set_secret(1, k, memoryview(_sec_blob(blob, i)))
         st.set_secret(2, k, memoryview(_sec_blob(blob, i, True)))
+    # the pairing the fresh app replays: a ninth peer (the full store evicts one)
+    peer = 9
+    with open(d + "/pair.bin", "wb") as f:
+        f.write(bytes((0xA4, 0xCF, 0x12, 0x10, 0, peer)) + _key7(peer) + _sec_blob(blob, peer)
+                + _sec_blob(blob, peer, True))
 
 
 # The typical app, run as a small script of its own in a fresh interpreter (not as this file: its
@@ -189,9 +194,20 @@ def m():
     z(40)
     gc.collect(); gc.collect(); return gc.mem_alloc()
 class B:
-    def irq(s, h): pass
+    def irq(s, h): s.h = h
     def active(s, *a): return True
     def config(s, *a, **k): pass
+    def gap_disconnect(s, c): return True
+    def gap_passkey(s, *a): pass
+E = [0] * 16
+b = B()
+with open('%(dir)s/pair.bin', 'rb') as f:
+    d = f.read()
+a, k, o, t = d[:6], d[6:13], d[13:101], d[101:189]
+ev = ((1, (0, 0, a)), (29, (2, 0, None)), (29, (1, 0, bytes(7))), (29, (2, 0, k)), (30, (1, k, o)),
+      (30, (2, k, t)), (28, (0, 1, 0, 1, 16)), (2, (0, 0, a)))
+def cb(e, c, v):
+    E[e] += 1
 micropython.qstr_info()
 m0 = m()
 from blesmp.manager import SecurityManager
@@ -199,15 +215,23 @@ from blesmp.store import BondStore
 m1 = m()
 st = BondStore('%(dir)s/bonds.db', layout='esp88', max_bonds=8)
 m2 = m()
-sm = SecurityManager(B(), store=st, timer=None, callback=lambda e, c, v: None)
+sm = SecurityManager(b, store=st, timer=None, callback=cb)
 m3 = m()
 micropython.qstr_info()
+top = 0
+for e, x in ev:
+    b.h(e, x)
+    top = max(top, m() - m3)
+m4 = m()
 print('heap_app_imports', m1 - m0)
 print('heap_app_store_8', m2 - m1)
 print('heap_app_sm', m3 - m2)
 print('heap_rest_app', m3 - m0)
 print('heap_app_modules', len([k for k in sys.modules if k.startswith('blesmp')]))
 print('heap_app_bonds', len(st))
+print('heap_app_pairing_peak', top)
+print('heap_app_paired', E[5] if st.find(0, bytes(reversed(k[1:]))) is not None else 0)
+print('heap_rest_app_after_link', m4 - m0)
 """
 
 
