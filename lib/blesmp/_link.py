@@ -1,8 +1,9 @@
 # What blesmp.manager's SecurityManager does while links exist: the security procedures on each
-# connection (pairing, re-encryption, prompts, policy, failure reasons, reports). The manager
-# imports it at the first CONNECT and drops it again on MicroPython when the last link is gone,
-# so a board at rest (advertising, no connection) does not hold this code in its heap.
-# Functions take the SecurityManager as `sm`. Not part of the API: see blesmp.manager.
+# connection (pairing, re-encryption, prompts, policy, failure reasons, reports) and the GATT
+# authorization of protected characteristics. The manager imports it at the first CONNECT and
+# drops it again on MicroPython when the last link is gone, so a board at rest (advertising, no
+# connection) does not hold this code in its heap. Functions take the SecurityManager as `sm`.
+# Not part of the API: see blesmp.manager.
 import os
 import sys
 import time
@@ -75,6 +76,10 @@ _GRACE_MS = const(250)  # wait for a DISCONNECT after a failed update
 _KEYS_WAIT_MS = const(500)  # wait for SET_SECRET after an update (older order)
 _MARK_MS = const(1000)  # a bond-count look-up marks a pairing start for this long
 _BACKOFF_SLOTS = const(8)
+_ATT_INSUFFICIENT_AUTHENTICATION = const(0x05)
+_ATT_INSUFFICIENT_AUTHORIZATION = const(0x08)
+_ATT_INSUFFICIENT_ENCRYPTION = const(0x0F)
+_ATT_INSUFFICIENT_KEY_SIZE = const(0x0C)
 
 _ZERO7 = bytes(7)
 
@@ -771,3 +776,33 @@ def on_get(sm, sec_type, kb, r):
         else:
             c.sc = blob_info(r)[2]
     return r
+
+
+def check(sm, c, rule, conn, attr_handle, write):
+    # GATT authorization (SecurityManager.check): c is the Link of conn or None; rule is
+    # (level, min_key_size, authorize) from protect()
+    level, mks, authorize = rule
+    if c is None:
+        return _ATT_INSUFFICIENT_AUTHENTICATION
+    if c.level < level:
+        if not c.enc:
+            return _ATT_INSUFFICIENT_ENCRYPTION if has_bond(sm, c) else _ATT_INSUFFICIENT_AUTHENTICATION
+        return _ATT_INSUFFICIENT_AUTHENTICATION
+    if mks and c.key_size < mks:
+        return _ATT_INSUFFICIENT_KEY_SIZE
+    if authorize is not None:
+        ok = False
+        try:
+            ok = authorize(conn, attr_handle, write)
+        except Exception as e:  # noqa: BLE001 (an application error denies)
+            _log("authorize callback raised", e)
+        if not ok:
+            return _ATT_INSUFFICIENT_AUTHORIZATION
+    return 0
+
+
+def has_bond(sm, c):
+    try:
+        return sm.store.find(c.addr_type, c.addr) is not None
+    except Exception:  # noqa: BLE001
+        return False

@@ -296,8 +296,6 @@ class SecurityManager:
         database before _IRQ_GATTS_WRITE): a write that fails the check is not passed to the
         application's handler, and the link is reported. Use the firmware's _FLAG_WRITE_ENCRYPTED /
         _FLAG_WRITE_AUTHENTICATED flags to keep writes out before they land."""
-        from ._gatt import check  # noqa: F401 (loaded here, at set-up, rather than in the IRQ)
-
         self._authz[attr_handle] = (level, min_key_size, authorize)
 
     def check(self, conn, attr_handle, write=False):
@@ -305,9 +303,7 @@ class SecurityManager:
         rule = self._authz.get(attr_handle)
         if rule is None or conn == _CONN_HANDLE_NONE:
             return 0
-        from ._gatt import check  # loaded by protect() already: no file access in the IRQ
-
-        return check(self, self._links.get(conn), rule, conn, attr_handle, write)
+        return self._lk().check(self, self._links.get(conn), rule, conn, attr_handle, write)
 
     # bonds (esp_ble_get_bond_device_list / _num, esp_ble_remove_bond_device)
     def get_bond_device_list(self):
