@@ -763,3 +763,22 @@ def test_write_whose_import_fails_answers_false():
     assert st.pairing_done(1, addr(1), 0, 0) == RESTORED  # the writer is back: the bond shows again
     assert st.get_secret(2, 0, addr_key(1, addr(1))) is not None
     assert pair(st, 2) == (True, True) and len(new_store(d)) == 2
+
+
+def test_a_bond_is_one_bytearray_and_answers_stay_valid():
+    d = _tmpdir()
+    st = new_store(d)
+    for i in (1, 2):
+        pair(st, i, sc=0, auth=1)
+    assert [type(e) for e in st._b] == [bytearray, bytearray]  # one object per bond (heap at rest)
+    k = addr_key(1, addr(1))
+    v = st.get_secret(1, 0, k)
+    old = bytes(v)
+    assert len(v) == 88 and old == blob.encode(sec(1, sc=0, auth=1), blob.ESP88)
+    st.touch(1, addr(1))  # last-used times change in place: the blob answered before stays
+    repeat_delete(st, 1)
+    assert keys(st, 1, ltk_seed=7, auth=1, sc=0) == (True, True)
+    assert bytes(v) == old and st.get_secret(1, 0, k) == blob.encode(sec(1, ltk_seed=7, auth=1, sc=0), blob.ESP88)
+    b = st.find(1, addr(1))
+    assert (b.addr_type, b.addr, b.ediv, b.key_size, b.authenticated) == (1, addr(1), 0x1001, 16, 1)
+    assert st.bonds()[1].added >= b.added and [x.addr for x in st.bonds()] == [addr(1), addr(2)]

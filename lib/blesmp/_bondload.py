@@ -14,7 +14,7 @@ from binascii import crc32 as _crc32
 from micropython import const
 
 from blesmp import blob as _blob
-from blesmp.store import _LNAME, _MAGIC, VERSION
+from blesmp.store import _LNAME, _MAGIC, VERSION, _meta, _part
 
 _SYNC = const(0xB5)  # as in _bondsave.py
 _PIN = const(1)
@@ -185,16 +185,15 @@ def load(self, migrate):
             self._irk = bytes(p)
         elif tag == 66:
             try:
-                fl, _lc, added, used, seq = struct.unpack_from("<BBIII", p)
-                k = bytes(p[14:21])
-                n1 = p[21]
-                our = bytes(p[22:22 + n1]) or None
-                n2 = p[22 + n1]
-                peer = bytes(p[23 + n1:23 + n1 + n2]) or None
-                if (our and _blob.detect(our) is None) or (peer and _blob.detect(peer) is None):
+                n = 23 + p[21] + p[22 + p[21]]
+                e = bytearray(p[:n])  # the record's payload is the entry (store.py)
+                our = _part(e, 1)
+                peer = _part(e, 2)
+                if len(e) != n or (our and _blob.detect(our) is None) or (peer and _blob.detect(peer) is None):
                     raise ValueError("blob")
-                self._b.append([k, our, peer, added, used, seq, fl & _PIN])
-                self._seq = max(self._seq, seq)
+                e[0] &= _PIN
+                self._b.append(e)
+                self._seq = max(self._seq, _meta(e)[2])
             except Exception:
                 bad.append(bytes(p))
     if bad or not done:
@@ -209,7 +208,8 @@ def load(self, migrate):
     stale = False
     for e in self._b:
         for i in (1, 2):
-            if e[i] and not _blob.fits(e[i], self.layout):
+            b = _part(e, i)
+            if b and not _blob.fits(b, self.layout):
                 stale = True
     if stale:
         w = _w()
@@ -249,13 +249,14 @@ def import_entries(self, data, name):
                 pend[k][sec_type - 1] = v
         if not self.layout:
             self.layout = guess_layout()
+        w = _w()
         for k in order:  # newest at the end, as aioble keeps them
             if k in pend and not self._find(k):
                 our, peer = pend.pop(k)
                 self._seq += 1
-                self._b.append([k, our, peer, 0, 0, self._seq, 0])
+                self._b.append(w.entry(k, our, peer, 0, 0, self._seq, 0))
                 n += 1
-        _w().relayout(self, self.layout)
+        w.relayout(self, self.layout)
     except Exception as ex:
         self.last_error = ex
         _w().problem(self, "import of %s failed: %r" % (name, ex))

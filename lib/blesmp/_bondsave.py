@@ -14,17 +14,42 @@ from binascii import crc32 as _crc32
 from micropython import const
 
 from blesmp import blob as _blob
-from blesmp.store import _LCODE, _MAGIC, PENDING, REFUSED, RESTORED, STORED, VERSION, Bond, _now, _strength
+from blesmp.store import (
+    _LCODE,
+    _MAGIC,
+    PENDING,
+    REFUSED,
+    RESTORED,
+    STORED,
+    VERSION,
+    Bond,
+    _meta,
+    _now,
+    _part,
+    _strength,
+)
 
 _SYNC = const(0xB5)  # record sync byte (as in _bondload.py)
-# entry = [key, our, peer, added, used, seq, flags] (as in store.py)
-_K = const(0)
-_ADDED = const(3)
-_USED = const(4)
-_SEQ = const(5)
-_FL = const(6)
+# entries: see store.py
+_FL = const(0)
+_K = const(14)
 _PIN = const(1)
 _HID = const(6)
+
+
+def entry(k, our, peer, added, used, seq, fl):
+    """A new entry (store.py) for key k and the blobs our/peer (None: absent)."""
+    our = our or b""
+    peer = peer or b""
+    return bytearray(struct.pack("<BBIII", fl, 0, added, used, seq) + k + bytes((len(our),)) + our
+                     + bytes((len(peer),)) + peer)
+
+
+def _swap(self, old, new):
+    # the bond list is replaced, not edited (a lookup in the other thread sees one or the other)
+    b = list(self._b)
+    b[b.index(old)] = new
+    self._b = b
 
 
 # ---------------------------------------------------------------- firmware (SET_SECRET)
@@ -55,12 +80,12 @@ def set_secret(self, sec_type, key, value):
     e = self._find(k)
     if t == 1:
         if e is not None and (e[_FL] & _HID) == 2:  # our keys rewritten (sign counter)
-            e[1] = v
-            e[_FL] &= ~2
+            a, u, q = _meta(e)
+            _swap(self, e, entry(k, v, _part(e, 2), a, u, q, e[_FL] & ~2))
             save(self)
             return True
         if e is None and len(self._b) >= self.max_bonds and _victim(self) is None:
-            _refuse(self, k, [k, v, None, 0, 0, 0, 0])
+            _refuse(self, k, entry(k, v, None, 0, 0, 0, 0))
             return False
         self._pend[k] = v
         return True
@@ -70,11 +95,11 @@ def set_secret(self, sec_type, key, value):
 def _commit(self, k, our, peer, e):
     now = _now()
     self._seq += 1
-    new = [k, our, peer, now, now, self._seq, 0]
+    if e is not None and our is None and not e[_FL] & 2:
+        our = _part(e, 1)
+    new = entry(k, our, peer, now, now, self._seq, 0)
     ev = []
     if e is not None:
-        if our is None and not e[_FL] & 2:
-            new[1] = e[1]
         p = self.policy  # may the new keys replace the bond?
         if p == "allow":
             ok = True
@@ -90,10 +115,8 @@ def _commit(self, k, our, peer, e):
             e[_FL] &= ~_HID
             _refuse(self, k, new)
             return False
-        new[_ADDED] = e[_ADDED]
-        new[_FL] = e[_FL] & _PIN
-        b = list(self._b)
-        b[b.index(e)] = new
+        struct.pack_into("<BxI", new, 0, e[_FL] & _PIN, _meta(e)[0])  # flags, added
+        _swap(self, e, new)
         ev.append(("replaced", new))
     else:
         b = list(self._b)
@@ -106,7 +129,7 @@ def _commit(self, k, our, peer, e):
             ev.append(("removed", vic))
         b.append(new)
         ev.append(("added", new))
-    self._b = b
+        self._b = b
     _note(self, k, STORED)
     save(self)
     for name, x in ev:
@@ -124,9 +147,13 @@ def _victim(self):
     if self.when_full != "evict":
         return None
     best = None
+    low = 0
     for e in self._b:
-        if not e[_FL] & (_PIN | _HID) and (best is None or e[_SEQ] < best[_SEQ]):
-            best = e
+        if not e[_FL] & (_PIN | _HID):
+            q = _meta(e)[2]
+            if best is None or q < low:
+                best = e
+                low = q
     return best
 
 
@@ -163,7 +190,7 @@ def pairing_done(self, k, ok, bonded):
         return PENDING
     restored = False
     for e in self._b:
-        if e[_FL] & _HID and (k is None or e[_K] == k or not self._find(k)):
+        if e[_FL] & _HID and (k is None or e[_K:_K + 7] == k or not self._find(k)):
             e[_FL] &= ~_HID
             restored = True
     self._recent = []
@@ -210,9 +237,12 @@ def set_layout(self, layout):
 def relayout(self, lay):
     if lay != self.layout:
         self._learned = False
+    b = []
     for e in self._b:
-        e[1] = _blob.convert(e[1], lay)
-        e[2] = _blob.convert(e[2], lay)
+        a, u, q = _meta(e)
+        b.append(entry(bytes(e[_K:_K + 7]), _blob.convert(_part(e, 1), lay), _blob.convert(_part(e, 2), lay),
+                       a, u, q, e[_FL]))
+    self._b = b
     self.layout = lay
 
 
@@ -239,10 +269,10 @@ def image(self):
         _rec(out, 73, self._irk)
         n += 1
     for e in self._b:
-        our = e[1] or b""
-        peer = e[2] or b""
-        p = struct.pack("<BBIII", e[_FL] & _PIN, _LCODE[self.layout], e[_ADDED], e[_USED], e[_SEQ])
-        _rec(out, 66, p + e[_K] + bytes((len(our),)) + our + bytes((len(peer),)) + peer)
+        p = bytearray(e)  # an entry is its record's payload
+        p[0] &= _PIN
+        p[1] = lc & 0x7F
+        _rec(out, 66, p)
         n += 1
     _rec(out, 69, struct.pack("<H", n))
     return out

@@ -113,6 +113,7 @@ untouched) and:
 """
 
 import os
+import struct
 import time
 
 from micropython import const
@@ -127,17 +128,35 @@ RESTORED = "restored"
 VERSION = const(1)
 _MAGIC = b"BSMP"
 _ZERO7 = bytes(7)
-# entry = [key, our, peer, added, used, seq, flags]
-_K = const(0)
-_ADDED = const(3)
-_USED = const(4)
-_SEQ = const(5)
-_FL = const(6)
+# A bond in RAM ("entry") is one bytearray laid out as its "B" record (few objects: each one
+# costs heap): flags, layout code (set when saving), added, used, seq (u32 each), key (7), len(our),
+# our blob, len(peer), peer blob. Blobs are handed to NimBLE as memoryviews into it.
+_FL = const(0)
 _PIN = const(1)  # flags: pinned; 2 / 4: type 1 / type 2 hidden (deleted by NimBLE)
 _HID = const(6)
+_K = const(14)  # the key: e[14:21]
 _LCODE = {_blob.ESP88: 0, _blob.ESP80: 1, _blob.NIMBLE80: 2}
 _LNAME = (_blob.ESP88, _blob.ESP80, _blob.NIMBLE80)
 _ALIAS = {"88": _blob.ESP88, "80i": _blob.ESP80, "80": _blob.NIMBLE80}  # the simulator's profile names
+
+
+def _part(e, t):
+    """Blob t (1: our keys, 2: the peer's) of entry e as a memoryview, None if absent."""
+    a = 22
+    n = e[21]
+    if t == 2:
+        a += n + 1
+        n = e[a - 1]
+    return memoryview(e)[a:a + n] if n else None
+
+
+def _has(e, t):
+    return e[21] if t == 1 else e[22 + e[21]]
+
+
+def _meta(e):
+    """(added, used, seq) of entry e."""
+    return struct.unpack_from("<III", e, 2)
 
 
 def _now():
@@ -199,11 +218,12 @@ class Bond:
     """
 
     def __init__(self, e):
-        our = _blob.decode(e[1]) if e[1] else None
-        peer = _blob.decode(e[2]) if e[2] else None
-        k = e[_K]
-        self.addr_type = k[0]
-        self.addr = bytes(reversed(k[1:]))
+        o = _part(e, 1)
+        p = _part(e, 2)
+        our = _blob.decode(o) if o else None
+        peer = _blob.decode(p) if p else None
+        self.addr_type = e[_K]
+        self.addr = bytes(reversed(e[_K + 1:_K + 7]))
         self.our_ltk = our.ltk if our else None
         self.peer_ltk = peer.ltk if peer else None
         main = our if our and our.ltk else peer
@@ -217,10 +237,9 @@ class Bond:
         self.authenticated = auth
         self.sc = sc
         self.sign_counter = our.sign_counter if our else 0
-        self.added = e[_ADDED]
-        self.last_used = e[_USED]
+        self.added, self.last_used, _ = _meta(e)
         self.pinned = bool(e[_FL] & _PIN)
-        self.layout = _blob.detect(e[2] or e[1])
+        self.layout = _blob.detect(p or o)
 
     def __repr__(self):
         from ._cold import repr_of
@@ -229,8 +248,8 @@ class Bond:
 
 
 def _strength(e):
-    a = _blob.info(e[1])
-    b = _blob.info(e[2])
+    a = _blob.info(_part(e, 1))
+    b = _blob.info(_part(e, 2))
     return max(a[0], b[0]), a[1] | b[1], a[2] | b[2]
 
 
@@ -296,9 +315,9 @@ class BondStore:
             if key is None:
                 i = 0
                 for e in self._b:
-                    if e[sec_type] and not e[_FL] & hid:
+                    if _has(e, sec_type) and not e[_FL] & hid:
                         if i == index:
-                            return e[sec_type]
+                            return _part(e, sec_type)
                         i += 1
                 return None
             k = bytes(key)
@@ -317,7 +336,7 @@ class BondStore:
             if e is None or e[_FL] & hid:
                 return None
             self._use(e)
-            return e[sec_type]
+            return _part(e, sec_type)
         except Exception as ex:
             self.last_error = ex
             return None
@@ -334,7 +353,7 @@ class BondStore:
                 if sec_type == 1 and self._pend.pop(k, None) is not None:
                     return True
                 e = self._find(k)
-                if e is None or not e[sec_type] or e[_FL] & (sec_type << 1):
+                if e is None or not _has(e, sec_type) or e[_FL] & (sec_type << 1):
                     return False
                 e[_FL] |= sec_type << 1
                 return True
@@ -378,8 +397,10 @@ class BondStore:
             self._subs.remove(cb)
 
     def _find(self, k):
+        if len(k) != 7:
+            return None
         for e in self._b:
-            if e[_K] == k:
+            if e[_K + 1] == k[1] and e[_K:_K + 7] == k:  # (a slice only where the address's LSB matches)
                 return e
         return None
 
@@ -414,8 +435,7 @@ class BondStore:
 
     def _use(self, e):
         self._seq += 1
-        e[_SEQ] = self._seq
-        e[_USED] = _now()
+        struct.pack_into("<II", e, 6, _now(), self._seq)  # used, seq
         self.dirty = True
 
     def flush(self):
