@@ -1,6 +1,8 @@
 # Set-up code of blesmp.manager (SecurityManager.__init__ and set_security_param): it runs once
 # at start-up (and on a later set_security_param), so the manager imports it for that call and
 # drops it again (manager._drop), as the store does with _bondload. Not part of the API.
+import time
+
 from micropython import const
 
 from .manager import _key7, _log
@@ -8,7 +10,21 @@ from .manager import _key7, _log
 _IO_NO_INPUT_OUTPUT = const(3)
 
 
-def init(sm, store, max_bonds, allow, repeat, static):
+def init(sm, ble, store, io, bond, mitm, sc, mks, sc_only, level, max_bonds, agent, callback, handler,
+         window, allow, repeat, prompt_timeout_ms, backoff_ms, static, central_prompts, central_stall_ms,
+         tid, clock, resolver, methods):
+    # SecurityManager.__init__ (see its docstring), up to ble.active(True)
+    sm._ble = ble
+    sm.resolver = resolver  # optional blesmp.resolver.Resolver: back-off by identity
+    m = 7
+    if methods is not None:  # METHOD_* bits: OR them (a set or a list of them, or one int)
+        m = 0
+        for x in ((methods,) if isinstance(methods, int) else methods):
+            m |= x
+        if not 0 < m < 8:
+            raise ValueError("methods: METHOD_JUST_WORKS, METHOD_PASSKEY, METHOD_NUMERIC_COMPARISON")
+    sm.methods = m
+    sm._ms = clock or time.ticks_ms  # a ticks_ms-like clock (tests pass a fake one)
     if store is None:
         from .store import BondStore
 
@@ -25,6 +41,29 @@ def init(sm, store, max_bonds, allow, repeat, static):
 
         check_pk(static)
     sm._static = static
+    sm.agent = agent
+    sm.callback = callback
+    sm.handler = handler
+    sm.window = window
+    sm._win_until = None
+    sm.prompt_timeout_ms = prompt_timeout_ms
+    sm.backoff_ms = backoff_ms
+    sm.central_prompts = central_prompts
+    sm.central_stall_ms = central_stall_ms
+    sm._links = {}
+    sm._backoff = {}  # key7 -> [failures, until_ms or None]
+    sm._mark = None  # ticks of the last bond-count look-up (a pairing is starting)
+    sm._disc = []  # handles to disconnect once outside a store callback
+    sm._flush_cb = sm._flush
+    sm._flush_queued = False
+    sm._in_store = False
+    sm._authz = {}  # attr handle -> (level, min_key_size, authorize callback)
+    set_param(sm, io, bond, mitm, sc, mks, sc_only, level)
+    sub = getattr(store, "subscribe", None)
+    if sub is not None:
+        sub(sm._on_store)
+    ble.irq(sm._irq)  # before active(True): the store sees the IRK restore at start-up
+    sm._timer = timer(sm, tid)
 
 
 def timer(sm, tid):
@@ -34,7 +73,7 @@ def timer(sm, tid):
         import machine
 
         t = machine.Timer(tid)
-        t.init(period=250, mode=machine.Timer.PERIODIC, callback=sm._poll_cb)
+        t.init(period=250, mode=machine.Timer.PERIODIC, callback=lambda _t: sm.poll())
         return t
     except Exception as e:  # noqa: BLE001 (no such timer here: poll() is the app's job)
         _log("no machine.Timer(%r): call sm.poll() yourself (%r)" % (tid, e))

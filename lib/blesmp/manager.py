@@ -159,44 +159,13 @@ class SecurityManager:
                  handler=None, window=False, allow=None, repeat="stronger", prompt_timeout_ms=25000,
                  backoff_ms=2000, insecure_static_passkey=None, central_prompts=False,
                  central_stall_ms=5000, timer=0, clock=None, active=True, resolver=None, methods=None):
-        self._ble = ble
-        self.resolver = resolver  # optional blesmp.resolver.Resolver: back-off by identity
-        m = 7
-        if methods is not None:  # METHOD_* bits: OR them (a set or a list of them, or one int)
-            m = 0
-            for x in ((methods,) if isinstance(methods, int) else methods):
-                m |= x
-            if not 0 < m < 8:
-                raise ValueError("methods: METHOD_JUST_WORKS, METHOD_PASSKEY, METHOD_NUMERIC_COMPARISON")
-        self.methods = m
-        self._ms = clock or time.ticks_ms  # a ticks_ms-like clock (tests pass a fake one)
         from . import _setup
 
         try:
-            _setup.init(self, store, max_bonds, allow, repeat, insecure_static_passkey)
-            self.agent = agent
-            self.callback = callback
-            self.handler = handler
-            self.window = window
-            self._win_until = None
-            self.prompt_timeout_ms = prompt_timeout_ms
-            self.backoff_ms = backoff_ms
-            self.central_prompts = central_prompts
-            self.central_stall_ms = central_stall_ms
-            self._links = {}
-            self._backoff = {}  # key7 -> [failures, until_ms or None]
-            self._mark = None  # ticks of the last bond-count look-up (a pairing is starting)
-            self._disc = []  # handles to disconnect once outside a store callback
-            self._flush_cb = self._flush
-            self._flush_queued = False
-            self._in_store = False
-            self._authz = {}  # attr handle -> (level, min_key_size, authorize callback)
-            _setup.set_param(self, io, bond, mitm, sc, min_key_size, sc_only, level)
-            sub = getattr(self.store, "subscribe", None)
-            if sub is not None:
-                sub(self._on_store)
-            ble.irq(self._irq)  # before active(True): the store sees the IRK restore at start-up
-            self._timer = _setup.timer(self, timer)
+            _setup.init(self, ble, store, io, bond, mitm, sc, min_key_size, sc_only, level, max_bonds, agent,
+                        callback, handler, window, allow, repeat, prompt_timeout_ms, backoff_ms,
+                        insecure_static_passkey, central_prompts, central_stall_ms, timer, clock, resolver,
+                        methods)
         finally:
             _drop("_setup")
             _drop("_link")  # (_setup checks a static passkey with it)
@@ -330,7 +299,8 @@ class SecurityManager:
         """Runs due deadlines (prompt timeouts, watchdogs). Cheap; call it every ~250 ms if no
         timer does."""
         try:
-            self._tick()
+            if self._links:  # deadlines belong to links: nothing to run at rest
+                self._lk().tick(self)
             self._flush(None)
         except Exception as e:  # noqa: BLE001 (never let a poll kill the caller's loop)
             _log("poll failed", e)
@@ -393,13 +363,6 @@ class SecurityManager:
             except OSError:
                 pass
 
-    def _tick(self):
-        if self._links:  # deadlines belong to links: nothing to run at rest
-            self._lk().tick(self)
-
-    def _poll_cb(self, _t):
-        self.poll()
-
     def _on_store(self, event, bond):
         try:
             if event == "added" or event == "replaced":
@@ -426,7 +389,8 @@ class SecurityManager:
         try:
             if self._disc:
                 self._flush(None)
-            self._tick()
+            if self._links:
+                self._lk().tick(self)
             if event == _IRQ_CENTRAL_CONNECT or event == _IRQ_PERIPHERAL_CONNECT:
                 h, t, a = data
                 # (type 255 = a failed connect; a malformed tuple is no connection either)
