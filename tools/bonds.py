@@ -67,8 +67,8 @@ def stored_layout(data):
     """The layout the file was written in (from its meta record), or None."""
     recs = L.parse(data)[0]
     for tag, p in recs:
-        if tag == 77 and len(p) >= 1 and (p[0] & 0x7F) < len(S._LNAME):
-            return S._LNAME[p[0] & 0x7F]
+        if tag == 77 and len(p) >= 1 and (p[0] & 0x7F) < len(blob.LAYOUTS):
+            return blob.LAYOUTS[p[0] & 0x7F]
     return None
 
 

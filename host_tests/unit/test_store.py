@@ -782,3 +782,27 @@ def test_a_bond_is_one_bytearray_and_answers_stay_valid():
     b = st.find(1, addr(1))
     assert (b.addr_type, b.addr, b.ediv, b.key_size, b.authenticated) == (1, addr(1), 0x1001, 16, 1)
     assert st.bonds()[1].added >= b.added and [x.addr for x in st.bonds()] == [addr(1), addr(2)]
+
+
+def test_arguments_checked_by_the_cold_code():
+    d = _tmpdir()
+    for kw in (dict(layout="esp99"), dict(when_full="drop")):
+        try:
+            new_store(d, **kw)
+        except ValueError:
+            pass
+        else:
+            raise AssertionError("no ValueError for %r" % (kw,))
+    st = new_store(d, layout="80")  # the simulator's profile name
+    assert st.layout == blob.NIMBLE80
+    for bad in ("esp99", None):
+        try:
+            st.set_layout(bad)
+        except ValueError:
+            pass
+        else:
+            raise AssertionError("set_layout(%r) accepted" % (bad,))
+    pair(st, 1, layout=blob.NIMBLE80)
+    st.set_layout("88")
+    assert st.layout == blob.ESP88 and len(st.get_secret(1, 0, addr_key(1, addr(1)))) == 88
+    assert new_store(d).layout == blob.ESP88 and len(new_store(d)) == 1

@@ -14,10 +14,22 @@ from binascii import crc32 as _crc32
 from micropython import const
 
 from blesmp import blob as _blob
-from blesmp.store import _LNAME, _MAGIC, VERSION, _meta, _part
+from blesmp import store as _store
+from blesmp.store import _MAGIC, VERSION, _Files, _meta, _part
 
 _SYNC = const(0xB5)  # as in _bondsave.py
 _PIN = const(1)
+
+
+_ALIAS = {"88": _blob.ESP88, "80i": _blob.ESP80, "80": _blob.NIMBLE80}  # the simulator's profile names
+
+
+def layout_arg(layout):
+    """The layout name of a `layout=` argument (also the simulator's names); ValueError if unknown."""
+    layout = _ALIAS.get(layout, layout)
+    if layout is not None and layout not in _blob.LAYOUTS:
+        raise ValueError("layout")
+    return layout
 
 
 def guess_layout():
@@ -140,7 +152,10 @@ def parse(data):
     return recs, bad, data[4], done
 
 
-def load(self, migrate):
+def load(self, migrate, when_full):
+    self._fixed = self.layout = layout_arg(self.layout)
+    if when_full not in ("evict", "refuse"):
+        raise ValueError("when_full")
     data = _load(self._io)
     if data is None:
         self.layout = self._fixed or guess_layout()
@@ -174,9 +189,9 @@ def load(self, migrate):
     for tag, p in recs:
         if tag == 77:
             lc, self._seq = struct.unpack_from("<BI", p)
-            stored_layout = _LNAME[lc & 0x7F]
+            stored_layout = _blob.LAYOUTS[lc & 0x7F]
             learned = lc & 0x80
-            if str(p[5:], "utf-8") != self._fw:
+            if str(p[5:], "utf-8") != _store._fw_id():
                 stored_layout = None  # another firmware wrote it
             elif learned:
                 self._fixed = None  # seen in NimBLE's own writes under this firmware: beats layout=
@@ -227,6 +242,11 @@ def _dec(s):
         except ValueError:
             pass
     return binascii.a2b_base64(s)
+
+
+def import_json(self, path, fs):
+    with (fs or _Files()).open(path, "rb") as f:
+        return import_entries(self, f.read(), path)
 
 
 def import_entries(self, data, name):

@@ -14,8 +14,8 @@ from binascii import crc32 as _crc32
 from micropython import const
 
 from blesmp import blob as _blob
+from blesmp import store as _store
 from blesmp.store import (
-    _LCODE,
     _MAGIC,
     PENDING,
     REFUSED,
@@ -227,6 +227,11 @@ def pin(self, k, pinned):
 
 
 def set_layout(self, layout):
+    from blesmp._bondload import layout_arg  # (the store drops that module with this one)
+
+    layout = layout_arg(layout)
+    if layout is None:
+        raise ValueError("layout")
     self._fixed = layout
     if layout != self.layout or self._learned:
         self._learned = False
@@ -263,8 +268,8 @@ def image(self):
     out = bytearray(_MAGIC)
     out.append(VERSION)
     n = 1
-    lc = _LCODE[self.layout] | (0x80 if self._learned else 0)
-    _rec(out, 77, struct.pack("<BI", lc, self._seq) + self._fw.encode())
+    lc = _blob.LAYOUTS.index(self.layout) | (0x80 if self._learned else 0)
+    _rec(out, 77, struct.pack("<BI", lc, self._seq) + _store._fw_id().encode())
     if self._irk:
         _rec(out, 73, self._irk)
         n += 1

@@ -135,9 +135,6 @@ _FL = const(0)
 _PIN = const(1)  # flags: pinned; 2 / 4: type 1 / type 2 hidden (deleted by NimBLE)
 _HID = const(6)
 _K = const(14)  # the key: e[14:21]
-_LCODE = {_blob.ESP88: 0, _blob.ESP80: 1, _blob.NIMBLE80: 2}
-_LNAME = (_blob.ESP88, _blob.ESP80, _blob.NIMBLE80)
-_ALIAS = {"88": _blob.ESP88, "80i": _blob.ESP80, "80": _blob.NIMBLE80}  # the simulator's profile names
 
 
 def _part(e, t):
@@ -172,21 +169,6 @@ def _fw_id():
         return "%s|%s" % (u.version, u.machine)
     except Exception:
         return ""
-
-
-def _unload(sys):
-    # The loader and the writer are cold code: give their RAM back once a load or a write is
-    # done (on the board; CPython keeps them, there is no heap to save and re-imports cost time).
-    if sys.implementation.name != "micropython":
-        return
-    import blesmp
-
-    for n in ("_bondload", "_bondsave"):
-        sys.modules.pop("blesmp." + n, None)
-        try:
-            del blesmp.__dict__[n]
-        except Exception:
-            pass
 
 
 addr_key = _blob.addr_key  # the 7-byte store key of an address given MSB first (one copy, in blob)
@@ -258,11 +240,6 @@ class BondStore:
 
     def __init__(self, path="bonds.db", fs=None, nvs=None, layout=None, max_bonds=8,
                  when_full="evict", policy="stronger", migrate=True):
-        layout = _ALIAS.get(layout, layout)
-        if layout is not None and layout not in _LCODE:
-            raise ValueError("layout")
-        if when_full not in ("evict", "refuse"):
-            raise ValueError("when_full")
         self.path = path
         if nvs is not None:
             from ._nvs import NvsBackend  # only for NVS users
@@ -283,7 +260,6 @@ class BondStore:
         self._irk = None
         self._seq = 0
         self._subs = []
-        self._fw = _fw_id()
         self.problems = []
         self.readonly = False
         self.dirty = False
@@ -295,14 +271,7 @@ class BondStore:
             self._lock = _thread.allocate_lock()
         except ImportError:  # a port without threads: nothing runs concurrently
             self._lock = None
-        import sys
-
-        from blesmp import _bondload
-
-        try:
-            _bondload.load(self, migrate)
-        finally:
-            _unload(sys)
+        self._c("_bondload", "load", migrate, when_full)  # (checks layout= and when_full= first)
 
     # ---------------------------------------------------------------- firmware
     def get_secret(self, sec_type, index, key):
@@ -357,21 +326,30 @@ class BondStore:
                     return False
                 e[_FL] |= sec_type << 1
                 return True
-            return self._w("set_secret", sec_type, key, value)
+            return self._c("_bondsave", "set_secret", sec_type, key, value)
         except Exception as ex:  # also a failed import of the cold module (e.g. MemoryError)
             self.last_error = ex
             return False
 
-    def _w(self, name, *args):
-        # A change of the store: blesmp._bondsave's `name`, imported for this call and dropped again.
+    def _c(self, mod, name, *args):
+        # Cold code, `name` of blesmp._bondload (loading) or blesmp._bondsave (changes), imported for
+        # this call and dropped again on the board, with the other one if it came too (CPython keeps
+        # them: there is no heap to save, and re-imports cost time).
         import sys
 
-        from blesmp import _bondsave
-
+        __import__("blesmp." + mod)
         try:
-            return getattr(_bondsave, name)(self, *args)
+            return getattr(sys.modules["blesmp." + mod], name)(self, *args)
         finally:
-            _unload(sys)
+            if sys.implementation.name == "micropython":
+                import blesmp
+
+                for n in ("_bondload", "_bondsave"):
+                    sys.modules.pop("blesmp." + n, None)
+                    try:
+                        del blesmp.__dict__[n]
+                    except Exception:
+                        pass
 
     # ---------------------------------------------------------------- manager
     def pairing_done(self, addr_type, addr, ok, bonded=1):
@@ -383,7 +361,8 @@ class BondStore:
                         break
                 else:  # nothing to settle (e.g. a re-encryption): no cold module
                     return PENDING if ok and bonded else None
-            return self._w("pairing_done", addr_key(addr_type, addr) if addr is not None else None, ok, bonded)
+            k = addr_key(addr_type, addr) if addr is not None else None
+            return self._c("_bondsave", "pairing_done", k, ok, bonded)
         except Exception as ex:
             self.last_error = ex
             return None
@@ -419,13 +398,13 @@ class BondStore:
         return self._irk
 
     def remove(self, addr_type, addr):
-        return self._w("remove", addr_key(addr_type, addr))
+        return self._c("_bondsave", "remove", addr_key(addr_type, addr))
 
     def clear(self):
-        self._w("clear")
+        self._c("_bondsave", "clear")
 
     def pin(self, addr_type, addr, pinned=True):
-        return self._w("pin", addr_key(addr_type, addr), pinned)
+        return self._c("_bondsave", "pin", addr_key(addr_type, addr), pinned)
 
     def touch(self, addr_type, addr):
         e = self._find(addr_key(addr_type, addr))
@@ -441,29 +420,18 @@ class BondStore:
     def flush(self):
         """Writes last-used times (and anything a failed write left) if they changed."""
         if self.dirty:
-            return self._w("save")
+            return self._c("_bondsave", "save")
         return True
 
     def set_layout(self, layout):
         """Tells the store the firmware's blob layout (converts every bond)."""
-        layout = _ALIAS.get(layout, layout)
-        if layout not in _LCODE:
-            raise ValueError("layout")
-        self._w("set_layout", layout)
+        self._c("_bondsave", "set_layout", layout)
 
     # ---------------------------------------------------------------- persistence
     def image(self):
         """The store as bytes in the file format (what a save writes)."""
-        return self._w("image")
+        return self._c("_bondsave", "image")
 
     def import_json(self, path, fs=None):
         """Imports aioble's ble_secrets.json / the bonding example's secrets.json; returns the count."""
-        import sys
-
-        from blesmp import _bondload
-
-        try:
-            with (fs or _Files()).open(path, "rb") as f:
-                return _bondload.import_entries(self, f.read(), path)
-        finally:
-            _unload(sys)
+        return self._c("_bondload", "import_json", path, fs)
