@@ -160,7 +160,7 @@ def test_power_loss_at_every_cut_point(kind, kw, capsys):
                 # the store keeps working after the reboot
                 _pair(st, 20)
                 assert st.find(1, addr(20)) is not None
-                assert open_store(st._io.fs).find(1, addr(20)) is not None
+                assert open_store(st._io).find(1, addr(20)) is not None
     with capsys.disabled():
         print("\n[store power loss] %s flash: %d cut points tried (%d flash ops, torn and whole, "
               "with and without a second cut during recovery), %d of %d steps interrupted"

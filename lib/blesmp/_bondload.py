@@ -55,61 +55,63 @@ def _w():
     return _bondsave
 
 
-# Reading the store's backends (store._FileBackend: path and fs; _nvs.NvsBackend) and their
-# quarantine/migration operations: only loading uses them.
-def _read(io, p):
+# The store's backends: self._io is a file system (`open`, `rename`, `remove`) beside self.path,
+# or an _nvs.NvsBackend. Reading them, quarantine and migration: only loading uses these.
+def _read(self, p):
     try:
-        with io.fs.open(p, "rb") as f:
+        with self._io.open(p, "rb") as f:
             return f.read()
     except OSError:
         return None
 
 
-def _rm(io, p):
+def _rm(self, p):
     try:
-        io.fs.remove(p)
+        self._io.remove(p)
     except OSError:
         pass
 
 
-def _load(io):
-    if hasattr(io, "nvs"):
-        return io._get("bonds")
-    data = _read(io, io.path)
-    new = io.path + ".new"
+def _load(self):
+    if hasattr(self._io, "nvs"):
+        return self._io._get("bonds")
+    data = _read(self, self.path)
+    new = self.path + ".new"
     if data is None:
-        data = _read(io, new)
+        data = _read(self, new)
         if data is not None and complete(data):
-            io.fs.rename(new, io.path)  # finish a FAT-style replace
+            self._io.rename(new, self.path)  # finish a FAT-style replace
             return data
         return None
-    _rm(io, new)  # leftover of an interrupted save: the old file stands
+    _rm(self, new)  # leftover of an interrupted save: the old file stands
     return data
 
 
-def _save_bad(io, data):
+def _save_bad(self, data):
+    io = self._io
     if hasattr(io, "nvs"):
         io._set("bonds_bad", data)
         return
-    with io.fs.open(io.path + ".bad", "wb") as f:
+    with io.open(self.path + ".bad", "wb") as f:
         f.write(data)
 
 
-def _move_bad(io):
+def _move_bad(self):
+    io = self._io
     if hasattr(io, "nvs"):
         io._set("bonds_bad", io._get("bonds") or b"")
         io.nvs.erase_key("bonds")
         io.nvs.commit()
         return
-    _rm(io, io.path + ".bad")
-    io.fs.rename(io.path, io.path + ".bad")
+    _rm(self, self.path + ".bad")
+    io.rename(self.path, self.path + ".bad")
 
 
-def _other(io, name):
+def _other(self, name):
     # a file next to the store (aioble's or the bonding example's), None under NVS
-    if hasattr(io, "nvs"):
+    if hasattr(self._io, "nvs"):
         return None
-    return (io.path.rsplit("/", 1)[0] + "/" if "/" in io.path else "") + name
+    return (self.path.rsplit("/", 1)[0] + "/" if "/" in self.path else "") + name
 
 
 def complete(data):
@@ -156,18 +158,18 @@ def load(self, migrate, when_full):
     self._fixed = self.layout = layout_arg(self.layout)
     if when_full not in ("evict", "refuse"):
         raise ValueError("when_full")
-    data = _load(self._io)
+    data = _load(self)
     if data is None:
         self.layout = self._fixed or guess_layout()
         if migrate:
             for name in ("ble_secrets.json", "secrets.json"):
-                p = _other(self._io, name)
-                old = _read(self._io, p) if p else None
+                p = _other(self, name)
+                old = _read(self, p) if p else None
                 if old:
                     import_entries(self, old, name)
                     if self.writes and not self.dirty:
                         try:  # imported once: never again after a later reset
-                            self._io.fs.rename(p, p + ".imported")
+                            self._io.rename(p, p + ".imported")
                         except OSError:
                             pass
                     break
@@ -176,7 +178,7 @@ def load(self, migrate, when_full):
     if ver < 0:
         _w().problem(self, "not a bond store: moved to .bad")
         self.layout = self._fixed or guess_layout()
-        _move_bad(self._io)
+        _move_bad(self)
         if data[:1] == b"[" and migrate:
             import_entries(self, data, self.path)
         return
@@ -216,7 +218,7 @@ def load(self, migrate, when_full):
         _w().problem(self, "%d corrupt record(s) quarantined%s" % (n, "" if done else ", file truncated"))
         if bad:
             try:
-                _save_bad(self._io, b"".join(bad))
+                _save_bad(self, b"".join(bad))
             except OSError as ex:
                 self.last_error = ex
     self.layout = self._fixed or stored_layout or guess_layout()

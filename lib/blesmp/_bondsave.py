@@ -283,20 +283,22 @@ def image(self):
     return out
 
 
-def _write(io, data):
+def _write(self, data):
     # the new image replaces the old one at once: NVS commits it, a file goes to .new and is
     # renamed over the old one (FAT, where rename cannot replace: removed first)
+    io = self._io
     if hasattr(io, "nvs"):
         io._set("bonds", data)
         return
-    new = io.path + ".new"
-    with io.fs.open(new, "wb") as f:
+    path = self.path
+    new = path + ".new"
+    with io.open(new, "wb") as f:
         f.write(data)
     try:
-        io.fs.rename(new, io.path)
+        io.rename(new, path)
     except OSError:
-        io.fs.remove(io.path)
-        io.fs.rename(new, io.path)
+        io.remove(path)
+        io.rename(new, path)
 
 
 def save(self):
@@ -307,7 +309,7 @@ def save(self):
     if lk is not None:
         lk.acquire()  # the NimBLE task and the main thread never write .new at once
     try:
-        _write(self._io, image(self))
+        _write(self, image(self))
         self.writes += 1
         self.dirty = False
         return True

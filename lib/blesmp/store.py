@@ -182,13 +182,6 @@ class _Files:
     remove = staticmethod(os.remove)
 
 
-class _FileBackend:
-    # Where the image lives: reading it is in _bondload, writing it in _bondsave (cold code).
-    def __init__(self, path, fs):
-        self.path = path
-        self.fs = fs
-
-
 class Bond:
     """One bond, decoded for the application (addresses and keys MSB first).
 
@@ -246,7 +239,7 @@ class BondStore:
 
             self._io = NvsBackend(nvs)
         else:
-            self._io = _FileBackend(path, fs or _Files())
+            self._io = fs or _Files()  # the file system the image lives in, beside path
         self._fixed = layout
         self.layout = layout
         self._learned = False  # self.layout was seen in a blob NimBLE wrote
