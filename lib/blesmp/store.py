@@ -47,8 +47,16 @@ Threads: on ESP32 the IRQ handler runs in the NimBLE task.  Writes are
 serialised by a `_thread` lock (held only while the image is written; no
 callback runs under it); the bond list is replaced, not edited, on add/remove,
 so management calls from the main thread are safe beside lookups, but avoid
-remove()/clear() while a pairing is in progress.  Loading, recovery and migration live in
-`blesmp._bondload`, imported only while loading and then dropped from RAM.
+remove()/clear() while a pairing is in progress.
+
+Heap at rest.  This module holds what a board needs at rest and to re-encrypt
+(lookups, `get_secret`, NimBLE's deletes, `find`/`bonds`/`touch`); a bond is
+one bytearray.  Loading, recovery and migration live in `blesmp._bondload`;
+every change (storing keys, eviction, refusal, a pairing's end that left
+something to settle, `remove`/`clear`/`pin`/`flush`/`set_layout`/`image`,
+saving) in `blesmp._bondsave`.  Each is imported for its call and dropped
+from RAM again on MicroPython; a failed import inside `set_secret` answers
+False like any other error.
 
 Format (version 1): b"BSMP" + version byte, then records
 ``0xB5 tag len(u16) payload crc32(u32 over tag+len+payload)``:
