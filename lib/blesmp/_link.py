@@ -10,8 +10,8 @@ import time
 
 from micropython import const
 
-from .blob import addr_key as _key7
-from .blob import info as blob_info
+from ._secinfo import addr_key as _key7
+from ._secinfo import info as blob_info
 from .manager import _log
 
 # Copies of the blesmp.const values used here: const() folds them into the bytecode.

@@ -36,9 +36,8 @@ that is not present.  `encode(sec, layout)` builds the raw blob again;
 
 import struct
 
-ESP88 = "esp88"
-ESP80 = "esp80"
-NIMBLE80 = "nimble80"
+from ._secinfo import ESP80, ESP88, NIMBLE80, addr_key, detect, info  # noqa: F401 (part of this API)
+
 LAYOUTS = (ESP88, ESP80, NIMBLE80)
 SIZES = {ESP88: 88, ESP80: 80, NIMBLE80: 80}
 
@@ -50,21 +49,6 @@ _FMT = {
     ESP80: "<B6sxHBxH2xQ16sB16sB16sB5x",
     NIMBLE80: "<B6sBH6xQ16sB16sB16sB5x",
 }
-
-
-def detect(blob):
-    """The layout of a raw blob, or None if its size is none of them."""
-    n = len(blob)
-    if n == 88:
-        return ESP88
-    if n == 80:
-        return NIMBLE80 if blob[7] else ESP80
-    return None
-
-
-def addr_key(addr_type, addr):
-    """The 7-byte store key (NimBLE `ble_addr_t`) of an address given MSB first."""
-    return bytes((addr_type & 1,)) + bytes(reversed(bytes(addr)))
 
 
 def _rev(b):
@@ -158,15 +142,3 @@ def convert(blob, layout):
     if blob is None or fits(blob, layout):
         return blob
     return encode(decode(blob), layout)
-
-
-def info(blob):
-    """(key_size, authenticated, sc) of a raw blob, (0, 0, 0) for None/no LTK."""
-    if not blob:
-        return (0, 0, 0)
-    lay = detect(blob)
-    if lay is None or not blob[40] & 1:
-        return (0, 0, 0)
-    if lay == ESP88:
-        return (blob[10], blob[80] & 1, (blob[80] >> 1) & 1)
-    return (blob[7] if lay == NIMBLE80 else blob[10], (blob[74] >> 1) & 1, (blob[74] >> 2) & 1)

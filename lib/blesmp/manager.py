@@ -69,7 +69,7 @@ import time
 import micropython
 from micropython import const
 
-from .blob import addr_key as _key7  # NimBLE's ble_addr_t as the store key: type, address LSB first
+from ._secinfo import addr_key as _key7  # NimBLE's ble_addr_t as the store key: type, address LSB first
 
 # blesmp.const is not imported here: its names are folded below, and the name tables for
 # reprs/logs live in blesmp._cold (imported only when text is needed).

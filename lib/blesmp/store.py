@@ -126,7 +126,7 @@ import time
 
 from micropython import const
 
-from blesmp import blob as _blob
+from blesmp._secinfo import addr_key, detect, info
 
 STORED = "stored"
 PENDING = "pending"
@@ -179,9 +179,6 @@ def _fw_id():
         return ""
 
 
-addr_key = _blob.addr_key  # the 7-byte store key of an address given MSB first (one copy, in blob)
-
-
 class _Files:
     """Default file system: the board's `open` and `os` (no wrapper functions: each costs heap)."""
 
@@ -201,10 +198,12 @@ class Bond:
     """
 
     def __init__(self, e):
+        from blesmp.blob import decode  # (loaded with the first Bond: not needed at rest)
+
         o = _part(e, 1)
         p = _part(e, 2)
-        our = _blob.decode(o) if o else None
-        peer = _blob.decode(p) if p else None
+        our = decode(o) if o else None
+        peer = decode(p) if p else None
         self.addr_type = e[_K]
         self.addr = bytes(reversed(e[_K + 1:_K + 7]))
         self.our_ltk = our.ltk if our else None
@@ -222,7 +221,7 @@ class Bond:
         self.sign_counter = our.sign_counter if our else 0
         self.added, self.last_used, _ = _meta(e)
         self.pinned = bool(e[_FL] & _PIN)
-        self.layout = _blob.detect(p or o)
+        self.layout = detect(p or o)
 
     def __repr__(self):
         from ._cold import repr_of
@@ -231,8 +230,8 @@ class Bond:
 
 
 def _strength(e):
-    a = _blob.info(_part(e, 1))
-    b = _blob.info(_part(e, 2))
+    a = info(_part(e, 1))
+    b = info(_part(e, 2))
     return max(a[0], b[0]), a[1] | b[1], a[2] | b[2]
 
 
@@ -334,10 +333,11 @@ class BondStore:
 
     def _c(self, mod, name, *args):
         # Cold code, `name` of blesmp._bondload (loading) or blesmp._bondsave (changes), imported for
-        # this call and dropped again on the board, with the other one if it came too (CPython keeps
-        # them: there is no heap to save, and re-imports cost time).
+        # this call and dropped again on the board, with the other one and blesmp.blob if they came
+        # too (CPython keeps them: there is no heap to save, and re-imports cost time).
         import sys
 
+        cold = ("_bondload", "_bondsave") if "blesmp.blob" in sys.modules else ("_bondload", "_bondsave", "blob")
         __import__("blesmp." + mod)
         try:
             return getattr(sys.modules["blesmp." + mod], name)(self, *args)
@@ -345,7 +345,7 @@ class BondStore:
             if sys.implementation.name == "micropython":
                 import blesmp
 
-                for n in ("_bondload", "_bondsave"):
+                for n in cold:  # (blesmp.blob too, unless something had loaded it before)
                     sys.modules.pop("blesmp." + n, None)
                     try:
                         del blesmp.__dict__[n]

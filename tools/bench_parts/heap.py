@@ -5,11 +5,10 @@
 #   heap_import_<module>  each module of the package, imported from .py in dependency order
 #                         (where the bytes go: code objects, constants, tables)
 #   heap_import_blesmp    `import blesmp` (the package object alone)
-#   heap_import_all       the modules a peripheral app loads (manager, store, blob, const, crypto...)
+#   heap_import_all       every module above (manager, store, blob, const, crypto, agents...)
 #   heap_store_8          a BondStore object holding 8 bonds loaded from flash
 #   heap_sm               a SecurityManager (its tables, handler, link dict) on top of that
-#   heap_rest_8_bonds     imports + store with 8 bonds + SecurityManager: the package at rest
-#                         (goal: under 24 KB on the board)
+#   heap_rest_8_bonds     all those imports + store with 8 bonds + SecurityManager
 #   heap_app_imports      what a typical peripheral app imports (`from blesmp.manager import
 #                         SecurityManager`, `from blesmp.store import BondStore`), in a fresh
 #                         interpreter (qstrs interned by earlier imports would hide part of it)
@@ -21,6 +20,15 @@
 #   heap_app_modules      how many blesmp modules that app has loaded at rest
 #   heap_app_qstrs        interned strings (names, short literals) that app added, and
 #   heap_app_qstr_bytes   the heap they take (pools grow by doubling, so this moves in steps)
+#   heap_app_pairing_peak  then the same app replays a pairing (below): the most the heap holds
+#                         above rest at an event boundary (the link-time code blesmp._link, the
+#                         store's writer and blesmp.blob are loaded for it)
+#   heap_app_paired       1 if that pairing was reported (AUTH_CMPL) and the bond is in the store
+#   heap_rest_app_after_link  at rest again once the link is gone: heap_rest_app plus what
+#                         stays, mostly the names the link-time code interned (qstrs are never
+#                         freed):
+#   heap_app_link_qstrs, heap_app_link_qstr_chars, heap_app_link_qstr_bytes   how many, their
+#                         characters, and the pool bytes they took (a new pool when one overflows)
 #   heap_pairing_live_peak  the most the heap holds above rest at any event boundary while a
 #                         pairing runs (collect, then measure, after every IRQ)
 #   heap_pairing_alloc    every byte allocated from connect to ENCRYPTION_UPDATE + disconnect
@@ -45,8 +53,8 @@ if __name__ == "__main__" and sys.implementation.name != "micropython":
     sys.path[:0] = [_root + "/lib", _root + "/tools/blesim/modules"]
 
 # Dependency order: each figure is what that module adds on top of the ones before it.
-MODULES = ("blesmp", "blesmp.const", "blesmp._pure", "blesmp._viper", "blesmp.crypto", "blesmp.blob",
-           "blesmp.store", "blesmp.resolver", "blesmp.manager", "blesmp.agents")
+MODULES = ("blesmp", "blesmp.const", "blesmp._pure", "blesmp._viper", "blesmp.crypto", "blesmp._secinfo", "blesmp.blob",
+           "blesmp.store", "blesmp.resolver", "blesmp.manager", "blesmp._link", "blesmp._bondsave", "blesmp.agents")
 
 
 def _mem():
@@ -148,17 +156,28 @@ def _app_fresh(record):
         f.write(_APP % {"dir": d, "pre": ""})
     if os.system("%s %s prep %s && %s %s/app.py > %s" % (exe, me, d, exe, d, out)) != 0:
         return
-    q = []
     with open(out) as f:
-        for line in f:
-            if line.startswith("qstr pool:"):
-                q.append(dict(x.split("=") for x in line[10:].replace(",", " ").split()))
-                continue
+        for k, v in _app_figures(f.read()):
+            record(k, v)
+
+
+def _app_figures(out):
+    # The _APP script's output as (figure, value) pairs: its own lines, and the interned names
+    # from its three qstr_info() lines (before the imports, at rest, after the pairing).
+    q = []
+    for line in out.splitlines():
+        if line.startswith("qstr pool:"):
+            q.append(dict(x.split("=") for x in line[10:].replace(",", " ").split()))
+        elif line:
             k, v = line.split()
-            record(k, int(v))
-    if len(q) == 2:
-        record("heap_app_qstrs", int(q[1]["n_qstr"]) - int(q[0]["n_qstr"]))
-        record("heap_app_qstr_bytes", int(q[1]["n_total_bytes"]) - int(q[0]["n_total_bytes"]))
+            yield k, int(v)
+    if len(q) == 3:
+        yield "heap_app_qstrs", int(q[1]["n_qstr"]) - int(q[0]["n_qstr"])
+        yield "heap_app_qstr_bytes", int(q[1]["n_total_bytes"]) - int(q[0]["n_total_bytes"])
+        # names the link-time and write code interned stay: qstrs are never freed
+        yield "heap_app_link_qstrs", int(q[2]["n_qstr"]) - int(q[1]["n_qstr"])
+        yield "heap_app_link_qstr_chars", int(q[2]["n_str_data_bytes"]) - int(q[1]["n_str_data_bytes"])
+        yield "heap_app_link_qstr_bytes", int(q[2]["n_total_bytes"]) - int(q[1]["n_total_bytes"])
 
 
 def _prep(d):
@@ -223,6 +242,7 @@ for e, x in ev:
     b.h(e, x)
     top = max(top, m() - m3)
 m4 = m()
+micropython.qstr_info()
 print('heap_app_imports', m1 - m0)
 print('heap_app_store_8', m2 - m1)
 print('heap_app_sm', m3 - m2)
@@ -380,16 +400,8 @@ def _compare():
     out = subprocess.check_output([mp, os.path.join(tmp, "romapp.py")], env=dict(os.environ, MICROPYPATH=".frozen"),
                                   cwd=root, text=True)
     cols = {}
-    q = []
-    for line in out.splitlines():
-        if line.startswith("qstr pool:"):
-            q.append(dict(x.split("=") for x in line[10:].replace(",", " ").split()))
-        else:
-            k, v = line.split()
-            cols.setdefault(k, {})["romfs"] = v
-    if len(q) == 2:
-        cols.setdefault("heap_app_qstrs", {})["romfs"] = int(q[1]["n_qstr"]) - int(q[0]["n_qstr"])
-        cols.setdefault("heap_app_qstr_bytes", {})["romfs"] = int(q[1]["n_total_bytes"]) - int(q[0]["n_total_bytes"])
+    for k, v in _app_figures(out):
+        cols.setdefault(k, {})["romfs"] = v
     for label, path in variants:
         env = dict(os.environ, MICROPYPATH=os.pathsep.join([path, os.path.join(root, "tools"), ".frozen"]))
         out = subprocess.check_output([mp, os.path.abspath(__file__)], env=env, cwd=root, text=True)
