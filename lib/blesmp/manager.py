@@ -161,6 +161,7 @@ class SecurityManager:
                  central_stall_ms=5000, timer=0, clock=None, active=True, resolver=None, methods=None):
         from . import _setup
 
+        link = "blesmp._link" in sys.modules  # (_setup checks a static passkey with it)
         try:
             _setup.init(self, ble, store, io, bond, mitm, sc, min_key_size, sc_only, level, max_bonds, agent,
                         callback, handler, window, allow, repeat, prompt_timeout_ms, backoff_ms,
@@ -168,7 +169,8 @@ class SecurityManager:
                         methods)
         finally:
             _drop("_setup")
-            _drop("_link")  # (_setup checks a static passkey with it)
+            if not link:
+                _drop("_link")
         if active:
             ble.active(True)
 
