@@ -187,8 +187,13 @@ def _link_loaded():
 def test_link_code_loaded_only_while_links_exist_on_micropython():
     import sys
 
+    import blesmp
+
     mp = sys.implementation.name == "micropython"
-    sm, ble, store, ev = make()
+    if mp:  # this file imported it (random_passkey): set it aside to see what the manager keeps
+        sys.modules.pop("blesmp._link", None)
+        blesmp.__dict__.pop("_link", None)
+    sm, ble, store, ev = make(insecure_static_passkey=123456)  # (set-up checks it with _link)
     assert not (mp and _link_loaded())  # at rest: set-up did not leave it behind
     ble.ev(C.IRQ_GET_SECRET, 10, 0, b"irk")  # NimBLE's start-up look-up: answered without it
     assert not (mp and _link_loaded())
