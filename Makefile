@@ -38,11 +38,14 @@ lint: $(STAMP)
 	$(VENV)/bin/ruff check .
 
 # Figures, not tests: the MicroPython run is the one that counts (its last
-# line is JSON); CPython's is printed for comparison.
+# line is JSON); CPython's is printed for comparison. The heap table runs the
+# MicroPython app from .py, .mpy (what a board gets), .mpy without line numbers
+# and a ROMFS image.
 bench: $(STAMP)
 	MICROPYPATH=lib:tools:.frozen $(MP) tools/bench.py --json
 	$(PY) tools/bench.py
 	$(PY) tools/bench_smp.py --json
+	$(PY) tools/bench_parts/heap.py
 
 # The long hardening run (SECURITY.md): >= 100,000 SMP engine fuzz cases, the attack tests,
 # faults at every SMP step / flash operation on simulated boards, fuzz through the air.

@@ -61,6 +61,10 @@ No exception escapes the IRQ handler: errors (Exception, KeyboardInterrupt) from
 store, agents and application callbacks are printed (sys.print_exception) and the event gets a
 safe answer (GET_SECRET: None, SET_SECRET: False, READ_REQUEST: the manager's verdict, or
 0x0E Unlikely Error if the manager itself failed on it: a protected value is never read by accident).
+
+Memory: this module holds what runs with no connection (the IRQ dispatch, the secret-store
+pass-through, the API). The procedures on a link live in blesmp._link, imported at the first
+CONNECT and dropped on MicroPython when the last link is gone (README "Memory on the board").
 """
 
 import sys
@@ -109,8 +113,9 @@ def _log(msg, exc=None):
 
 
 def _drop(name):
-    # Cold code imported for one call (blesmp._setup): give its RAM back on the board. CPython
-    # keeps it (there is no heap to save there, and tests re-import cheaply).
+    # Code imported for a while (blesmp._setup for one call, blesmp._link while links exist): give
+    # its RAM back on the board. CPython keeps it (there is no heap to save there, and tests
+    # re-import cheaply).
     if sys.implementation.name != "micropython":
         return
     sys.modules.pop("blesmp." + name, None)
