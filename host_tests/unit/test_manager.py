@@ -214,6 +214,33 @@ def test_link_code_loaded_only_while_links_exist_on_micropython():
     assert store.done == [True, True]
 
 
+def test_link_code_that_cannot_load_drops_the_link():
+    # A CONNECT whose link-time code cannot be loaded (no heap, no file) must not leave an
+    # untracked link that could pair past the policy: the manager disconnects it.
+    import sys
+
+    import blesmp
+
+    sm, ble, store, ev = make(allow=[(0, b"\x01\x02\x03\x04\x05\x06")])
+    saved = sys.modules.pop("blesmp._link", None)
+    had = blesmp.__dict__.pop("_link", None)
+    sys.modules["blesmp._link"] = None  # any import of it fails
+    try:
+        connect(ble)
+        assert sm.state(0) is None and ("disconnect", 0) in ble.calls
+    finally:
+        del sys.modules["blesmp._link"]
+        if saved is not None:
+            sys.modules["blesmp._link"] = saved
+        if had is not None:
+            blesmp._link = had
+    connect(ble, h=1)  # loadable again: tracked, and the allow-list refuses this peer
+    assert sm.state(1) is not None
+    incoming(ble, h=1)
+    advance(sm, 0)  # (the refusal's disconnect waits until outside the store callback)
+    assert auth(ev).reason == C.NOT_ALLOWED and ("disconnect", 1) in ble.calls
+
+
 def auth_last(events):
     return [e[2] for e in events if e[0] == C.AUTH_CMPL_EVT][-1]
 

@@ -404,7 +404,13 @@ class SecurityManager:
                 if isinstance(h, int) and t in (0, 1) and isinstance(a, (bytes, bytearray, memoryview)) \
                         and len(a) == 6:
                     role = _ROLE_PERIPHERAL if event == _IRQ_CENTRAL_CONNECT else _ROLE_CENTRAL
-                    self._links[h] = self._lk().Link(h, role, t, bytes(a))
+                    try:
+                        self._links[h] = self._lk().Link(h, role, t, bytes(a))
+                    except Exception as e:  # noqa: BLE001 (e.g. MemoryError loading the link-time code)
+                        # Untracked, the link could pair past the policy (keys would go to the
+                        # store unchecked): fail closed.
+                        _log("conn %d cannot be tracked: disconnected" % h, e)
+                        self._disconnect(h)
             elif event == _IRQ_CENTRAL_DISCONNECT or event == _IRQ_PERIPHERAL_DISCONNECT:
                 if self._links:
                     self._lk().on_disconnect(self, data[0])
