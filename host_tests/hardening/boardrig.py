@@ -193,6 +193,17 @@ class Rig:
         res = [e[2] for e in self.esp.events if e[0] == "AUTH_CMPL"]
         return res[-1] if res else None
 
+    def friend_returns(self):
+        """The bonded friend (powered off during an attack) comes back, reconnects and asks for
+        security: the esp's AuthResult (a re-encryption if the attack left its bond working)."""
+        self.friend.board.power_on()
+        self.friend.boot()
+        self.esp.events.clear()
+        hc, _hp = connect(self.w, self.friend, self.esp)
+        self.friend.call(self.friend.sm.pair, hc)
+        self.w.run_until(lambda: done(self.esp)(), 45)
+        return self.esp.result()
+
     def revive(self):
         """Power back / re-boot whichever board is down; reboots re-create the manager."""
         for d in (self.esp, self.phone):

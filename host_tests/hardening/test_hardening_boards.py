@@ -59,13 +59,7 @@ def test_spoofed_bonded_peer_with_just_works_cannot_evict_authenticated_bond(rig
     # the real friend comes back and re-encrypts with its bond
     r.w.run(2)
     r.w.boards["spoof"].power_off()
-    r.friend.board.power_on()
-    r.friend.boot()
-    r.esp.events.clear()
-    hc, _hp = connect(r.w, r.friend, r.esp)
-    r.friend.call(r.friend.sm.pair, hc)
-    r.w.run_until(lambda: done(r.esp)(), 45)
-    ok = r.esp.result()
+    ok = r.friend_returns()
     assert ok.success and ok.reencrypt and ok.authenticated
     FIGURES["attack tests passed"] += 1
 
@@ -101,13 +95,7 @@ def test_spoof_attempt_with_power_cut_at_every_step(rigs):
         ok = r.friend_intact()
         FIGURES["bonds lost"] += 0 if ok else 1
         assert ok, "power cut before SMP PDU %d of the spoof attempt lost the authenticated bond" % k
-        r.friend.board.power_on()
-        r.friend.boot()
-        r.esp.events.clear()
-        hc, _hp = connect(r.w, r.friend, r.esp)
-        r.friend.call(r.friend.sm.pair, hc)
-        r.w.run_until(lambda r=r: done(r.esp)(), 45)
-        res = r.esp.result()
+        res = r.friend_returns()
         assert res.success and res.reencrypt and res.authenticated, (k, r.esp.events)
         r.close()
 
@@ -531,13 +519,7 @@ def test_spoofed_bonded_peer_reencrypting_with_a_wrong_key_does_not_delete_the_b
     assert r.friend_intact()
     assert not [e for e in r.esp.events if e[0] == "BOND_REMOVED"]
     r.w.boards["spoof"].power_off()
-    r.friend.board.power_on()
-    r.friend.boot()
-    r.esp.events.clear()
-    hc, _hp = connect(r.w, r.friend, r.esp)
-    r.friend.call(r.friend.sm.pair, hc)
-    r.w.run_until(lambda: done(r.esp)(), 45)
-    ok = r.esp.result()
+    ok = r.friend_returns()
     assert ok.success and ok.reencrypt and ok.authenticated
     FIGURES["attack tests passed"] += 1
 
