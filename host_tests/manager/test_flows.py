@@ -241,14 +241,21 @@ def test_sc_only_against_legacy_only_peer(w):
     assert not p.sm.connections()
 
 
-def test_sc_only_accepts_sc_peer(w):
-    p = Dev(w, "periph", io=C.IO_DISPLAY_YESNO, sc_only=True)
+def _nc_pairing(w, **periph_kw):
+    # The phone pairs with the peripheral by numeric comparison, both users confirming; returns
+    # both devices and the phone's connection handle.
+    p = Dev(w, "periph", io=C.IO_DISPLAY_YESNO, **periph_kw)
     ph = Phone(w, "phone", io=C.IO_DISPLAY_YESNO, mitm=True)
     for d in (p, ph):
         d.answers["NC_REQ"] = lambda dev, conn, v: dev.sm.confirm_reply(conn, True)
     hc, hp = connect(w, ph, p)
     ph.call(ph.sm.pair, hc)
     assert both_done(w, p, ph)
+    return p, ph, hc
+
+
+def test_sc_only_accepts_sc_peer(w):
+    p, ph, _hc = _nc_pairing(w, sc_only=True)
     assert p.result().success and p.result().level == 4
 
 
@@ -347,13 +354,7 @@ def test_repeated_failure_backoff(w):
 
 
 def test_spoofed_peer_cannot_evict_bond(w):
-    p = Dev(w, "periph", io=C.IO_DISPLAY_YESNO, mitm=True)
-    ph = Phone(w, "phone", io=C.IO_DISPLAY_YESNO, mitm=True)
-    for d in (p, ph):
-        d.answers["NC_REQ"] = lambda dev, conn, v: dev.sm.confirm_reply(conn, True)
-    hc, hp = connect(w, ph, p)
-    ph.call(ph.sm.pair, hc)
-    assert both_done(w, p, ph)
+    p, ph, hc = _nc_pairing(w, mitm=True)
     bond = p.store.bonds()[0]
     assert bond.authenticated
     ph.call(ph.ble.gap_disconnect, hc)
