@@ -25,7 +25,6 @@ from tools.blesim.smp import (
     Send,
     SmpEngine,
     StartEncryption,
-    pdu,
 )
 
 logging.getLogger("bumble").setLevel(logging.CRITICAL)
@@ -413,14 +412,9 @@ class Air:
         if isinstance(item, tuple):
             self._encrypt(src, *item[1:])
             return
-        data = item
-        if self.tap is not None:
-            data = self.tap(src.name, data)
-            if data is None:
-                self.log("%s->%s DROPPED %s" % (src.name, dst.name, pdu.describe(item)))
-                return
-        self.log("%s->%s %s" % (src.name, dst.name, pdu.describe(data)))
-        dst.deliver(data)
+        data = tracelog.tap(self, src, dst, item)
+        if data is not None:
+            dst.deliver(data)
 
     async def run(self, settle=200):
         self.c.start()

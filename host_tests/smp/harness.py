@@ -20,7 +20,6 @@ from tools.blesim.smp import (
     Send,
     SmpEngine,
     StartEncryption,
-    pdu,
 )
 
 INIT_ADDR = (1, bytes.fromhex("C01122334455"))
@@ -124,14 +123,9 @@ class Link:
         if isinstance(item, StartEncryption):
             self._encrypt(src, item)
             return
-        data = item
-        if self.tap is not None:
-            data = self.tap(src.name, data)
-            if data is None:
-                self.log("%s->%s DROPPED %s" % (src.name, dst.name, pdu.describe(item)))
-                return
-        self.log("%s->%s %s" % (src.name, dst.name, pdu.describe(data)))
-        self.handle(dst, dst.engine.receive(data, self.now))
+        data = tracelog.tap(self, src, dst, item)
+        if data is not None:
+            self.handle(dst, dst.engine.receive(data, self.now))
 
     def _user_step(self):
         moved = False
