@@ -272,13 +272,7 @@ def run_air(n, seed):
         from_phone = rnd.random() < 0.7
         r = Rig(1000 + i, method)
         try:
-            r.connect()
-            link = r.link()
-            sender = r.phone.board if from_phone else r.esp.board
-            for t, data in plan:
-                r.w.schedule(t, r.w.air.send, link, sender, 6, data)
-            r.pair()
-            r.settle()
+            r.pair_under_injection(plan, from_phone)
             alive = r.handler_alive(r.esp) and r.handler_alive(r.phone)
             intact = r.friend_intact()
             res = r.recover()

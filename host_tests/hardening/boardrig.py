@@ -142,6 +142,17 @@ class Rig:
         self.pair()
         self.settle()
 
+    def pair_under_injection(self, plan, from_phone):
+        """A pairing while plan [(seconds, raw SMP PDU)] is sent into its link (L2CAP CID 6) from
+        the phone's radio (from_phone) or the esp's, then settled."""
+        self.connect()
+        link = self.link()
+        sender = self.phone.board if from_phone else self.esp.board
+        for t, data in plan:
+            self.w.schedule(t, self.w.air.send, link, sender, 6, data)
+        self.pair()
+        self.settle()
+
     def disconnect_all(self):
         for d in (self.phone, self.esp):
             if d.board.powered:

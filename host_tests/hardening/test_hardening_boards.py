@@ -241,13 +241,7 @@ def test_fuzz_through_the_air_into_firmware_and_manager(method, plan, from_phone
     can pair afterwards."""
     r = Rig(19, method)
     try:
-        r.connect()
-        link = r.link()
-        sender = r.phone.board if from_phone else r.esp.board
-        for t, data in plan:
-            r.w.schedule(t, r.w.air.send, link, sender, 6, data)
-        r.pair()
-        r.settle()
+        r.pair_under_injection(plan, from_phone)
         assert r.handler_alive(r.esp) and r.handler_alive(r.phone)
         assert r.friend_intact()
         res = r.recover()
