@@ -1,6 +1,6 @@
 # Set-up code of blesmp.manager (SecurityManager.__init__ and set_security_param): it runs once
 # at start-up (and on a later set_security_param), so the manager imports it for that call and
-# drops it again (manager._drop), as the store does with _bondload. Not part of the API.
+# drops it again (blesmp._drop), as the store does with _bondload. Not part of the API.
 import time
 
 from micropython import const

@@ -73,6 +73,7 @@ import time
 import micropython
 from micropython import const
 
+from . import _drop
 from ._secinfo import addr_key as _key7  # NimBLE's ble_addr_t as the store key: type, address LSB first
 
 # blesmp.const is not imported here: its names are folded below, and the name tables for
@@ -110,19 +111,6 @@ def _log(msg, exc=None):
             pe(exc)
         else:  # CPython (the simulator)
             print("  %s: %s" % (type(exc).__name__, exc))
-
-
-def _drop(name):
-    # Code imported for a while (blesmp._setup for one call, blesmp._link while links exist): give
-    # its RAM back on the board. CPython keeps it (there is no heap to save there, and tests
-    # re-import cheaply).
-    if sys.implementation.name != "micropython":
-        return
-    sys.modules.pop("blesmp." + name, None)
-    try:
-        del sys.modules["blesmp"].__dict__[name]
-    except Exception:  # noqa: BLE001
-        pass
 
 
 class SecurityManager:

@@ -126,6 +126,7 @@ import time
 
 from micropython import const
 
+from blesmp import _drop
 from blesmp._secinfo import addr_key, detect, info
 
 STORED = "stored"
@@ -342,15 +343,8 @@ class BondStore:
         try:
             return getattr(sys.modules["blesmp." + mod], name)(self, *args)
         finally:
-            if sys.implementation.name == "micropython":
-                import blesmp
-
-                for n in cold:  # (blesmp.blob too, unless something had loaded it before)
-                    sys.modules.pop("blesmp." + n, None)
-                    try:
-                        del blesmp.__dict__[n]
-                    except Exception:
-                        pass
+            for n in cold:  # (blesmp.blob too, unless something had loaded it before)
+                _drop(n)
 
     # ---------------------------------------------------------------- manager
     def pairing_done(self, addr_type, addr, ok, bonded=1):
