@@ -101,6 +101,8 @@ _ROLE_CENTRAL = const(0)
 _ROLE_PERIPHERAL = const(1)
 _SEC_ENCRYPT = const(1)
 _SEC_ENCRYPT_MITM = const(3)
+_SEC_TYPE_OUR = const(1)
+_SEC_TYPE_PEER = const(2)
 
 
 def _log(msg, exc=None):
@@ -450,7 +452,7 @@ class SecurityManager:
     def _set_secret(self, data):
         self._in_store = True
         sec_type, key, value = data
-        if self._links and value is not None and sec_type in (1, 2) and key is not None:
+        if self._links and value is not None and sec_type in (_SEC_TYPE_OUR, _SEC_TYPE_PEER) and key is not None:
             return self._lk().set_secret(self, sec_type, bytes(key), value)
         return self.store.set_secret(sec_type, key, value)
 
