@@ -237,16 +237,25 @@ def test_deploy_without_native_emitter_leaves_viper_out(tmp_path, monkeypatch):
 
 # -- package.json / mip --------------------------------------------------------------
 
+def _package_names():
+    """Names blesmp/__init__.py defines itself (`from . import _drop` imports no module)."""
+    tree = ast.parse((ROOT / "lib" / "blesmp" / "__init__.py").read_text())
+    names = {n.name for n in tree.body if isinstance(n, (ast.FunctionDef, ast.ClassDef))}
+    names.update(t.id for n in tree.body if isinstance(n, ast.Assign) for t in n.targets if isinstance(t, ast.Name))
+    return names
+
+
 def _imports_of(path):
     """blesmp modules a module imports (relative or absolute)."""
     names = set()
+    own = _package_names()
     for node in ast.walk(ast.parse(path.read_text())):
         if isinstance(node, ast.ImportFrom):
             if node.level == 1:
                 if node.module:
                     names.add(node.module.split(".")[0])
                 else:
-                    names.update(a.name for a in node.names)
+                    names.update(a.name for a in node.names if a.name not in own)
             elif node.module and node.module.startswith("blesmp."):
                 names.add(node.module.split(".")[1])
         elif isinstance(node, ast.Import):
