@@ -10,6 +10,7 @@ import os
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 LIB_DIR = os.path.join(ROOT, "lib")
+SHIM_DIR = os.path.join(ROOT, "tools", "realhost", "board")  # what an ESP32 has and the unix port lacks
 HOSTS = ("esp", "mynewt")
 DEFAULT_HOST = "esp"
 
@@ -48,7 +49,7 @@ def board_env(pty, extra_path=(), base=None):
     """The environment of a board process on radio `pty`: lib/ and `extra_path` importable."""
     env = dict(os.environ if base is None else base)
     env["MICROPYBTUART"] = pty
-    env["MICROPYPATH"] = os.pathsep.join([os.path.abspath(p) for p in extra_path] + [LIB_DIR, ".frozen"])
+    env["MICROPYPATH"] = os.pathsep.join([os.path.abspath(p) for p in extra_path] + [SHIM_DIR, LIB_DIR, ".frozen"])
     for k in ("BLESIM_BROKER", "BLESIM_BOARD", "BLESIM_OPTS", "BLESIM_PATH"):
         env.pop(k, None)
     return env

@@ -42,8 +42,18 @@ class multitest:
 
     @staticmethod
     def wait(msg):
+        # The unix port runs NimBLE from MicroPython's scheduler, which a blocking read of
+        # stdin would stop (on a board the host runs in its own task): poll, and sleep 1 ms.
+        import select
+        import time
+
         msg = "BROADCAST " + msg
+        p = select.poll()
+        p.register(sys.stdin, select.POLLIN)
         while True:
+            if not p.poll(0):
+                time.sleep_ms(1)
+                continue
             line = sys.stdin.readline()
             if not line or line.rstrip() == msg:
                 return

@@ -119,6 +119,17 @@ class Radio(Controller):
         self.le_scan_enable = False
         self.pending_le_connection = None
 
+    def on_link_acl_data(self, sender_address, transport, data):
+        # A controller hands the host at most its ACL buffer size per packet (Bumble sends the
+        # whole L2CAP PDU in one, which NimBLE's host buffers cannot take beyond 27 + headers).
+        conn = self.le_connections.get(sender_address)
+        if conn is None:
+            return
+        size = self.le_acl_data_packet_length
+        for i in range(0, max(len(data), 1), size):
+            chunk = data[i:i + size]
+            self.send_hci_packet(hci.HCI_AclDataPacket(conn.handle, 2 if i == 0 else 1, 0, len(chunk), chunk))
+
     # -- advertising as a board's controller reports it
     def on_ll_advertising_pdu(self, packet):
         if isinstance(packet, LegacyAdv):
