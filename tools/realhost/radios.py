@@ -56,6 +56,11 @@ _REPORT = hci.HCI_LE_Advertising_Report_Event.EventType
 log = logging.getLogger("blesmp.radios")
 
 
+def _colon(addr):
+    h = addr.replace(":", "")
+    return ":".join(h[i:i + 2] for i in range(0, 12, 2)).upper()
+
+
 def board_address(i):
     """The public address of board i: distinct and the same at every run."""
     return "A4:CF:12:52:00:%02X" % (i + 1)
@@ -324,12 +329,14 @@ class Radios:
     board's HCI traffic goes as <name>.btsnoop. `on_event(name, text)` hears a board's process
     going away. `tap`: see `Link`."""
 
-    def __init__(self, names, btsnoop=None, addresses=None, delay=LINK_DELAY_S, tap=None, on_event=None):
+    def __init__(self, names=(), btsnoop=None, addresses=None, delay=LINK_DELAY_S, tap=None, on_event=None,
+                 hci_tap=None):
         self.names = [str(i) for i in range(names)] if isinstance(names, int) else list(names)
         self.addresses = list(addresses) if addresses else [board_address(i) for i in range(len(self.names))]
         self.btsnoop = btsnoop
         self.delay = delay
         self.link_tap = tap
+        self.hci_tap = hci_tap  # hci_tap(name, direction, packet) sees every board's HCI traffic
         self.on_event = on_event
         self.loop = None
         self.thread = None
@@ -380,15 +387,48 @@ class Radios:
         if self.btsnoop:
             os.makedirs(self.btsnoop, exist_ok=True)
         for name, addr in zip(self.names, self.addresses):
-            tap = None
-            if self.btsnoop:
-                f = open(os.path.join(self.btsnoop, "%s.btsnoop" % name), "wb")
-                self._snoop_files.append(f)
-                snooper = BtSnooper(f)
-                tap = (lambda s: lambda radio, d, pkt: s.snoop(pkt, d))(snooper)
-            radio = Radio(name, self.link, hci.Address(addr, hci.Address.PUBLIC_DEVICE_ADDRESS), tap=tap)
-            self.radios[name] = radio
-            self.ports[name] = _Port(radio, self._gone)
+            self._add(name, addr, True)
+
+    def _radio(self, name, addr):
+        taps = []
+        if self.btsnoop:
+            f = open(os.path.join(self.btsnoop, "%s.btsnoop" % name), "wb")
+            self._snoop_files.append(f)
+            taps.append((lambda s: lambda radio, d, pkt: s.snoop(pkt, d))(BtSnooper(f)))
+        if self.hci_tap:
+            taps.append(lambda radio, d, pkt: self.hci_tap(radio.name, d, pkt))
+
+        def tap(radio, d, pkt):
+            for t in taps:
+                t(radio, d, pkt)
+        radio = Radio(name, self.link, hci.Address(addr, hci.Address.PUBLIC_DEVICE_ADDRESS), tap=tap if taps else None)
+        self.radios[name] = radio
+        return radio
+
+    def _add(self, name, addr, listed=False):
+        if not listed:
+            self.names.append(name)
+            self.addresses.append(addr)
+        self.ports[name] = _Port(self._radio(name, addr), self._gone)
+
+    def add(self, name, address=None):
+        """Adds a board's radio (its own pty); returns the pty. `address`: MSB-first hex or
+        colon form; default board_address(index)."""
+        name = str(name)
+        if name in self.radios:
+            raise ValueError("a radio named %r exists" % name)
+        addr = _colon(address) if address else board_address(len(self.names))
+        self.call(self._add, name, addr)
+        return self.pty(name)
+
+    def controller(self, name, address):
+        """A radio without a pty, for an in-process Bumble host (a phone)."""
+        return self.call(self._radio_only, str(name), _colon(address))
+
+    def _radio_only(self, name, addr):
+        self.names.append(name)
+        self.addresses.append(addr)
+        return self._radio(name, addr)
 
     def _internal_error(self, loop, context):
         e = context.get("exception")
