@@ -839,7 +839,8 @@ class BLE:
 
     def _start_pairing(self, c):
         """ble_sm_pair_initiate (central): bond-count check, then Pairing Request."""
-        self._count_bonds()
+        if self._profile.count_bonds:
+            self._count_bonds()
         c.io_action = None
         c.io_injected = False
         eng = self._engine(c)
@@ -944,7 +945,8 @@ class BLE:
         self._trace.add("host", self._board.name, "pairing_start", conn=c.handle, args={"role": c.role})
         c.io_action = None
         c.io_injected = False
-        self._count_bonds()
+        if self._profile.count_bonds:
+            self._count_bonds()
         key = secstruct.store_key(*c.peer_id)
         for _ in range(self._LOOP_CAP):  # ble_sm_chk_repeat_pairing: do { ... } while (RETRY)
             v = self._get_secret(2, 0, key)
