@@ -57,8 +57,17 @@ fuzz: $(STAMP)
 # BOARD = a folder of boards/ (esp32, esp32s3, esp32c3); PORT = its serial port.
 BOARD ?= esp32
 APP ?= main
+# STACK: sim (simulated boards on CPython), sim-mp (simulated boards on MicroPython), nimble (the
+# real NimBLE host: esp-nimble, MicroPython unix port, virtual controllers), nimble-mynewt.
+STACK ?= sim
+STACK_FLAGS_sim :=
+STACK_FLAGS_sim-mp := --mp
+STACK_FLAGS_nimble := --nimble esp
+STACK_FLAGS_nimble-mynewt := --nimble mynewt
 demo: $(STAMP)
-	$(PY) tools/demo.py $(if $(filter 1 yes true,$(MP)),--mp)
+	@$(if $(filter $(STACK),sim sim-mp nimble nimble-mynewt),true,echo "make demo STACK=$(STACK):" \
+		"unknown stack; use sim, sim-mp, nimble or nimble-mynewt"; exit 2)
+	$(PY) tools/demo.py $(STACK_FLAGS_$(STACK)) $(if $(filter 1 yes true,$(MP)),--mp)
 
 deploy: $(STAMP)
 	$(PY) tools/deploy.py --port "$(PORT)" --board $(BOARD) --app $(APP) $(if $(SOURCE),--source) $(if $(FROZEN),--frozen)
