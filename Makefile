@@ -8,7 +8,7 @@ STAMP := $(VENV)/.installed-$(shell cksum < requirements.txt | cut -d' ' -f1)
 MP_PATH := lib:.frozen
 MP_UNITS := $(sort $(wildcard host_tests/unit/test_*.py))
 
-.PHONY: setup test test-py test-mp compile typecheck lint bench fuzz clean demo deploy flash bonds repl firmware
+.PHONY: setup test test-py test-mp compile typecheck lint bench fuzz clean demo deploy flash bonds repl firmware nimble
 
 setup: $(STAMP)
 
@@ -46,6 +46,13 @@ bench: $(STAMP)
 	$(PY) tools/bench.py
 	$(PY) tools/bench_smp.py --json
 	$(PY) tools/bench_parts/heap.py
+
+# The real-host interpreters: MicroPython's unix port with esp-nimble (ESP32's host and
+# configuration) and with mynewt-nimble (MicroPython's unix configuration); cached by source
+# hash outside the clone (docs/real-host.md). NIMBLE_HOST=esp|mynewt builds one; MPY_SRC /
+# ESP_NIMBLE_SRC name checkouts instead of ../shared/thirdparty's tarballs.
+nimble: $(STAMP)
+	$(PY) -m tools.realhost.build $(or $(NIMBLE_HOST),all)
 
 # The long hardening run (SECURITY.md): >= 100,000 SMP engine fuzz cases, the attack tests,
 # faults at every SMP step / flash operation on simulated boards, fuzz through the air.
