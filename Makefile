@@ -54,7 +54,8 @@ fuzz: $(STAMP)
 	$(PY) tools/fuzz.py $(FUZZ_ARGS)
 
 # -- the product: the demo on simulated boards, and the tools for a real board --------
-# BOARD = a folder of boards/ (esp32, esp32s3, esp32c3); PORT = its serial port.
+# BOARD = a folder of boards/ (esp32, esp32s3, esp32c3); PORT = its serial port;
+# DRY_RUN=1: deploy prints what it would copy, no board needed.
 BOARD ?= esp32
 APP ?= main
 # STACK: where the demo's boards run: sim (simulated boards on CPython), sim-mp (the ESP32
@@ -69,7 +70,7 @@ demo-summary: $(STAMP)
 	@$(PY) tools/demo.py --stack "$(STACK)" --summary-only
 
 deploy: $(STAMP)
-	$(PY) tools/deploy.py --port "$(PORT)" --board $(BOARD) --app $(APP) $(if $(SOURCE),--source) $(if $(FROZEN),--frozen)
+	$(PY) tools/deploy.py --port "$(PORT)" --board $(BOARD) --app $(APP) $(if $(SOURCE),--source) $(if $(FROZEN),--frozen) $(if $(DRY_RUN),--dry-run)
 
 flash: $(STAMP)
 	$(PY) tools/flash.py --port "$(PORT)" --board $(BOARD) --firmware "$(FIRMWARE)"
