@@ -489,6 +489,13 @@ def sleep_us(n):
         wait(_now, False)
 
 
+def _stdin_ready():
+    # more of a line already there: read on without a round trip to the broker per byte
+    p = select.poll()
+    p.register(0, select.POLLIN)
+    return bool(p.poll(0))
+
+
 def readline_stdin(virtual=True):
     """A line from stdin (multitest). With `virtual`, this board counts as waiting (the
     clock may move and IRQs run meanwhile, as on a board blocked in input); without, the
@@ -500,10 +507,10 @@ def readline_stdin(virtual=True):
             line = _stdin_buf[: i + 1]
             _stdin_buf = _stdin_buf[i + 1 :]
             return line.decode()
-        if virtual and connected():
+        if virtual and connected() and not _stdin_ready():
             wait(None, False, 0)
         if MP:
-            c = sys.stdin.buffer.read(1)
+            c = sys.stdin.buffer.read(1)  # one byte (a read of more would block for them)
         else:
             import os as _os
 
