@@ -100,6 +100,11 @@ class multitest:
         multitest.flush()
 
     @staticmethod
+    def expect_reboot(resume, delay_ms=0):
+        print("WAIT_FOR_REBOOT", resume, delay_ms)
+        multitest.flush()
+
+    @staticmethod
     def output_metric(data):
         print("OUTPUT_METRIC", data)
         multitest.flush()
@@ -141,7 +146,8 @@ class _SimAir:
         control(self.addr, {"op": "unexpect", "board": name})
 
     def command(self, script, name, interp, test_dir):
-        return board_command(script, name, self.addr, interp, extra_path=[test_dir])
+        # restart: after machine.reset()/deepsleep() (exit 99) the clock waits for the next process
+        return board_command(script, name, self.addr, interp, {"restart": 1}, extra_path=[test_dir])
 
     def after_next(self, inst):
         inst.write("NEXT_OK\n")
@@ -165,12 +171,14 @@ class _SimAir:
 class TestResult:
     truth_from = None  # "cpython" when there was no .exp and an all-CPython run gave the truth
 
-    def __init__(self, path, status, output, expected, trace=None):
+    def __init__(self, path, status, output, expected, trace=None, metrics=(), notes=()):
         self.path = path
         self.status = status
         self.output = output
         self.expected = expected
         self.trace = trace
+        self.metrics = list(metrics)  # OUTPUT_METRIC lines (without the word), not part of the output
+        self.notes = list(notes)  # the runner's own messages (a missed reboot)
 
     def __repr__(self):
         return "<TestResult %s %s>" % (os.path.basename(self.path), self.status)
@@ -230,6 +238,17 @@ class _Instance:
         except (OSError, ValueError):
             pass
 
+    def wait_reboot(self, timeout):
+        """After WAIT_FOR_REBOOT: reads (and drops, as upstream's wait_for_reboot does) what the
+        instance prints until its process ends; its exit status, or None if it did not end
+        within `timeout` s of silence."""
+        while True:
+            line = self.readline(0.05)
+            if line is None:
+                return self.proc.returncode
+            if line == "" and time.monotonic() - self.last > timeout:
+                return None
+
     def stop(self):
         if self.proc is not None and self.proc.poll() is None:
             self.proc.kill()
@@ -253,6 +272,7 @@ def run_test(path, interps=("cpython",), trace=None, verbose=False, timeout=INST
         raise
     instances = [_Instance(i, interps[min(i, len(interps) - 1)]) for i in range(n)]
     output = [[] for _ in range(n)]
+    metrics, notes = [], []
     injected = ""
     error = skip = False
 
@@ -260,14 +280,33 @@ def run_test(path, interps=("cpython",), trace=None, verbose=False, timeout=INST
         if verbose:
             print("  i%d: %s" % (inst.idx, line), flush=True)
 
-    def start(inst):
-        script = os.path.join(tmp, "%s_%s" % (inst.name, os.path.basename(path)))
+    def start(inst, entry=None):
+        # entry: the function to run, as a suffix of "instance" ("0", or "0_resume" after a reboot)
+        entry = str(inst.idx) if entry is None else entry
+        script = os.path.join(tmp, "instance%s_%s" % (entry, os.path.basename(path)))
         with open(script, "w") as f:
-            f.write(source + "\n" + air.append.format(globals=injected, idx=inst.idx))
-        fs = os.path.join(tmp, "fs-" + inst.name)
-        os.makedirs(fs)
+            f.write(source + "\n" + air.append.format(globals=injected, idx=entry))
+        fs = os.path.join(tmp, "fs-" + inst.name)  # kept across a reboot, as a board's flash
+        os.makedirs(fs, exist_ok=True)
         air.expect(inst.name)
+        inst.finished = False
+        inst.q = queue.Queue()
         inst.start(script, air, fs, os.path.dirname(path))
+
+    def reboot(inst, line):
+        # upstream run-multitests.py: the line stays in the output; the board must reboot
+        # (here: its process ends with machine.reset()/deepsleep()'s status 99), then the
+        # test file runs again with the resume function instead of instanceN()
+        _, resume, _delay_ms = line.split(" ")
+        if not resume.startswith(inst.name):
+            raise SystemExit('ERROR: resume function must start with "%s"' % inst.name)
+        rc = inst.wait_reboot(timeout)
+        if rc == 99:
+            start(inst, resume[len("instance"):])
+            return
+        notes.append("Reboot: %s did not reboot (%s)" % (inst.name, "exit status %s" % rc if rc is not None
+                                                         else "still running after %s s" % timeout))
+        air.unexpect(inst.name)
 
     try:
         # Start-up: one after the other, each until NEXT / SKIP / exit.
@@ -319,10 +358,15 @@ def run_test(path, interps=("cpython",), trace=None, verbose=False, timeout=INST
                         continue
                     got = True
                     show(inst, line)
-                    if line.startswith("BROADCAST "):
+                    if line.startswith("WAIT_FOR_REBOOT"):
+                        output[inst.idx].append(line)
+                        reboot(inst, line)
+                    elif line.startswith("BROADCAST "):
                         for other in instances:
                             if other is not inst:
                                 other.write(line + "\r\n")
+                    elif line.startswith("OUTPUT_METRIC "):
+                        metrics.append(line.split(" ", 1)[1])
                     else:
                         output[inst.idx].append(line)
                 if error:
@@ -372,7 +416,7 @@ def run_test(path, interps=("cpython",), trace=None, verbose=False, timeout=INST
         status = "pass"
     else:
         status = "fail"
-    r = TestResult(path, status, out, expected, tr)
+    r = TestResult(path, status, out, expected, tr, metrics, notes)
     r.truth_from = truth_from
     return r
 
@@ -428,6 +472,10 @@ def main(argv=None):
                 print("### DIFF ###")
                 sys.stdout.writelines(difflib.unified_diff(r.expected.splitlines(True), r.output.splitlines(True),
                                                            "expected", "output"))
+        for note in r.notes:
+            print(note)
+        for metric in r.metrics:  # as upstream prints them: after the result, one a line
+            print("%s: %s" % (path, metric))
         {"pass": passed, "fail": failed, "skip": skipped}[r.status].append(path)
     print("%d tests performed" % len(a.files))
     print("%d tests passed" % len(passed))

@@ -19,6 +19,9 @@ def interpreter_or_skip(host):
             _exe[host] = boards.interpreter(host)
         except boards.Unavailable as e:
             _exe[host] = e
-    if isinstance(_exe[host], Exception):
-        pytest.skip(str(_exe[host]))
+    e = _exe[host]
+    if isinstance(e, Exception):
+        if e.missing:
+            pytest.skip(str(e))
+        pytest.fail("the %s real-host interpreter did not build: %s" % (host, e))
     return _exe[host]

@@ -16,7 +16,12 @@ DEFAULT_HOST = "esp"
 
 
 class Unavailable(Exception):
-    """The real-host tier cannot run here; str() is one line that says how to enable it."""
+    """No real-host interpreter; str() is one line that says what to do. `missing`: the sources
+    are absent (the tier is skipped), else a build failed (an error)."""
+
+    def __init__(self, message, missing=True):
+        super().__init__(message)
+        self.missing = missing
 
 
 def check_host(host):
@@ -34,15 +39,12 @@ def interpreter(host=DEFAULT_HOST):
         if not os.access(given, os.X_OK):
             raise Unavailable("BLESMP_NIMBLE_%s=%s is not an executable file" % (host.upper(), given))
         return given
-    try:
-        from tools.realhost import build
-    except ImportError:
-        raise Unavailable("real-host tier skipped: no tools/realhost/build.py; set BLESMP_NIMBLE_%s to a "
-                          "MicroPython unix binary built with NimBLE" % host.upper()) from None
+    from tools.realhost import build
+
     try:
         return build.interpreter(host)
-    except Exception as e:  # build's own error: absent sources or a failed compile, one line
-        raise Unavailable(str(e).splitlines()[0] if str(e) else type(e).__name__) from None
+    except build.BuildError as e:  # absent sources or a failed compile: its first line says what to do
+        raise Unavailable(str(e).splitlines()[0], isinstance(e, build.SourcesMissing)) from None
 
 
 def board_env(pty, extra_path=(), base=None):

@@ -92,7 +92,8 @@ class NimbleAir:
         self.radios = Radios(["instance%d" % i for i in range(n)], btsnoop=btsnoop).start()
 
     def expect(self, name):
-        pass  # real time: nothing to hold
+        # the board is about to (re)start: its radio must have seen the last process go
+        self.radios.wait_down(name)
 
     def unexpect(self, name):
         pass

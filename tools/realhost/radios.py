@@ -381,8 +381,8 @@ class Radios:
         self.loop.set_exception_handler(self._internal_error)
         if not os.environ.get("BLESMP_RADIOS_DEBUG"):
             # Bumble's controller logs what a radio sees as normal (a PDU for a link just closed)
-            for name in ("bumble.controller", "bumble.link"):
-                logging.getLogger(name).setLevel(logging.CRITICAL)
+            # (a phone's failed pairing is a warning there too: the tools report outcomes themselves)
+            logging.getLogger("bumble").setLevel(logging.CRITICAL)
         self.link = Link(self.delay, self.link_tap)
         if self.btsnoop:
             os.makedirs(self.btsnoop, exist_ok=True)

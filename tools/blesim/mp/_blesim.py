@@ -77,6 +77,8 @@ def enc(v):
     if v is None or v is True or v is False:
         return v
     t = type(v)
+    if UUID is not None and isinstance(v, UUID):  # before bytes: UUID has bytes' buffer
+        return {"u": binascii.hexlify(bytes(v)).decode()}
     if t is int or t is float or t is str:
         return v
     if t is tuple:
@@ -87,8 +89,6 @@ def enc(v):
         return {"k": [[enc(k), enc(x)] for k, x in v.items()]}
     if t is bytes or t is bytearray or t is memoryview:
         return {"b": binascii.hexlify(bytes(v)).decode()}
-    if UUID is not None and isinstance(v, UUID):
-        return {"u": v._value}
     if isinstance(v, int):  # bool handled above; IntEnum-like
         return int(v)
     return {"o": repr(v)}
@@ -114,7 +114,7 @@ def dec(v, views=None):
     if "t" in v:
         return tuple([dec(x, views) for x in v["t"]])
     if "u" in v:
-        return UUID(v["u"])
+        return UUID(binascii.unhexlify(v["u"]))
     if "k" in v:
         d = {}
         for k, x in v["k"]:
@@ -301,6 +301,7 @@ def _run_scheduled():
 def call(method, args=(), kwargs=None):
     """Runs `method` on this board's firmware model in the broker."""
     global quiet_spin
+    spun = quiet_spin
     quiet_spin = 0
     connect()
     msg = {"op": "call", "m": method, "a": [enc(a) for a in args]}
@@ -315,6 +316,11 @@ def call(method, args=(), kwargs=None):
         if op == "res":
             return dec(r["v"])
         if op == "err":
+            # a script retrying a failing call (ENOMEM from a full buffer pool) is spinning: on
+            # a board that takes time, so count it like a tight ticks_ms() loop (see now_us)
+            quiet_spin = spun + 1
+            if quiet_spin >= 64:
+                idle()
             raise _exc(r["c"], dec(r["a"]))
         raise OSError(5, "blesim: unexpected " + op)
 
@@ -483,6 +489,13 @@ def sleep_us(n):
         wait(_now, False)
 
 
+def _stdin_ready():
+    # more of a line already there: read on without a round trip to the broker per byte
+    p = select.poll()
+    p.register(0, select.POLLIN)
+    return bool(p.poll(0))
+
+
 def readline_stdin(virtual=True):
     """A line from stdin (multitest). With `virtual`, this board counts as waiting (the
     clock may move and IRQs run meanwhile, as on a board blocked in input); without, the
@@ -494,10 +507,10 @@ def readline_stdin(virtual=True):
             line = _stdin_buf[: i + 1]
             _stdin_buf = _stdin_buf[i + 1 :]
             return line.decode()
-        if virtual and connected():
+        if virtual and connected() and not _stdin_ready():
             wait(None, False, 0)
         if MP:
-            c = sys.stdin.buffer.read(1)
+            c = sys.stdin.buffer.read(1)  # one byte (a read of more would block for them)
         else:
             import os as _os
 
