@@ -31,15 +31,87 @@ SCENARIOS = {
     "sc_only": 1,  # a legacy-only central against sc_only
     "mid": 1,  # the central leaves just after starting the pairing
     "active_off": 1,  # the peripheral calls active(False) on a secured connection
+    # with a phone as the central (its trace is not compared: not an ESP32)
+    "passkey_ok": 1,  # Passkey Entry: the lock displays, the phone's user types it right
+    "passkey_wrong": 1,  # ... types a wrong one
+    "nc_yes": 1,  # numeric comparison, the lock's user accepts
+    "nc_no": 1,  # ... rejects
 }
+PHONE = os.path.join(ROOT, "tools", "realhost", "scenarios", "diffphone.py")
+PHONE_ADDR = "5c0a0b0c0d0e"
+
+
+def has_phone(scen):
+    return scen.startswith(("passkey", "nc_"))
 
 
 def _entries(scen, phase, fs):
+    if has_phone(scen):
+        args = ["p", scen, str(phase), ADDR["p"], PHONE_ADDR]
+        return [(BOARD, {"name": "p", "addr": ADDR["p"], "fs": fs["p"], "args": args})]
     out = []
     for role, peer in (("p", "c"), ("c", "p")):
         args = [role, scen, str(phase), ADDR[role], ADDR[peer]]
         out.append((BOARD, {"name": role, "addr": ADDR[role], "fs": fs[role], "args": args}))
     return out
+
+
+def _sim_phone(scen, fs):
+    return (PHONE, {"name": "phone", "addr": PHONE_ADDR, "fs": fs["phone"], "profile": "phone",
+                    "args": [scen, PHONE_ADDR, ADDR["p"]]})
+
+
+def _real_with_phone(scen, host, entries, timeout):
+    """The peripheral on the real host, the phone a Bumble device on the same link."""
+    import asyncio
+    import subprocess
+
+    from bumble import hci
+
+    from tools.realhost import boards
+    from tools.realhost.phone import Phone, _public
+    from tools.realhost.radios import Radios
+    from tools.realhost.runner import BoardResult
+
+    exe = boards.interpreter(host)
+    script, opts = entries[0]
+    radios = Radios().start()
+    proc = None
+    try:
+        pty = radios.add("p", opts["addr"])
+        env = boards.board_env(pty, [os.path.dirname(script)])
+        proc = subprocess.Popen(boards.board_command(exe, script, opts["args"]), cwd=opts["fs"], env=env,
+                                stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+        phone = Phone(radios, "phone", PHONE_ADDR, io="keyboard" if scen.startswith("passkey") else "display_yesno",
+                      say=lambda line: None)
+        radios.call(phone.power_on)
+        radios.call(phone.type, "123456" if scen == "passkey_ok" else "111111" if scen == "passkey_wrong" else "y")
+
+        async def visit():
+            await asyncio.sleep(0.3)
+            conn = await asyncio.wait_for(phone.device.connect(_public(ADDR["p"]),
+                                                               own_address_type=hci.OwnAddressType.PUBLIC), 10)
+            try:
+                await asyncio.wait_for(conn.pair(), 15)
+            except Exception:  # noqa: BLE001 - a refused pairing is a scenario's outcome
+                pass
+            await asyncio.sleep(0.3)
+            if conn.handle in phone.device.connections:
+                await conn.disconnect()
+
+        fut = asyncio.run_coroutine_threadsafe(visit(), radios.loop)
+        try:
+            out, _ = proc.communicate(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            out, _ = proc.communicate()
+        fut.cancel()
+        return [BoardResult("p", proc.returncode, out.decode(errors="replace").splitlines())]
+    finally:
+        if proc is not None and proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        radios.close()
 
 
 def _parse(lines):
@@ -56,24 +128,28 @@ def run(scen, world, host, timeout=60):
     """Runs `scen` on `world` ("sim" or "real") for `host`; returns {board: [records per phase]}.
     A board that does not finish its phase gets a record ["FAIL", its last lines]."""
     tmp = tempfile.mkdtemp(prefix="difftrace-")
-    fs = {r: os.path.join(tmp, r) for r in ADDR}
+    fs = {r: os.path.join(tmp, r) for r in list(ADDR) + ["phone"]}
     for d in fs.values():
         os.makedirs(d)
-    got = {r: [] for r in ADDR}
+    got = {r: [] for r in (("p",) if has_phone(scen) else ADDR)}
     try:
         for phase in range(1, SCENARIOS[scen] + 1):
             entries = _entries(scen, phase, fs)
             if world == "sim":
                 from tools.blesim.run import run_boards
 
+                if has_phone(scen):
+                    entries = entries + [_sim_phone(scen, fs)]
                 results = run_boards([e + ("mp",) for e in entries], quiet=True, timeout=timeout,
                                      profile=PROFILE[host])
+            elif has_phone(scen):
+                results = _real_with_phone(scen, host, entries, timeout)
             else:
                 from tools.realhost.runner import run_boards
 
                 results = run_boards(entries, host=host, quiet=True, timeout=timeout)
             by_name = {res.name: res for res in results}
-            for role in ADDR:
+            for role in ("p",) if has_phone(scen) else ADDR:
                 res = by_name.get(role)
                 if res is None:
                     got[role].append([["FAIL", "no result", sorted(by_name)]])
@@ -126,7 +202,7 @@ def diffs(sim, real):
     import difflib
 
     out = {}
-    for board in ADDR:
+    for board in sim:
         if len(sim[board]) != len(real[board]):
             out[(board, 0)] = ["phases: sim %d real %d" % (len(sim[board]), len(real[board]))]
         for i, (a, b) in enumerate(zip(sim[board], real[board])):
@@ -166,7 +242,7 @@ def main(argv=None):
         print("%-12s %s" % (scen, "%d unexplained difference(s)" % len(bad_here) if bad_here else
                             "same" if not known else "same but %d known difference(s)" % len(known)))
         if args.verbose:
-            for board in ADDR:
+            for board in sim:
                 for i, (a, b) in enumerate(zip(sim[board], real[board])):
                     print("  -- %s phase %d: sim | real" % (board, i + 1))
                     la, lb = lines_of(a), lines_of(b)

@@ -92,6 +92,7 @@ class _Conn:
         self.outq = []
         self.outq_busy = False
         self.numcmp_rejected = False
+        self.late_enc = None  # esp-nimble's pending ENC event after a local numeric-comparison "no"
 
 
 class BLE:
@@ -753,6 +754,10 @@ class BLE:
             # ble_sm_connection_broken: a running restore procedure ends with an ENC event
             c.restore = None
             self._enc_update(c)
+        if c.late_enc is not None:  # ... and so does esp-nimble's rejected numeric comparison
+            c.late_enc.cancel()
+            c.late_enc = None
+            self._enc_update(c)
         if c.smp_timer:
             c.smp_timer.cancel()
         # pending GATT client procedures end with BLE_HS_ENOTCONN
@@ -1077,15 +1082,20 @@ class BLE:
             self._trace.add("host", self._board.name, "smp_timeout", conn=c.handle)
             c.smp = None
         # ENC_CHANGE with an error status: Python sees the current state only
-        if c.numcmp_rejected and o.cause == "sent" and self._profile.numcmp_reject_delay:
-            # esp-nimble: the proc ends without an ENC event; the update comes with the SM timer
+        if c.numcmp_rejected and o.cause == "sent":
             c.numcmp_rejected = False
-            self._world.schedule(self._profile.numcmp_reject_delay, self._late_enc_update, c, c.smp)
-            return
+            if self._profile.numcmp_reject_delay is None:
+                return  # mynewt-nimble: the proc is freed without an ENC event (real host: none)
+            if self._profile.numcmp_reject_delay:
+                # esp-nimble: the proc stays; its ENC event comes with the SM timer, or when the
+                # link goes (ble_sm_connection_broken), whichever is first (real host)
+                c.late_enc = self._world.schedule(self._profile.numcmp_reject_delay, self._late_enc_update, c, c.smp)
+                return
         c.numcmp_rejected = False
         self._enc_update(c)
 
     def _late_enc_update(self, c, eng):
+        c.late_enc = None
         if self._dead or self._conns.get(c.handle) is not c or c.smp is not eng or eng.busy:
             return
         self._enc_update(c)

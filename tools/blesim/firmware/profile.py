@@ -21,7 +21,8 @@ Fields: layout ("88", "80i" = 80 bytes with bond_count, "80"), set_before_enc, a
 defaults (bond, mitm, le_secure, io), errno (NimBLE-name -> number), first_conn_handle,
 preferred_mtu, gap_name, max_name_len, rpa_timeout, central_passkey, numcmp_reject_delay (after a local
 "no" to a numeric comparison, esp-nimble reports the failed ENCRYPTION_UPDATE only at the SMP
-timeout: 30 s; upstream at once: 0), repair_on_key_missing (esp-nimble's ble_sm_process_result: when
+timeout, 30 s, or when the link goes first; 0: at once; None: never, as MicroPython's mynewt-nimble
+on the real host), repair_on_key_missing (esp-nimble's ble_sm_process_result: when
 re-encryption with a stored LTK fails with HCI 0x06 "PIN or key missing", the central frees the
 procedure without an ENC event and starts a fresh pairing; upstream NimBLE reports the failure),
 ram_store (types 1/2 never reach Python), key_dist (sm_our/their_key_dist set at active()),
@@ -91,7 +92,7 @@ PROFILES = {
     "esp32-v1.22": Profile("esp32-v1.22", layout="80", set_before_enc=False, ram_store=True, key_dist=0,
                            description="MicroPython <= v1.22: ESP-IDF's RAM bond store, no key distribution"),
     "nimble": Profile("nimble", layout="80", set_before_enc=False, authorize_rejects=False, bond=0,
-                      numcmp_reject_delay=0.0, repair_on_key_missing=False, count_bonds=False,
+                      numcmp_reject_delay=None, repair_on_key_missing=False, count_bonds=False,
                       errno=UNIX_ERRNO, gap_name=b"MPY NIMBLE", description="upstream NimBLE (STM32/unix)"),
     # Not an ESP32: a peer device like a phone app (nRF Connect), whose user can answer passkey
     # and numeric-comparison requests in the central role too. Same API, same store protocol.

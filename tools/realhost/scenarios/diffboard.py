@@ -31,7 +31,7 @@ PEER = bytes.fromhex(sys.argv[5])
 SELF_LE = bytes(reversed(SELF))  # NimBLE's structs (secret keys) hold addresses LSB first
 PEER_LE = bytes(reversed(PEER))
 rec = []
-state = {"conn": None, "auth": None, "down": False, "events": []}
+state = {"conn": None, "auth": None, "down": False, "events": [], "nc": None}
 
 
 def norm(v):
@@ -92,6 +92,8 @@ def on_event(event, conn, value):
         state["auth"] = v.success
     elif event in (C.PASSKEY_NOTIF_EVT, C.NC_REQ_EVT):
         rec.append(["E", event, "N"])
+        if event == C.NC_REQ_EVT and SCEN.startswith("nc_"):
+            state["nc"] = conn  # the user answers from the main loop
     else:
         rec.append(["E", event, norm(value) if not isinstance(value, (tuple, list)) else [norm(x) for x in value]])
     state["events"].append(event)
@@ -111,6 +113,9 @@ def wait(pred, ms):
         if time.ticks_diff(time.ticks_ms(), t0) > ms:
             return False
         time.sleep_ms(10)
+        if state["nc"] is not None:
+            sm.confirm_reply(state["nc"], SCEN == "nc_yes")
+            state["nc"] = None
         sm.poll()  # no machine.Timer on the unix port: the app polls, as blesmp's docs say
     return True
 
@@ -140,6 +145,10 @@ if ROLE == "p":
 elif SCEN == "sc_only":
     kw["sc"] = False  # a legacy-only peer
 if SCEN == "mid":  # numeric comparison: the peripheral's prompt stays open, the central leaves
+    kw.update(io=C.IO_DISPLAY_YESNO, mitm=True)
+if SCEN.startswith("passkey"):  # the lock displays a passkey, the phone's user types it
+    kw.update(io=C.IO_DISPLAY_ONLY, mitm=True, insecure_static_passkey=123456)
+if SCEN.startswith("nc_"):  # numeric comparison, answered on the lock
     kw.update(io=C.IO_DISPLAY_YESNO, mitm=True)
 sm = SecurityManager(ble, store=BondStore("bonds.db"), bond=True, callback=on_event, handler=app_irq, timer=None,
                      **kw)
