@@ -9,6 +9,8 @@ import pytest
 
 from tools.realhost import build, difftrace
 
+REAL_RETRIES = 2
+
 
 def _need(host):
     try:
@@ -26,6 +28,13 @@ def test_simulator_matches_real_host(host, scen):
         real = pool.submit(difftrace.run, scen, "real", host)
         sim, real = sim.result(), real.result()
     bad = difftrace.compare(scen, host, sim, real)
+    for _ in range(REAL_RETRIES):
+        # The real host runs in real time: on a machine loaded far beyond its cores a scenario's
+        # step can miss its moment (a connection after the central gave up). The simulator is
+        # deterministic; a logic difference shows in every run, so it cannot pass by retrying.
+        if not bad:
+            break
+        bad = difftrace.compare(scen, host, sim, difftrace.run(scen, "real", host))
     assert not bad, "\n".join("%s phase %s:\n  %s" % (b, p, "\n  ".join(d)) for b, p, d in bad)
 
 
