@@ -46,6 +46,7 @@ bench: $(STAMP)
 	$(PY) tools/bench.py
 	$(PY) tools/bench_smp.py --json
 	$(PY) tools/bench_parts/heap.py
+	$(PY) tools/bench_parts/realhost.py --json
 
 # The real-host interpreters: MicroPython's unix port with esp-nimble (ESP32's host and
 # configuration) and with mynewt-nimble (MicroPython's unix configuration); cached by source
