@@ -99,7 +99,7 @@ def _access_address(rng):
             continue
         if sum(bits[i] != bits[i + 1] for i in range(31)) > 24:
             continue
-        if sum(bits[i] != bits[i + 1] for i in range(26)) < 2:  # the six most significant bits
+        if sum(bits[i] != bits[i + 1] for i in range(5)) < 2:  # the six most significant bits
             continue
         return aa
 
@@ -445,8 +445,11 @@ class _Sniffer:
         elif name == "connect":
             self._connect(r)
         elif name in ("power_off", "reset"):
+            # RAM lost: its advertising and links end (a reset board boots at once; a powered-off one
+            # stays silent until power_on)
             self._adv_events(r.board, r.t)
-            self.down.add(r.board)
+            if name == "power_off":
+                self.down.add(r.board)
             for link in self.links:
                 if link.alive and r.board in (link.central, link.peripheral):
                     self._end_link(link)
