@@ -1,6 +1,9 @@
 """Reads a capture with an independent decoder (scapy's Bluetooth LE layers) and checks it
 against the run's trace: what a Wireshark user would see must be what the simulator did."""
 
+import shutil
+import subprocess
+
 from scapy.layers.bluetooth import ATT_Hdr, L2CAP_Hdr, SM_Hdr
 from scapy.layers.bluetooth4LE import BTLE, BTLE_CONNECT_REQ, BTLE_CTRL, BTLE_DATA, BTLE_RF
 from scapy.utils import rdpcap
@@ -138,3 +141,15 @@ def assert_matches(trace, path):
 def encryption_starts(cap, aa):
     """The LL control opcodes of one link, as (direction, opcode, decrypted)."""
     return [("C" if to_p else "P", op, dec) for a, to_p, op, dec in cap.control if a == aa]
+
+
+def wireshark_complaints(path):
+    """Wireshark's verdict on a capture: the packets its dissectors call malformed or mark with an
+    expert warning or error (a list of lines, empty when clean); None where tshark is not installed."""
+    tshark = shutil.which("tshark")
+    if not tshark:
+        return None
+    r = subprocess.run([tshark, "-r", str(path), "-Y", "_ws.malformed or _ws.expert.severity >= 6291456"],
+                       capture_output=True, text=True, timeout=120)  # 6291456: PI_WARN
+    assert r.returncode == 0, r.stderr
+    return r.stdout.splitlines()
