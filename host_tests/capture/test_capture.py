@@ -26,7 +26,7 @@ from simhelpers import (
 from sniff import ADV_AA, Capture, assert_matches, encryption_starts, scapy_crc_init, wireshark_complaints
 
 from tools.blesim import World, capture
-from tools.blesim.firmware import UUID
+from tools.blesim.firmware import UUID, secstruct
 from tools.blesim.trace import Trace
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -134,6 +134,24 @@ def test_negative_ltk_reply_is_an_ll_reject(tmp_path):
     assert encryption_starts(cap, second)[:3] == [("C", 0x03, False), ("P", 0x04, False), ("P", 0x0D, False)]
     rejects = [p for p in cap.packets if p.haslayer(LL_REJECT_IND)]
     assert [r[LL_REJECT_IND].code for r in rejects] == [0x06]  # PIN or Key Missing
+    assert not [s for s in cap.sdus if s.aa == second and s.decrypted]
+
+
+def test_a_key_mismatch_ends_the_link_after_ll_start_enc_req(tmp_path):
+    sp, sc = Store(), Store()
+    w, p, c, recs, hc = pair(cfg={"bond": True}, stores=(sp, sc))
+    k = (1, secstruct.store_key(0, c.public_addr))
+    blob = bytearray(sp.secrets[k])
+    blob[24] ^= 1  # the peripheral's copy of the LTK is damaged: both ends encrypt with different keys
+    sp.secrets[k] = bytes(blob)
+    visit_again(w, p, c, recs, hc)
+    assert [r.args["reason"] for r in w.trace.select("link", name="disconnect")][-2:] == [0x3D, 0x3D]
+    path = tmp_path / "run.pcap"
+    capture.write(w.trace, str(path))
+    cap = assert_matches(w.trace, path)
+    assert not wireshark_complaints(path)
+    second = data_links(cap)[1]
+    assert encryption_starts(cap, second) == [("C", 0x03, False), ("P", 0x04, False), ("P", 0x05, False)]
     assert not [s for s in cap.sdus if s.aa == second and s.decrypted]
 
 

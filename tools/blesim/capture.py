@@ -19,17 +19,21 @@ rebuilds the packets a sniffer following every connection would have written fro
 - LL control: the encryption start (LL_ENC_REQ/RSP, LL_START_ENC_REQ/RSP, LL_REJECT_IND 0x06 on a
   negative LTK reply, LL_PAUSE_ENC_REQ/RSP before a re-encryption) and LL_TERMINATE_IND. Data
   PDUs sent while the procedure runs wait for its end, as the link layer holds them.
-- once encrypted, a packet is written as a sniffer that knows the LTK shows it: the plaintext and
-  the MIC, flagged "decrypted" and "MIC checked, valid"; the MIC is the real AES-CCM tag of the
-  session key (LTK, SKD) and the CRC covers the ciphertext that was on the air (flagged "CRC
-  checked, valid": a decoder cannot check a CRC over ciphertext it is not shown). Unencrypted
-  packets carry the real CRC-24 and leave its check to the decoder.
+- once encrypted, a packet is written as a sniffer that knows the LTK shows it: the plaintext
+  without the MIC, flagged "decrypted" and "MIC checked, valid". The MIC is computed all the same
+  (AES-CCM with the session key from the LTK and LL_ENC_REQ/RSP's SKD and IV) because the CRC
+  written is the one of the ciphertext + MIC that was on the air.
+- CRC-24: the real one (CRCInit 0x555555 on advertising, left for the decoder to check; the
+  CONNECT_IND's on data, flagged "CRC checked, valid" as a sniffer that follows the link does).
 - timestamps are the virtual clock (seconds since the run began: 1970-01-01 in a viewer).
 """
 
 import random
 import struct
 import sys
+
+from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
+from cryptography.hazmat.primitives.ciphers.aead import AESCCM
 
 __all__ = ["encode", "write", "crc24", "LINKTYPE", "ADV_AA"]
 
@@ -156,8 +160,6 @@ class _Cipher:
     """AES-CCM of one direction of an encrypted link (Vol 6 Part E): session key, IV, counter."""
 
     def __init__(self, sk, iv, central_sends):
-        from cryptography.hazmat.primitives.ciphers.aead import AESCCM
-
         self.ccm = AESCCM(sk, tag_length=4)
         self.iv = iv
         self.dir_bit = 1 if central_sends else 0
@@ -195,7 +197,7 @@ class _Link:
         self.procedure = False  # encryption start running: data PDUs wait
         self.held = []
         self.enc = {True: None, False: None}  # central_sends -> _Cipher while encrypted
-        self.enc_req = None  # (rand, ediv, skd_c, iv_c, ltk)
+        self.enc_req = None  # (skd_c, iv_c, ltk) from LL_ENC_REQ until LL_ENC_RSP
         self.session = None  # (sk, iv) agreed by LL_ENC_REQ/RSP
         self.adv_args = {}  # the advertising the CONNECT_IND answered
 
@@ -309,7 +311,8 @@ class _Sniffer:
         connection event at or after `t`."""
         if link.central in self.down or link.peripheral in self.down:
             return
-        if link.last and t <= link.free + 1e-9:
+        event_end = link.anchor + (link.event + 1) * link.interval - WINDOW_DELAY
+        if link.last and t <= link.free + 1e-9 and link.free + 2 * _air_time(LL_MAX + 4) < event_end:
             ev, k = link.free, link.event
             link.last[0 if from_central else 1].more_data()
         else:
@@ -387,8 +390,6 @@ class _Sniffer:
         # SKD = SKDp || SKDc and IV = IVp || IVc (the central's halves least significant)
         skd = skd_c + skd_p  # little-endian
         iv = iv_c + iv_p
-        from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
-
         enc = Cipher(algorithms.AES(ltk), modes.ECB()).encryptor()
         sk = enc.update(skd[::-1]) + enc.finalize()  # e() takes MSB-first blocks
         link.session = (sk, iv)
