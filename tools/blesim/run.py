@@ -160,9 +160,10 @@ def _install_cpython_board():
     for fn in (ticks_us, ticks_ms, ticks_diff, ticks_add, sleep_us, sleep_ms, sleep):
         setattr(time, fn.__name__, fn)
     time.ticks_cpu = ticks_us
-    from . import cpy_asyncio
+    from . import cpy_asyncio, cpy_json
 
     cpy_asyncio.install(_blesim)
+    cpy_json.install()
     return _blesim
 
 

@@ -183,6 +183,11 @@ class SmpEngine:
     def dead(self):
         return self._phase == _DEAD
 
+    def expects(self, op):
+        """Whether the current state waits for opcode `op`. A firmware model that ignores the
+        other PDUs, as esp-nimble does, asks this before `receive`."""
+        return op in self._expect
+
     def _send(self, pdu, now):
         self._out.append(Send(pdu))
         if self._phase not in (_IDLE, _DEAD):
