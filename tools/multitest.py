@@ -1,6 +1,6 @@
 """Run MicroPython multitests (tests/multi_bluetooth format) on simulated ESP32 boards.
 
-    python tools/multitest.py [-i cpython|mp]... [--mp] [-s] [--trace DIR] test.py [...]
+    python tools/multitest.py [-i cpython|mp]... [--mp] [-s] [--trace DIR] [--pcap DIR] test.py [...]
 
 A test defines `instance0()`, `instance1()`, ...; each instance runs in its own process (one
 simulated board, joined to one air broker per test) on CPython (`python -m tools.blesim.run`)
@@ -354,6 +354,7 @@ def main(argv=None):
     ap.add_argument("-v", "--verbose", action="store_true", help="echo instance output as it comes")
     ap.add_argument("--trace", metavar="DIR", help="write each test's sequence chart as DIR/<test>.svg (and the "
                     "raw trace as .jsonl; `python -m tools.blesim.render DIR/<test>.jsonl` prints it)")
+    ap.add_argument("--pcap", metavar="DIR", help="write each test's air as DIR/<test>.pcap (open it in Wireshark)")
     ap.add_argument("files", nargs="+")
     a = ap.parse_args(argv)
     interps = a.instance or (["mp"] if a.mp else ["cpython"])
@@ -368,6 +369,11 @@ def main(argv=None):
             svg = os.path.join(a.trace, os.path.splitext(os.path.basename(path))[0] + ".svg")
         r = run_test(path, interps, trace=svg, verbose=a.verbose)
         print(r.status)
+        if a.pcap and r.trace is not None:
+            from tools.blesim import capture
+
+            os.makedirs(a.pcap, exist_ok=True)
+            capture.write(r.trace, os.path.join(a.pcap, os.path.splitext(os.path.basename(path))[0] + ".pcap"))
         if a.show_output or r.status == "fail":
             print("### TEST ###")
             print(r.output, end="")
