@@ -76,6 +76,11 @@ class FakeBLE:
         return self.handler(event, data)
 
 
+class _Bond:
+    def __init__(self, v):
+        self.key_size, self.authenticated, self.sc = v[10], v[80] & 1, (v[80] >> 1) & 1
+
+
 class DictStore:
     def __init__(self):
         self.d = {}
@@ -98,7 +103,10 @@ class DictStore:
         return True
 
     def find(self, t, a):
-        return None
+        v = self.d.get((2, _key(t, a))) or self.d.get((1, _key(t, a)))
+        if v is None:
+            return None
+        return _Bond(v)
 
     def pairing_done(self, t, a, ok, bonded=1):
         self.done.append(ok)
@@ -480,12 +488,36 @@ def test_backoff_keyed_by_identity_with_a_resolver():
     # a bonded peer's RPA changes between attempts: the resolver names the same identity
     rpa1 = b"\x41\x00\x00\x00\x00\x01"
     rpa2 = b"\x52\x00\x00\x00\x00\x02"
-    for resolver, refused in ((None, False), (_FakeResolver([rpa1, rpa2], _Ident()), True)):
+    for resolver, slot in ((None, _key(1, rpa1)), (_FakeResolver([rpa1, rpa2], _Ident()), KEY)):
         sm, ble, store, ev = make(backoff_ms=2000, resolver=resolver)
         _fail_once(ble, 0, peer=rpa1, t=1)
+        assert slot in sm._backoff
         ble.ev(C.IRQ_CENTRAL_CONNECT, 1, 1, memoryview(rpa2))
         incoming(ble, h=1, key=_key(1, rpa2))
-        assert (_reasons(ev)[-1] == C.REPEATED_ATTEMPTS) == refused, _reasons(ev)
+        # refused either way: by the identity's slot, or by the slot peers without a bond share
+        assert _reasons(ev)[-1] == C.REPEATED_ATTEMPTS, _reasons(ev)
+
+
+def test_backoff_shared_by_peers_without_a_bond():
+    # An attacker changing its random address for every guess gets no fresh slot: peers without
+    # a bond share one (issue 17's rotating-address limit); bonded peers keep their own.
+    sm, ble, store, ev = make(backoff_ms=2000)
+    a = b"\x41\x00\x00\x00\x00\x01"
+    b = b"\x52\x00\x00\x00\x00\x02"
+    _fail_once(ble, 0, peer=a, t=1)
+    ble.ev(C.IRQ_CENTRAL_CONNECT, 1, 1, memoryview(b))
+    assert incoming(ble, h=1, key=_key(1, b)) is None
+    assert _reasons(ev) == [C.LINK_LOST, C.REPEATED_ATTEMPTS]
+    ble.ev(C.IRQ_CENTRAL_DISCONNECT, 1, 1, memoryview(b))
+    store.d[(2, KEY)] = blob(auth=1)  # a bonded peer pairs again: not held up by strangers
+    store.d[(1, KEY)] = blob(auth=1)
+    connect(ble, h=2)
+    assert incoming(ble, h=2) is not None and sm.state(2).busy and len(_reasons(ev)) == 2
+    ble.ev(C.IRQ_CENTRAL_DISCONNECT, 2, 0, memoryview(PEER))
+    _CLOCK[0] += 2000  # the interval is over: a new peer may pair
+    ble.ev(C.IRQ_CENTRAL_CONNECT, 3, 1, memoryview(b))
+    incoming(ble, h=3, key=_key(1, b))
+    assert len(_reasons(ev)) == 3 and sm.state(3).busy
 
 
 def test_pairing_window():
