@@ -831,3 +831,106 @@ def test_read_request_fails_closed_when_the_check_raises():
     sm.check = broken
     assert ble.ev(C.IRQ_GATTS_READ_REQUEST, 0, 20) == 0x0E
     assert sm.connections()  # the handler is still installed and the link still known
+
+
+# ---------------------------------------------------------------- issue 17 / issue 15 item 6
+
+
+def test_encryption_without_a_store_answered_look_up_is_a_pairing():
+    # upstream NimBLE as MicroPython's unix port builds it (BLE_SM_BONDING=0): no bond-count
+    # look-up, ENCRYPTION_UPDATE before the SET_SECRETs. Not a re-encryption: a new bond, and the
+    # incoming-pairing policy ran (SEC_REQ; the window refuses it when closed).
+    sm, ble, store, ev = make()
+    connect(ble)
+    ble.ev(C.IRQ_ENCRYPTION_UPDATE, 0, 1, 0, 1, 16)
+    assert names(ev) == ["SEC_REQ"]
+    assert ble.ev(C.IRQ_SET_SECRET, 1, memoryview(KEY), memoryview(blob()))
+    assert ble.ev(C.IRQ_SET_SECRET, 2, memoryview(KEY), memoryview(blob()))
+    r = auth(ev)
+    assert r.success and not r.reencrypt and r.sc == 1 and r.bonded == 1 and store.done == [True]
+    sm, ble, store, ev = make(window=True)
+    connect(ble)
+    ble.ev(C.IRQ_ENCRYPTION_UPDATE, 0, 1, 0, 1, 16)
+    assert auth(ev).reason == C.NOT_IN_WINDOW
+    assert not ble.ev(C.IRQ_SET_SECRET, 2, memoryview(KEY), memoryview(blob()))
+    assert store.d == {}
+    # a re-encryption is one whose LTK look-up the store answered
+    sm, ble, store, ev = make(window=True)
+    store.d[(1, KEY)] = blob()
+    store.d[(2, KEY)] = blob()
+    connect(ble)
+    assert ble.ev(C.IRQ_GET_SECRET, 1, 0, memoryview(KEY)) is not None
+    ble.ev(C.IRQ_ENCRYPTION_UPDATE, 0, 1, 0, 1, 16)
+    r = auth(ev)
+    assert r.success and r.reencrypt
+
+
+def test_keys_for_a_bonded_identity_follow_that_bonds_policy():
+    # a peer on another address distributes a bonded peer's identity: refused (WEAKER_THAN_BOND,
+    # not STORE_FULL), the bond untouched; even authenticated (numeric comparison: the user said
+    # "yes" to what looked like a new device), unless the pairing window is open
+    other = b"\xc5\x00\x00\x00\x00\x77"
+    sm, ble, store, ev = make()
+    store.d[(1, KEY)] = blob(auth=1)
+    store.d[(2, KEY)] = blob(auth=1)
+    ble.ev(C.IRQ_CENTRAL_CONNECT, 0, 1, memoryview(other))
+    incoming(ble, key=_key(1, other))
+    assert not ble.ev(C.IRQ_SET_SECRET, 1, memoryview(KEY), memoryview(blob(auth=1)))
+    assert not ble.ev(C.IRQ_SET_SECRET, 2, memoryview(KEY), memoryview(blob(auth=1)))
+    ble.ev(C.IRQ_ENCRYPTION_UPDATE, 0, 1, 1, 1, 16)
+    r = auth(ev)
+    assert r.reason == C.WEAKER_THAN_BOND and not r.success and r.bonded == 0
+    assert store.d[(2, KEY)] == blob(auth=1)
+    sm, ble, store, ev = make()
+    store.d[(2, KEY)] = blob(auth=1)
+    sm.open_window(30)
+    ble.ev(C.IRQ_CENTRAL_CONNECT, 0, 1, memoryview(other))
+    incoming(ble, key=_key(1, other))
+    assert ble.ev(C.IRQ_SET_SECRET, 2, memoryview(KEY), memoryview(blob(auth=1)))
+    # equal strength, authenticated, window open, but repeat="deny": refused
+    sm, ble, store, ev = make(repeat="deny")
+    sm.open_window(30)
+    store.d[(2, KEY)] = blob()
+    ble.ev(C.IRQ_CENTRAL_CONNECT, 0, 1, memoryview(other))
+    incoming(ble, key=_key(1, other))
+    assert not ble.ev(C.IRQ_SET_SECRET, 2, memoryview(KEY), memoryview(blob(auth=1)))
+
+
+def test_refusal_after_encryption_closes_gatt_at_once():
+    sm, ble, store, ev = make()
+    sm.protect(20, level=2)
+    connect(ble)
+    incoming(ble)
+    assert not ble.ev(C.IRQ_SET_SECRET, 2, memoryview(KEY), memoryview(blob(ks=7)))
+    ble.ev(C.IRQ_ENCRYPTION_UPDATE, 0, 1, 0, 1, 7)
+    assert auth(ev).reason == C.KEY_TOO_SHORT
+    # the DISCONNECT has not come yet: the link is refused for reads and writes already
+    assert ble.ev(C.IRQ_GATTS_READ_REQUEST, 0, 20) == C.ATT_INSUFFICIENT_AUTHENTICATION
+    assert sm.check(0, 20, True) != 0
+
+
+def test_sc_only_refuses_unknown_sc():
+    # no keys stored (the peer does not bond), no comparison: SC unknown -> refused
+    sm, ble, store, ev = make(sc_only=True, io=C.IO_DISPLAY_ONLY)
+    connect(ble)
+    incoming(ble)
+    ble.ev(C.IRQ_PASSKEY_ACTION, 0, 3, 0)
+    ble.ev(C.IRQ_ENCRYPTION_UPDATE, 0, 1, 1, 0, 16)
+    r = auth(ev)
+    assert r.reason == C.LEGACY_UNDER_SC_ONLY and r.sc is None and not r.success
+
+
+def test_answer_to_our_security_request_runs_the_policy():
+    sm, ble, store, ev = make(window=True)
+    connect(ble)
+    assert sm.pair(0)
+    assert incoming(ble) is None
+    assert auth(ev).reason == C.NOT_IN_WINDOW
+    advance(sm, 10)
+    assert ("disconnect", 0) in ble.calls
+    seen = []
+    sm, ble, store, ev = make(agent=CallbackAgent(accept=lambda c, t, a: seen.append(c) or False))
+    connect(ble)
+    sm.require(0, 2)
+    incoming(ble)
+    assert seen == [0] and auth(ev).reason == C.REJECTED

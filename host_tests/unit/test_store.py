@@ -533,6 +533,20 @@ def test_weaker_replacement_refused():
     assert new_store(d).get_secret(1, 0, addr_key(1, addr(1))) == old
 
 
+def test_may_replace_is_the_rule():
+    from blesmp._secinfo import may_replace
+
+    jw, auth, legacy_auth, short_auth = (16, 0, 1), (16, 1, 1), (16, 1, 0), (10, 1, 1)
+    assert may_replace(jw, auth) and not may_replace(jw, jw) and may_replace(jw, jw, vouched=True)
+    assert not may_replace(auth, jw, vouched=True)  # never weaker, whoever vouches
+    assert not may_replace(auth, legacy_auth, vouched=True) and not may_replace(auth, short_auth)
+    assert not may_replace(auth, (16, 1, None))  # unknown SC is not SC
+    assert may_replace(auth, auth) and not may_replace(auth, auth, moved=True)
+    assert may_replace(auth, auth, vouched=True, moved=True)
+    assert not may_replace(jw, auth, "deny", True) and may_replace(auth, jw, "allow")
+    assert not may_replace(jw, auth, "bogus", True)  # an unknown policy fails closed
+
+
 def test_unauthenticated_keys_replace_a_bond_only_when_vouched_for():
     # Zephyr's update_keys_check (blesmp._secinfo.may_replace): Just Works (anyone in range) may
     # not overwrite a bond, even an unauthenticated one, unless someone vouches for the peer

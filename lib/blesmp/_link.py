@@ -71,6 +71,7 @@ _F_SECREQ = const(128)  # SEC_REQ already reported
 _F_MARKED = const(256)  # the bond-count look-up of our own central pairing was seen
 _F_SETSEEN = const(512)  # NimBLE handed over keys (stored or refused)
 _F_DONE = const(1024)  # store.pairing_done() called for this procedure
+_F_MOVED = const(2048)  # c.old is the bond of an identity the peer distributed (not its address)
 _F_OURS = const(129)  # _F_LOCAL | _F_SECREQ: the application asked (the policy still runs: item 6)
 
 _GRACE_MS = const(250)  # wait for a DISCONNECT after a failed update
@@ -503,10 +504,10 @@ def incoming(sm, c, repeat_blob):
     return True
 
 
-def weaker(sm, old, ks, auth, sc):
+def weaker(sm, old, ks, auth, sc, moved=0):
     # Would keys of this strength replace the bond of strength `old` (None: no bond) against the
     # repeat-pairing policy? (As central, esp-nimble's key-missing re-pair gets here: F8.)
-    return old is not None and not may_replace(old, (ks, auth, sc), sm.repeat, sm.window_open())
+    return old is not None and not may_replace(old, (ks, auth, sc), sm.repeat, sm.window_open(), moved)
 
 
 def finish(sm, c):
@@ -531,7 +532,7 @@ def finish(sm, c):
         reason = _LEVEL_TOO_LOW
     elif not reenc and not (c.auth or sm.methods & 1):
         reason = _METHOD_NOT_ALLOWED  # Just Works (no prompt) while methods= excludes it
-    elif not reenc and weaker(sm, c.old, c.key_size, c.auth, c.sc):
+    elif not reenc and weaker(sm, c.old, c.key_size, c.auth, c.sc, c.flags & _F_MOVED):
         reason = _WEAKER_THAN_BOND
     if not reason and not reenc and c.bonded:
         r = store_done(sm, c, True)
@@ -629,9 +630,10 @@ def set_secret(sm, sec_type, kb, value):
             # The peer distributed an identity address: keys for an identity that is already
             # bonded follow the repeat-pairing rule of that bond, whoever connected (item 1).
             old = strength(sm, kb)
-            if old is not None and (c.old is None or weaker(sm, old, ks, auth, sc)):
+            if old is not None and (c.old is None or weaker(sm, old, ks, auth, sc, 1)):
                 c.old = old  # (finish() names the reason)
-        if (ks < min_ks(sm, c) or (sm.sc_only and not sc) or weaker(sm, c.old, ks, auth, sc)
+                c.flags |= _F_MOVED
+        if (ks < min_ks(sm, c) or (sm.sc_only and not sc) or weaker(sm, c.old, ks, auth, sc, c.flags & _F_MOVED)
                 or level_of(1, auth, sc, ks) < max(c.want, sm.level)
                 or not (auth or sm.methods & 1)):
             return False  # finish() reports why and drops the link
@@ -705,6 +707,12 @@ def on_encryption(sm, h, enc, auth, bonded, ks):
             # Older esp-nimble: the update comes before the SET_SECRETs. Wait for them.
             c.state = _ST_WAITKEYS
             c.deadline = time.ticks_add(sm._ms(), _KEYS_WAIT_MS)
+            return
+        if c.state == _ST_PAIRING and not bonded and time.ticks_diff(sm._ms(), c.t0) >= _SMP_TIMEOUT_MS - 1000:
+            # Encrypted, nothing bonded, 30 s after the last step: NimBLE's SMP timer ended the
+            # key distribution (the update has no status; the link is encrypted since the
+            # start of it): a failure, not an unbonded pairing (item 8)
+            fail(sm, c, _SMP_TIMEOUT)
             return
         if c.sc is None and c.state == _ST_ENCRYPTING:
             try:  # a re-encryption is as SC as the bond it used
@@ -806,8 +814,11 @@ def on_get(sm, sec_type, kb, r):
         return r
     if sec_type == _SEC_TYPE_PEER:
         marked = sm._mark is not None and time.ticks_diff(now, sm._mark) < _MARK_MS
-        c = find_key(sm, kb, _ROLE_PERIPHERAL) if marked else None
-        if c is not None:
+        c = find_key(sm, kb, _ROLE_PERIPHERAL)
+        if c is not None and (marked or c.state == _ST_REQUESTED):
+            # The repeat-pairing look-up after NimBLE's bond-count look-up (if it makes one:
+            # BLE_SM_BONDING builds), or the central answering our Security Request. Else it
+            # may be a GATT permission check: the pairing is noticed at its next step.
             sm._mark = None
             # An incoming pairing; r = the bond it would replace. Refused: say "no bond", so
             # that NimBLE does not delete the bond for a pairing that will not complete.
@@ -851,7 +862,8 @@ def check(sm, c, rule, conn, attr_handle, write):
     # GATT authorization (SecurityManager.check): c is the Link of conn or None; rule is
     # (level, min_key_size, authorize) from protect()
     level, mks, authorize = rule
-    if c is None:
+    if c is None or (c.state == _ST_REPORTED and c.flags & _F_REJECT):
+        # (a link refused after it was encrypted is refused here at once, not at its DISCONNECT)
         return _ATT_INSUFFICIENT_AUTHENTICATION
     if c.level < level:
         if not c.enc:

@@ -183,6 +183,11 @@ class SmpEngine:
     def dead(self):
         return self._phase == _DEAD
 
+    @property
+    def authenticated(self):
+        """The pairing in progress uses a MITM-protected method (known once the method is chosen)."""
+        return self.busy and self._method is not None and self._method != C.JUST_WORKS
+
     def _send(self, pdu, now):
         self._out.append(Send(pdu))
         if self._phase not in (_IDLE, _DEAD):
