@@ -188,6 +188,11 @@ class SmpEngine:
         """The pairing in progress uses a MITM-protected method (known once the method is chosen)."""
         return self.busy and self._method is not None and self._method != C.JUST_WORKS
 
+    def expects(self, op):
+        """Whether the current state waits for opcode `op`. A firmware model that ignores the
+        other PDUs, as esp-nimble does, asks this before `receive`."""
+        return op in self._expect
+
     def _send(self, pdu, now):
         self._out.append(Send(pdu))
         if self._phase not in (_IDLE, _DEAD):
