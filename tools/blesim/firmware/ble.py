@@ -872,8 +872,9 @@ class BLE:
         return c.smp
 
     def _start_pairing(self, c):
-        """ble_sm_pair_initiate (central): bond-count check, then Pairing Request."""
-        self._count_bonds()
+        """ble_sm_pair_initiate (central): bond-count check (BLE_SM_BONDING builds), then Pairing Request."""
+        if self._profile.bond_count_lookup:
+            self._count_bonds()
         c.io_action = None
         c.io_injected = False
         eng = self._engine(c)
@@ -978,7 +979,8 @@ class BLE:
         self._trace.add("host", self._board.name, "pairing_start", conn=c.handle, args={"role": c.role})
         c.io_action = None
         c.io_injected = False
-        self._count_bonds()
+        if self._profile.bond_count_lookup:
+            self._count_bonds()
         key = secstruct.store_key(*c.peer_id)
         for _ in range(self._LOOP_CAP):  # ble_sm_chk_repeat_pairing: do { ... } while (RETRY)
             v = self._get_secret(2, 0, key)
@@ -1039,6 +1041,10 @@ class BLE:
         if c.smp is not None and c.smp.busy and c.restore is None:
             c.encrypted = 1 if ok else c.encrypted
             c.key_size = key_size if ok else c.key_size
+            if ok and c.smp.authenticated:
+                # ble_sm_enc_event_rx (state ENC_START): the link is marked authenticated at the
+                # encryption change, before key distribution (a later failure keeps it)
+                c.authenticated = 1
             self._smp_outputs(c, c.smp.encryption_changed(ok, key_size, self._now()))
             return
         if c.smp is not None:

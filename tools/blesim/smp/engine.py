@@ -194,6 +194,11 @@ class SmpEngine:
     def dead(self):
         return self._phase == _DEAD
 
+    @property
+    def authenticated(self):
+        """The pairing in progress uses a MITM-protected method (known once the method is chosen)."""
+        return self.busy and self._method is not None and self._method != C.JUST_WORKS
+
     def expects(self, op):
         """Whether the current state waits for opcode `op`. A firmware model that ignores the
         other PDUs, as esp-nimble does, asks this before `receive`."""
