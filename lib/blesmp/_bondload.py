@@ -19,6 +19,13 @@ from blesmp.store import _MAGIC, VERSION, _Files, _meta, _part
 
 _SYNC = const(0xB5)  # as in _bondsave.py
 _PIN = const(1)
+_REC = const(256)  # room per bond in the size bound (a bond record is at most 8 + 23 + 88 + 88 bytes)
+
+
+def limit(self):
+    """The largest image loading reads (bytes): far above any store max_bonds allows (8 bonds:
+    about 1.7 KB), far below what the board can hold (a 44 KB file did not fit at boot)."""
+    return 512 + _REC * max(self.max_bonds, 60)
 
 
 _ALIAS = {"88": _blob.ESP88, "80i": _blob.ESP80, "80": _blob.NIMBLE80}  # the simulator's profile names
@@ -57,10 +64,11 @@ def _w():
 
 # The store's backends: self._io is a file system (`open`, `rename`, `remove`) beside self.path,
 # or an _nvs.NvsBackend. Reading them, quarantine and migration: only loading uses these.
-def _read(self, p):
+def _read(self, p, n=None):
+    # at most n + 1 bytes (the caller tells "too big" from "n + 1 read"); None if absent
     try:
         with self._io.open(p, "rb") as f:
-            return f.read()
+            return f.read(n + 1) if n else f.read()
     except OSError:
         return None
 
@@ -72,13 +80,13 @@ def _rm(self, p):
         pass
 
 
-def _load(self):
+def _load(self, n):
     if hasattr(self._io, "nvs"):
-        return self._io._get("bonds")
-    data = _read(self, self.path)
+        return self._io._get("bonds", n)
+    data = _read(self, self.path, n)
     new = self.path + ".new"
     if data is None:
-        data = _read(self, new)
+        data = _read(self, new, n)
         if data is not None and complete(data):
             self._io.rename(new, self.path)  # finish a FAT-style replace
             return data
@@ -119,15 +127,17 @@ def complete(data):
 
 
 def parse(data):
-    """-> (records [(tag, payload)], bad chunks [bytes], version, complete)."""
-    if data[:4] != _MAGIC or len(data) < 5:
-        return [], [], -1, False
+    """-> (records [(tag, payload)], bad chunks [bytes], version, complete). The version is the one
+    in the "E" record (under its CRC) when it has one, else the header byte; -1 = not a bond store
+    (neither the magic nor a single record whose CRC holds: one flipped bit does not make a file
+    foreign)."""
     recs = []
     bad = []
     n = len(data)
     pos = 5
     done = False
     bad_from = -1
+    ver = -1
     while pos < n and not done:
         ok = False
         if data[pos] == _SYNC and pos + 8 <= n:
@@ -138,34 +148,48 @@ def parse(data):
         if not ok:
             if bad_from < 0:
                 bad_from = pos
-            pos += 1
+            pos = data.find(b"\xb5", pos + 1)  # the next candidate record (junk is skipped fast)
+            if pos < 0:
+                pos = n
             continue
         if bad_from >= 0:
             bad.append(data[bad_from:pos])
             bad_from = -1
         payload = data[pos + 4:end]
-        if tag == 69:  # "E": the image is complete (its count is informational)
+        if tag == 69:  # "E": the image is complete (count u16 informational, then the version)
             done = True
+            if len(payload) > 2:
+                ver = payload[2]
         else:
             recs.append((tag, payload))
         pos = end + 4
     if bad_from >= 0:
         bad.append(data[bad_from:])
-    return recs, bad, data[4], done
+    if ver < 0 and n > 4 and (data[:4] == _MAGIC or recs or done):
+        ver = data[4]
+    return recs, bad, ver, done
 
 
 def load(self, migrate, when_full):
     self._fixed = self.layout = layout_arg(self.layout)
     if when_full not in ("evict", "refuse"):
         raise ValueError("when_full")
-    data = _load(self)
+    n = limit(self)
+    try:
+        data = _load(self, n)
+    except (OSError, MemoryError) as ex:  # unreadable (or too big for NVS): keep it, work from RAM
+        self.last_error = ex
+        self.readonly = True
+        self.layout = self._fixed or guess_layout()
+        _w().problem(self, "store unreadable (%r): not written; BondStore(...).clear() starts afresh" % (ex,))
+        return
     if data is None:
         self.layout = self._fixed or guess_layout()
         if migrate:
             for name in ("ble_secrets.json", "secrets.json"):
                 p = _other(self, name)
-                old = _read(self, p) if p else None
-                if old:
+                old = _read(self, p, n) if p else None
+                if old and len(old) <= n:
                     import_entries(self, old, name)
                     if self.writes and not self.dirty:
                         try:  # imported once: never again after a later reset
@@ -174,28 +198,42 @@ def load(self, migrate, when_full):
                             pass
                     break
         return
+    big = len(data) > n
+    if big:
+        data = data[:n]
     recs, bad, ver, done = parse(data)
     if ver < 0:
         _w().problem(self, "not a bond store: moved to .bad")
         self.layout = self._fixed or guess_layout()
         _move_bad(self)
-        if data[:1] == b"[" and migrate:
+        if data[:1] == b"[" and migrate and not big:
             import_entries(self, data, self.path)
         return
-    if ver > VERSION:
+    moved = False
+    if ver > VERSION:  # never overwritten; the bonds whose records hold are used from RAM
         self.readonly = True
         _w().problem(self, "store version %d is newer than %d: not written" % (ver, VERSION))
-        self.layout = self._fixed or guess_layout()
-        return
+    elif big:  # salvage what fits; the whole file goes to .bad untouched
+        _w().problem(self, "store file over %d bytes: moved to .bad, records in its first %d bytes kept" % (n, n))
+        _move_bad(self)
+        moved = True
+    elif data[:5] != _MAGIC + bytes((ver,)):
+        _w().problem(self, "store header damaged: repaired")
+        big = True  # (rewrite below)
     stored_layout = None
     for tag, p in recs:
         if tag == 77:
-            lc, self._seq = struct.unpack_from("<BI", p)
-            stored_layout = _blob.LAYOUTS[lc & 0x7F]
-            learned = lc & 0x80
-            if str(p[5:], "utf-8") != _store._fw_id():
+            try:
+                lc, seq = struct.unpack_from("<BI", p)
+                lay = _blob.LAYOUTS[lc & 0x7F]
+                fw = str(p[5:], "utf-8")
+            except Exception:  # (a newer version's meta)
+                continue
+            self._seq = seq
+            stored_layout = lay
+            if fw != _store._fw_id():
                 stored_layout = None  # another firmware wrote it
-            elif learned:
+            elif lc & 0x80:
                 self._fixed = None  # seen in NimBLE's own writes under this firmware: beats layout=
                 self._learned = True
         elif tag == 73 and len(p) == 16:
@@ -213,7 +251,7 @@ def load(self, migrate, when_full):
                 self._seq = max(self._seq, _meta(e)[2])
             except Exception:
                 bad.append(bytes(p))
-    if bad or not done:
+    if (bad or not done) and not self.readonly and not moved:
         n = len(bad)
         _w().problem(self, "%d corrupt record(s) quarantined%s" % (n, "" if done else ", file truncated"))
         if bad:
@@ -228,9 +266,10 @@ def load(self, migrate, when_full):
             b = _part(e, i)
             if b and not _blob.fits(b, self.layout):
                 stale = True
-    if stale:
+    if stale or big:
         w = _w()
-        w.relayout(self, self.layout)
+        if stale:
+            w.relayout(self, self.layout)
         w.save(self)
 
 
