@@ -18,12 +18,14 @@ def _files(self):
             (d + "secrets.json.imported", True)]
 
 
-def _get(self, name):
-    from blesmp._bondload import _read, limit
-
+def _get(self, name, n):
+    # -> (data or None, True if longer than n)
     if name is None:
-        return self._io._get("bonds_bad", limit(self))
-    return _read(self, name, limit(self))
+        data = self._io._get("bonds_bad", n)
+        return data, data is not None and len(data) > n
+    from blesmp._bondload import _read
+
+    return _read(self, name, n)
 
 
 def _put(self, name, data):
@@ -111,10 +113,10 @@ def scrub(self, e):
     found = secrets(e)
     for name, _ in _files(self):
         try:
-            data = _get(self, name)
+            data, more = _get(self, name, limit(self))
             if not data:
                 continue
-            if len(data) > limit(self):  # too big to rewrite in RAM: the quarantine goes
+            if more:  # too big to rewrite in RAM: the quarantine goes
                 _drop_file(self, name)
                 continue
             new = None

@@ -19,13 +19,15 @@ from blesmp.store import _MAGIC, VERSION, _Files, _meta, _part
 
 _SYNC = const(0xB5)  # as in _bondsave.py
 _PIN = const(1)
+_K = const(14)  # the key in an entry (store.py)
 _REC = const(256)  # room per bond in the size bound (a bond record is at most 8 + 23 + 88 + 88 bytes)
 
 
 def limit(self):
-    """The largest image loading reads (bytes): far above any store max_bonds allows (8 bonds:
-    about 1.7 KB), far below what the board can hold (a 44 KB file did not fit at boot)."""
-    return 512 + _REC * max(self.max_bonds, 60)
+    """The largest image loading reads (bytes): above any store max_bonds allows (8 bonds: about
+    1.7 KB; the bound is 4.6 KB up to 16 bonds), well below what the board's heap can hold while it
+    parses (a 44 KB file raised MemoryError at boot)."""
+    return 512 + _REC * max(self.max_bonds, 16)
 
 
 _ALIAS = {"88": _blob.ESP88, "80i": _blob.ESP80, "80": _blob.NIMBLE80}  # the simulator's profile names
@@ -64,13 +66,14 @@ def _w():
 
 # The store's backends: self._io is a file system (`open`, `rename`, `remove`) beside self.path,
 # or an _nvs.NvsBackend. Reading them, quarantine and migration: only loading uses these.
-def _read(self, p, n=None):
-    # at most n + 1 bytes (the caller tells "too big" from "n + 1 read"); None if absent
+def _read(self, p, n):
+    # -> (at most n bytes, True if the file has more) or (None, False) if absent
     try:
         with self._io.open(p, "rb") as f:
-            return f.read(n + 1) if n else f.read()
+            data = f.read(n)
+            return data, bool(f.read(1))
     except OSError:
-        return None
+        return None, False
 
 
 def _rm(self, p):
@@ -81,18 +84,22 @@ def _rm(self, p):
 
 
 def _load(self, n):
+    # -> (image or None, True if it is longer than n: only its first n bytes are here)
     if hasattr(self._io, "nvs"):
-        return self._io._get("bonds", n)
-    data = _read(self, self.path, n)
+        data = self._io._get("bonds", n)  # (NVS reads a blob whole)
+        if data is not None and len(data) > n:
+            return data[:n], True
+        return data, False
+    data, more = _read(self, self.path, n)
     new = self.path + ".new"
     if data is None:
-        data = _read(self, new, n)
-        if data is not None and complete(data):
+        data, more = _read(self, new, n)
+        if data is not None and not more and complete(data):
             self._io.rename(new, self.path)  # finish a FAT-style replace
-            return data
-        return None
+            return data, False
+        return None, False
     _rm(self, new)  # leftover of an interrupted save: the old file stands
-    return data
+    return data, more
 
 
 def _save_bad(self, data):
@@ -174,22 +181,25 @@ def load(self, migrate, when_full):
     self._fixed = self.layout = layout_arg(self.layout)
     if when_full not in ("evict", "refuse"):
         raise ValueError("when_full")
-    n = limit(self)
     try:
-        data = _load(self, n)
-    except (OSError, MemoryError) as ex:  # unreadable (or too big for NVS): keep it, work from RAM
+        _load_image(self, limit(self), migrate)
+    except (OSError, MemoryError) as ex:  # unreadable, or no heap for it: keep it, work from RAM
+        self._b = []
         self.last_error = ex
         self.readonly = True
         self.layout = self._fixed or guess_layout()
-        _w().problem(self, "store unreadable (%r): not written; BondStore(...).clear() starts afresh" % (ex,))
-        return
+        self.problems.append("store unreadable (%r): not written (BondStore(...).clear() starts afresh)" % (ex,))
+
+
+def _load_image(self, n, migrate):
+    data, big = _load(self, n)
     if data is None:
         self.layout = self._fixed or guess_layout()
         if migrate:
             for name in ("ble_secrets.json", "secrets.json"):
                 p = _other(self, name)
-                old = _read(self, p, n) if p else None
-                if old and len(old) <= n:
+                old, more = _read(self, p, n) if p else (None, False)
+                if old and not more:
                     import_entries(self, old, name)
                     if self.writes and not self.dirty:
                         try:  # imported once: never again after a later reset
@@ -198,9 +208,6 @@ def load(self, migrate, when_full):
                             pass
                     break
         return
-    big = len(data) > n
-    if big:
-        data = data[:n]
     recs, bad, ver, done = parse(data)
     if ver < 0:
         _w().problem(self, "not a bond store: moved to .bad")
@@ -247,8 +254,13 @@ def load(self, migrate, when_full):
                 if len(e) != n or (our and _blob.detect(our) is None) or (peer and _blob.detect(peer) is None):
                     raise ValueError("blob")
                 e[0] &= _PIN
-                self._b.append(e)
-                self._seq = max(self._seq, _meta(e)[2])
+                seq = _meta(e)[2]
+                old = self._find(bytes(e[_K:_K + 7]))
+                if old is None:
+                    self._b.append(e)
+                elif _meta(old)[2] < seq:  # one bond per key: the newer record wins
+                    self._b[self._b.index(old)] = e
+                self._seq = max(self._seq, seq)
             except Exception:
                 bad.append(bytes(p))
     if (bad or not done) and not self.readonly and not moved:
