@@ -8,7 +8,7 @@ STAMP := $(VENV)/.installed-$(shell cksum < requirements.txt | cut -d' ' -f1)
 MP_PATH := lib:.frozen
 MP_UNITS := $(sort $(wildcard host_tests/unit/test_*.py))
 
-.PHONY: setup test test-py test-mp compile typecheck lint bench fuzz clean demo deploy flash bonds repl firmware
+.PHONY: setup test test-py test-mp compile typecheck lint bench fuzz clean demo demo-summary deploy flash bonds repl firmware
 
 setup: $(STAMP)
 
@@ -18,8 +18,8 @@ $(STAMP): requirements.txt
 	rm -f $(VENV)/.installed-*
 	touch $@
 
-# Every gate of DESIGN.md ("Checks every change passes"); stops at the first failure.
-test: $(STAMP) lint typecheck compile test-mp test-py demo
+# Every gate (docs/testing.md); stops at the first failure.
+test: $(STAMP) lint typecheck compile test-mp test-py demo-summary
 
 test-py: $(STAMP)
 	$(PY) -m pytest host_tests
@@ -54,14 +54,23 @@ fuzz: $(STAMP)
 	$(PY) tools/fuzz.py $(FUZZ_ARGS)
 
 # -- the product: the demo on simulated boards, and the tools for a real board --------
-# BOARD = a folder of boards/ (esp32, esp32s3, esp32c3); PORT = its serial port.
+# BOARD = a folder of boards/ (esp32, esp32s3, esp32c3); PORT = its serial port;
+# DRY_RUN=1: deploy prints what it would copy, no board needed.
 BOARD ?= esp32
 APP ?= main
+# STACK: where the demo's boards run: sim (simulated boards on CPython), sim-mp (the ESP32
+# boards on the real MicroPython interpreter). tools/demo.py lists the known ones.
+STACK ?= sim
 demo: $(STAMP)
-	$(PY) tools/demo.py $(if $(filter 1 yes true,$(MP)),--mp)
+	@case "$(MP)" in 1|yes|true) echo "make demo: MP names the MicroPython binary; for the boards on MicroPython use: make demo STACK=sim-mp"; exit 2;; esac
+	$(PY) tools/demo.py --stack "$(STACK)"
+
+# make test's last gate: the demo, printing only its summary (the whole log if a step fails)
+demo-summary: $(STAMP)
+	@$(PY) tools/demo.py --stack "$(STACK)" --summary-only
 
 deploy: $(STAMP)
-	$(PY) tools/deploy.py --port "$(PORT)" --board $(BOARD) --app $(APP) $(if $(SOURCE),--source) $(if $(FROZEN),--frozen)
+	$(PY) tools/deploy.py --port "$(PORT)" --board $(BOARD) --app $(APP) $(if $(SOURCE),--source) $(if $(FROZEN),--frozen) $(if $(DRY_RUN),--dry-run)
 
 flash: $(STAMP)
 	$(PY) tools/flash.py --port "$(PORT)" --board $(BOARD) --firmware "$(FIRMWARE)"

@@ -33,6 +33,10 @@ from blesmp import _bondload as L  # noqa: E402
 from blesmp import blob  # noqa: E402
 from blesmp import store as S  # noqa: E402
 
+if _ROOT not in sys.path:
+    sys.path.append(_ROOT)
+from tools import ports  # noqa: E402
+
 _Y2K = 946684800  # MicroPython ports with the 2000 epoch
 
 
@@ -50,8 +54,9 @@ def fmt_addr(a):
 
 def parse_addr(s):
     parts = s.replace("-", ":").split(":")
-    if len(parts) != 6:
-        raise ValueError("address must be 6 hex octets, e.g. C0:11:22:33:44:55")
+    if len(parts) != 6 or not all(1 <= len(p) <= 2 and all(c in "0123456789abcdefABCDEF" for c in p) for p in parts):
+        raise ValueError("%r is not an address: give 6 hex octets, e.g. C0:11:22:33:44:55 (the first column of"
+                         " the table)" % s)
     return bytes(int(p, 16) for p in parts)
 
 
@@ -122,8 +127,8 @@ def table(st, data):
     ver = data[4] if len(data) > 4 and data[:4] == b"BSMP" else None
     out.append("%d bond(s); our IRK %s; format version %s; blob layout %s"
                % (len(st), "stored" if st.irk() else "not stored", ver, stored_layout(data) or "?"))
-    for p in st.problems:
-        out.append("problem: " + p)
+    for p in st.problems:  # nothing was moved or copied here: the file is read into memory only
+        out.append("problem: " + p.replace("quarantined", "found (the board's store would copy them to .bad)"))
     return "\n".join(out)
 
 
@@ -167,7 +172,18 @@ def main(argv=None, run=subprocess.run, out=None):
     ap.add_argument("--remove", metavar="ADDR", help="remove the bond of this identity address")
     ap.add_argument("--type", type=int, choices=(0, 1), help="address type for --remove (default: any)")
     a = ap.parse_args(argv)
-    if a.port:
+    addr = None
+    if a.remove is not None:
+        try:
+            addr = parse_addr(a.remove)
+        except ValueError as e:
+            print("bonds: --remove: %s" % e, file=sys.stderr)
+            return 2
+    if a.port is not None:
+        bad = ports.problem(a.port, "bonds")
+        if bad:
+            print("bonds: " + bad, file=sys.stderr)
+            return 2
         data = fetch(a.port, a.path, a.nvs, run=run)
     else:
         try:
@@ -176,9 +192,17 @@ def main(argv=None, run=subprocess.run, out=None):
         except OSError as e:
             print("cannot read %s: %s" % (a.file, e), file=sys.stderr)
             return 2
+    where = "on the board" if a.port else a.file
+    if not data:
+        print("bonds: %s is empty: no bonds stored" % where, file=out)
+        return 1 if addr is not None else 0
+    if data[:4] != b"BSMP":
+        # The store on a board would move such a file to .bad; this tool changes nothing.
+        print("bonds: %s is not a blesmp bond store (it starts with %r, not b'BSMP'): nothing read, nothing"
+              " changed" % (where, data[:8]), file=sys.stderr)
+        return 1
     st, fs = load(data)
-    if a.remove:
-        addr = parse_addr(a.remove)
+    if addr is not None:
         types = (a.type,) if a.type is not None else (0, 1)
         if st.readonly:
             print("the store has a newer format version: not modified", file=sys.stderr)

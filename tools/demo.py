@@ -1,6 +1,6 @@
 """`make demo`: blesmp on two simulated boards, one process each, with sequence charts.
 
-    python tools/demo.py [--mp] [--svg-dir build/demo] [--width 160] [--no-chart]
+    python tools/demo.py [--stack sim|sim-mp] [--svg-dir build/demo] [--width 160] [--no-chart] [--summary-only]
 
 The lock is firmware/main.py, unmodified, on a simulated ESP32 (the firmware model of
 tools/blesim: NimBLE under MicroPython, as the reference describes it). Its peers:
@@ -19,11 +19,14 @@ tools/blesim: NimBLE under MicroPython, as the reference describes it). Its peer
     stored, the lock says why in plain words.
 
 Then a summary table. Exit status 0 only if every step gave the expected result.
---mp runs the ESP32 boards (the lock and the fob) on the real MicroPython interpreter (unix
-port) instead of CPython; the phone, not an ESP32, stays on CPython.
+--stack sim-mp (`make demo STACK=sim-mp`) runs the ESP32 boards (the lock and the fob) on the real
+MicroPython interpreter (unix port) instead of CPython; the phone, not an ESP32, stays on CPython.
+--summary-only (what `make test` uses) prints only the summary table and the verdict, and the
+whole log if a step failed.
 """
 
 import argparse
+import io
 import os
 import queue
 import re
@@ -61,6 +64,10 @@ SMP_REASONS = {1: "Passkey Entry Failed", 2: "OOB Not Available", 3: "Authentica
                7: "Command Not Supported", 8: "Unspecified Reason", 9: "Repeated Attempts",
                10: "Invalid Parameters", 11: "DHKey Check Failed", 12: "Numeric Comparison Failed"}
 _LAUNCH = "import sys; from tools.blesim.run import run_here; sys.exit(run_here(sys.argv[1], sys.argv[2:]))"
+
+
+# make demo STACK=...: where the boards run
+STACKS = ("sim", "sim-mp")
 
 
 class StepFailed(Exception):
@@ -235,8 +242,13 @@ def chart(trace, width, boards):
 # ---------------------------------------------------------------------------- the steps
 
 class Demo:
-    def __init__(self, mp=False, width=None, svg_dir=None, show_chart=True, out=sys.stdout):
+    def __init__(self, mp=False, width=None, svg_dir=None, show_chart=True, out=sys.stdout, summary_only=False):
         self.mp = mp
+        # summary_only: everything goes to a buffer until the summary
+        self.quiet_into = out if summary_only else None
+        if summary_only:
+            out = io.StringIO()
+            show_chart = False
         self.width = width
         self.svg_dir = svg_dir
         self.show_chart = show_chart
@@ -475,21 +487,31 @@ class Demo:
                     self.step_bond_power_cycle()
                 elif n == 4:
                     self.step_passkey(4, wrong=True)
-            self.summary()
         finally:
             shutil.rmtree(self.work, ignore_errors=True)
+        if self.quiet_into is not None:
+            log, self.out = self.out, self.quiet_into
+            if self.failures:  # the log says why: show it
+                self.out.write(log.getvalue())
+        self.summary()
         return 1 if self.failures else 0
 
 
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--mp", action="store_true", help="run the ESP32 boards on the real MicroPython interpreter")
+    ap.add_argument("--stack", default="sim", help="sim (default: simulated boards on CPython) or sim-mp"
+                    " (the ESP32 boards on the real MicroPython interpreter)")
+    ap.add_argument("--mp", action="store_true", help=argparse.SUPPRESS)  # old spelling of --stack sim-mp
+    ap.add_argument("--summary-only", action="store_true", help="print only the summary (and the log if a step failed)")
     ap.add_argument("--svg-dir", default=os.path.join(ROOT, "build", "demo"), help="where the SVG charts go")
     ap.add_argument("--width", type=int, default=None, help="chart width (default: the terminal's)")
     ap.add_argument("--no-chart", action="store_true", help="no sequence charts on the terminal")
     ap.add_argument("--steps", default="1,2,3,4", help="which steps to run (e.g. 1,3)")
     a = ap.parse_args(argv)
-    demo = Demo(mp=a.mp, width=a.width, svg_dir=a.svg_dir, show_chart=not a.no_chart)
+    if a.stack not in STACKS:
+        ap.error("unknown stack %r; known stacks: %s" % (a.stack, ", ".join(STACKS)))
+    demo = Demo(mp=a.mp or a.stack == "sim-mp", width=a.width, svg_dir=a.svg_dir, show_chart=not a.no_chart,
+                summary_only=a.summary_only)
     return demo.run([int(x) for x in a.steps.split(",") if x])
 
 

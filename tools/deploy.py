@@ -38,6 +38,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from tools import ports  # noqa: E402
 from tools.compile_lib import compile_tree  # noqa: E402
 
 BOARDS = ROOT / "boards"
@@ -242,8 +243,10 @@ def main(argv=None):
         if args.dry_run:
             viper = True
         else:
-            if not args.port:
-                raise DeployError("--port is required (or use --dry-run)")
+            bad = ports.problem(args.port, "deploy")
+            if bad:
+                raise DeployError(bad + "\n(to see what would be copied without a board: make deploy DRY_RUN=1,"
+                                  " or tools/deploy.py --dry-run)")
             impl, version, native = probe(args.port)
             print("board on %s: %s v%s, native code for %s" % (args.port, impl, ".".join(map(str, version)),
                                                               native or "nothing (no native emitter)"))

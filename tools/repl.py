@@ -16,6 +16,9 @@ import subprocess
 import sys
 from pathlib import Path
 
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from tools import ports  # noqa: E402
+
 MPREMOTE = str(Path(sys.executable).with_name("mpremote"))
 HELPERS = {"main": "lockapp", "central": "centralapp"}
 
@@ -41,6 +44,10 @@ def main(argv=None):
     ap.add_argument("--soft-reset", action="store_true", help="soft-reset before importing the helpers")
     ap.add_argument("--dry-run", action="store_true", help="print the mpremote command only")
     args = ap.parse_args(argv)
+    bad = ports.problem(args.port, "repl")
+    if bad and not args.dry_run:
+        print("repl: " + bad, file=sys.stderr)
+        return 2
     cmd = mpremote_command(args.port, args.app, args.soft_reset)
     if args.dry_run:
         print(" ".join(a if " " not in a and "\n" not in a else repr(a) for a in cmd))

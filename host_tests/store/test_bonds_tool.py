@@ -69,7 +69,7 @@ def test_problems_are_reported(tmp_path):
     open(p, "wb").write(bytes(data))
     out = io.StringIO()
     T.main([p], out=out)
-    assert "2 bond(s)" in out.getvalue() and "problem: 1 corrupt record(s) quarantined" in out.getvalue()
+    assert "2 bond(s)" in out.getvalue() and "problem: 1 corrupt record(s) found" in out.getvalue()
 
 
 class FakeMpremote:
@@ -110,7 +110,7 @@ def test_fetch_and_remove_through_mpremote(tmp_path):
     board = {"bonds.db": open(p, "rb").read()}
     fake = FakeMpremote(board)
     out = io.StringIO()
-    assert T.main(["--port", "/dev/ttyX", "--remove", "C0:11:22:33:44:03"], run=fake, out=out) == 0
+    assert T.main(["--port", "u0", "--remove", "C0:11:22:33:44:03"], run=fake, out=out) == 0
     assert [c[0] for c in fake.calls] == ["cp", "cp", "exec"]
     assert fake.calls[1][2] == ":bonds.db.new"  # written aside, then renamed over the old file
     assert set(board) == {"bonds.db"}

@@ -15,7 +15,8 @@ ROOT = demo.ROOT
 
 @pytest.mark.parametrize("mp", [False, True], ids=["cpython", "micropython"])
 def test_demo_passes_every_step(tmp_path, mp):
-    argv = [sys.executable, "tools/demo.py", "--no-chart", "--svg-dir", str(tmp_path)] + (["--mp"] if mp else [])
+    argv = [sys.executable, "tools/demo.py", "--no-chart", "--svg-dir", str(tmp_path),
+            "--stack", "sim-mp" if mp else "sim"]
     r = subprocess.run(argv, cwd=ROOT, capture_output=True, text=True, timeout=600)
     out = r.stdout + r.stderr
     assert r.returncode == 0, out[-4000:]
@@ -58,3 +59,27 @@ def test_demo_exits_nonzero_when_a_step_misses(tmp_path, monkeypatch):
     text = out.getvalue()
     assert "DEMO FAILED" in text and "fob: no result (injected)" in text
     assert d.rows and d.rows[0]["result"] == "FAIL"
+
+
+def test_demo_summary_only_prints_the_table_and_verdict(tmp_path):
+    """make test's demo gate: one table and the verdict, no board output, no charts."""
+    r = subprocess.run([sys.executable, "tools/demo.py", "--summary-only", "--svg-dir", str(tmp_path), "--steps", "1"],
+                       cwd=ROOT, capture_output=True, text=True, timeout=600)
+    assert r.returncode == 0, r.stdout[-4000:] + r.stderr[-2000:]
+    assert "All steps gave the expected result." in r.stdout
+    assert "1 Just Works (ESP32 fob)" in r.stdout
+    assert "lock |" not in r.stdout and "fob  |" not in r.stdout and "Step 1" not in r.stdout
+    assert len(r.stdout.strip().split("\n")) < 15
+
+
+def test_demo_unknown_stack_lists_the_known_ones():
+    r = subprocess.run([sys.executable, "tools/demo.py", "--stack", "esp"], cwd=ROOT, capture_output=True, text=True)
+    assert r.returncode == 2
+    assert "unknown stack 'esp'; known stacks: sim, sim-mp" in r.stderr
+
+
+def test_make_demo_mp_1_points_to_stack():
+    """MP names the MicroPython binary in the Makefile: MP=1 must not be taken as a demo option."""
+    r = subprocess.run(["make", "-s", "demo", "MP=1", "STAMP=" ], cwd=ROOT, capture_output=True, text=True)
+    assert r.returncode != 0
+    assert "make demo STACK=sim-mp" in r.stdout + r.stderr

@@ -20,7 +20,12 @@ stopped when they have all ended. Options:
                      (default blesim-trace.svg); the raw trace goes to FILE.jsonl
     --width N        terminal chart width
 
-Python entry point for launchers (`make demo MP=1`):
+Prefixes of a script (combinable, e.g. phone:mp:x.py): `mp:` runs it on MicroPython, `py:` on
+CPython, `phone:` gives its board the "phone" profile (not an ESP32: a central whose stack asks
+its user for passkeys, as Android and iOS do) and hands it this terminal's stdin (its user types
+there). Ctrl-C stops every board.
+
+Python entry point for launchers (`make demo STACK=sim-mp`):
 
     from tools.blesim.run import run_boards
     results = run_boards([("periph.py", {"name": "periph"}, "mp"),
@@ -29,7 +34,8 @@ Python entry point for launchers (`make demo MP=1`):
     # results: list of BoardResult(name, rc, lines); results.trace: the Trace
 
 board_opts keys: name, addr (hex), addr_type, fs (directory), profile, seed, heapsize (MicroPython
-`-X heapsize=`), env (extra environment), args (sys.argv[1:] for the script).
+`-X heapsize=`), env (extra environment), args (sys.argv[1:] for the script), stdin (True: the
+launcher's stdin lines go to this board).
 """
 
 import argparse
@@ -209,6 +215,18 @@ def _pump(name, stream, q):
     q.put((name, None))
 
 
+def _forward_stdin(procs, name):
+    for line in iter(sys.stdin.readline, ""):
+        p = procs.get(name)
+        if p is None or p.poll() is not None:
+            continue
+        try:
+            p.stdin.write(line.encode())
+            p.stdin.flush()
+        except OSError:
+            pass  # the board has ended
+
+
 def run_boards(entries, trace=None, prefix=True, out=None, timeout=None, profile="esp32", seed=1,
                width=None, quiet=False, max_resets=10):
     """Runs each (script, board_opts, interpreter) in its own process, all on one simulated
@@ -243,11 +261,14 @@ def run_boards(entries, trace=None, prefix=True, out=None, timeout=None, profile
 
         def start(name):
             argv, env, fs = launch[name]
-            p = subprocess.Popen(argv, cwd=fs, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                                 stderr=subprocess.STDOUT)
+            p = subprocess.Popen(argv, cwd=fs, env=env, stdin=subprocess.PIPE if name == typist else subprocess.DEVNULL,
+                                 stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
             procs[name] = p
             threading.Thread(target=_pump, args=(name, p.stdout, q), daemon=True).start()
 
+        typist = next((n for n, _, o, _ in norm if o.get("stdin")), None)  # its user types on our stdin
+        if typist is not None:
+            threading.Thread(target=_forward_stdin, args=(procs, typist), daemon=True).start()
         for name, script, opts, interp in norm:
             fs = opts.get("fs") or os.path.join(tmp, "fs-" + name)
             os.makedirs(fs, exist_ok=True)
@@ -261,6 +282,9 @@ def run_boards(entries, trace=None, prefix=True, out=None, timeout=None, profile
         while open_streams:
             try:
                 name, line = q.get(timeout=timeout)
+            except KeyboardInterrupt:
+                out.write("blesim: stopped (Ctrl-C)\n")
+                break
             except queue.Empty:
                 for p in procs.values():
                     if p.poll() is None:
@@ -284,6 +308,8 @@ def run_boards(entries, trace=None, prefix=True, out=None, timeout=None, profile
                 out.flush()
         results = Results()
         for name, p in procs.items():
+            if p.poll() is None:
+                p.kill()  # Ctrl-C or timeout: the rest is the board's reset
             results.append(BoardResult(name, p.wait(), lines[name]))
     finally:
         for p in procs.values():
@@ -352,11 +378,16 @@ def main(argv=None):
     entries = []
     for s in a.scripts:
         interp = "mp" if a.mp else "cpython"
-        if s.startswith("mp:"):
-            s, interp = s[3:], "mp"
-        elif s.startswith("py:"):
-            s, interp = s[3:], "cpython"
         opts = {}
+        while True:
+            prefix, sep, rest = s.partition(":")
+            if not sep or prefix not in ("mp", "py", "phone"):
+                break
+            s = rest
+            if prefix == "phone":
+                opts.update(profile="phone", stdin=True)
+            else:
+                interp = "mp" if prefix == "mp" else "cpython"
         if a.board and len(a.scripts) == 1:
             opts["name"] = a.board
         if a.fs and len(a.scripts) == 1:
