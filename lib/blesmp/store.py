@@ -346,7 +346,8 @@ class BondStore:
         # too (CPython keeps them: there is no heap to save, and re-imports cost time).
         import sys
 
-        cold = ("_bondload", "_bondsave") if "blesmp.blob" in sys.modules else ("_bondload", "_bondsave", "blob")
+        cold = ("_bondload", "_bondsave", "_bondfiles") if "blesmp.blob" in sys.modules else (
+            "_bondload", "_bondsave", "_bondfiles", "blob")
         __import__("blesmp." + mod)
         try:
             return getattr(sys.modules["blesmp." + mod], name)(self, *args)
