@@ -111,3 +111,20 @@ def test_blesmp_aio_central_pairs_and_bonds(interp, tmp_path):
     assert by["lock"].lines == ["connected", "encrypted 1 bonded 1 key_size 16", "disconnected",
                                 "stored types [1, 2, 10]"]
     assert (tmp_path / "bonds.db").exists()
+
+
+@pytest.mark.parametrize("interp", ["mp", "cpython"])
+def test_a_refused_pairing_and_disconnect_leave_the_board_process_running(interp, tmp_path):
+    """lib refuses the pairing (window closed) and disconnects from a micropython.schedule()d
+    callback; the broker may end the board's sleep before it answers that gap_disconnect.
+    The CPython board process died of it ("OSError: [Errno 5] blesim: unexpected res")."""
+    if interp == "mp" and not _mp_ok():
+        pytest.skip("no micropython")
+    res = run_boards([(HERE + "/scripts/periph_window.py", {"name": "lock", "addr": "a4cf12000001",
+                                                            "fs": str(tmp_path)}, interp),
+                      (HERE + "/scripts/central_pair.py", {"name": "fob"}, "cpython")],
+                     quiet=True, timeout=60)
+    by = {r.name: r for r in res}
+    assert by["lock"].rc == 0, by["lock"].lines
+    assert by["lock"].lines == ["refused NOT_IN_WINDOW", "still running, bonds 0"]
+    assert by["fob"].lines == ["disconnected by the peripheral False"]
