@@ -50,6 +50,7 @@ if ROOT not in sys.path:
 from tools.blesim.broker import control as _control  # noqa: E402
 from tools.blesim.broker import spawn_broker  # noqa: E402
 from tools.blesim.run import board_command  # noqa: E402
+from tools.blesim.world import auto_addr  # noqa: E402
 
 INSTANCE_READ_TIMEOUT_S = 10
 
@@ -165,8 +166,10 @@ class _Instance:
         self.last = time.monotonic()
 
     def start(self, script, broker, fs, test_dir):
-        # restart: after machine.reset()/deepsleep() (exit 99) the clock waits for the next process
-        argv, env = board_command(script, self.name, broker, self.interp, {"restart": 1}, extra_path=[test_dir])
+        # restart: after machine.reset()/deepsleep() (exit 99) the clock waits for the next process;
+        # address and place by instance number, whichever process joins first
+        opts = {"restart": 1, "addr": auto_addr(self.idx + 1).hex(), "pos": [float(self.idx), 0.0]}
+        argv, env = board_command(script, self.name, broker, self.interp, opts, extra_path=[test_dir])
         self.proc = subprocess.Popen(argv, cwd=fs, env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                                      stderr=subprocess.STDOUT)
         self.last = time.monotonic()

@@ -128,3 +128,17 @@ def test_a_refused_pairing_and_disconnect_leave_the_board_process_running(interp
     assert by["lock"].rc == 0, by["lock"].lines
     assert by["lock"].lines == ["refused NOT_IN_WINDOW", "still running, bonds 0"]
     assert by["fob"].lines == ["disconnected by the peripheral False"]
+
+
+def test_addresses_follow_the_order_of_the_boards_not_who_joins_first(tmp_path):
+    """The i-th board gets the i-th address (a4cf12000001, ...02) whichever process reaches the
+    broker first; one given with --addr is skipped by the others (no two boards share one)."""
+    mac = HERE + "/scripts/mac.py"
+    for _ in range(2):
+        res = run_boards([(mac, {"name": "a"}, "cpython"), (mac, {"name": "b"}, "cpython"),
+                          (mac, {"name": "c"}, "cpython")], quiet=True, timeout=60)
+        assert [(r.name, r.lines) for r in res] == [("a", ["a4cf12000001"]), ("b", ["a4cf12000002"]),
+                                                   ("c", ["a4cf12000003"])]
+    res = run_boards([(mac, {"name": "a"}, "cpython"), (mac, {"name": "b", "addr": "a4cf12000001"}, "cpython")],
+                     quiet=True, timeout=60)
+    assert [(r.name, r.lines) for r in res] == [("a", ["a4cf12000002"]), ("b", ["a4cf12000001"])]

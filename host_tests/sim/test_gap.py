@@ -388,3 +388,13 @@ def test_non_connectable_advertising_is_adv_scan_ind_and_answers_scan_requests()
     c.ble.gap_scan(300, 30000, 30000)  # passive: no scan requests, no type 4
     w.run(0.4)
     assert {d[2] for e, d in rc.of(_IRQ_SCAN_RESULT)} == {0}
+
+
+def test_no_two_boards_share_an_address():
+    w = World()
+    a = w.board("a", addr=bytes.fromhex("a4cf12000002"))
+    b = w.board("b")  # the next simulator address no board has
+    assert (a.public_addr.hex(), b.public_addr.hex()) == ("a4cf12000002", "a4cf12000003")
+    with pytest.raises(ValueError, match="address a4cf12000002 is board 'a's"):
+        w.board("c", addr=(0, bytes.fromhex("a4cf12000002")))
+    assert "c" not in w.boards

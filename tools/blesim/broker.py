@@ -336,7 +336,12 @@ class Broker:
                     kw[k] = opts[k]
             if opts.get("pos") is not None:
                 kw["pos"] = tuple(opts["pos"])
-            board = w.board(name, **kw)
+            try:
+                board = w.board(name, **kw)
+            except ValueError as e:  # a duplicate address
+                c.send({"op": "refused", "why": str(e)})
+                c.alive = False
+                return
         c.name = name
         c.board = board
         c.restart = bool(opts.get("restart"))

@@ -35,6 +35,11 @@ from .trace import Trace
 __all__ = ["World", "Board", "BoardReset", "BoardDown", "Timer", "current_board", "current_world"]
 
 
+def auto_addr(n):
+    """The address the simulator gives the n-th board (1, 2, ...) when none is set."""
+    return bytes([0xA4, 0xCF, 0x12, 0x00, (n >> 8) & 0xFF, n & 0xFF])
+
+
 class BoardReset(BaseException):
     """Raised by machine.reset() to unwind the script that called it."""
 
@@ -94,12 +99,17 @@ class Board:
         self.world = world
         self.name = name
         self.profile = profile or world.profile
+        taken = {b.public_addr: b.name for b in world.boards.values()}
         if addr is None:
-            # Espressif OUI and a per-board suffix (deterministic)
+            # Espressif OUI and a per-board suffix: the next one no board has
             n = len(world.boards) + 1
-            addr = (0, bytes([0xA4, 0xCF, 0x12, 0x00, 0x00, n & 0xFF]))
+            while auto_addr(n) in taken:
+                n += 1
+            addr = (0, auto_addr(n))
         if isinstance(addr, (bytes, bytearray)):
             addr = (0, bytes(addr))
+        if bytes(addr[1]) in taken:  # two boards with one address: the air could not tell them apart
+            raise ValueError("address %s is board %r's" % (bytes(addr[1]).hex(), taken[bytes(addr[1])]))
         self.addr_type = addr[0]  # 0: public address present; 1: only a random static one
         self.public_addr = bytes(addr[1])
         if fs is None:
