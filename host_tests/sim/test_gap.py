@@ -395,6 +395,6 @@ def test_no_two_boards_share_an_address():
     a = w.board("a", addr=bytes.fromhex("a4cf12000002"))
     b = w.board("b")  # the next simulator address no board has
     assert (a.public_addr.hex(), b.public_addr.hex()) == ("a4cf12000002", "a4cf12000003")
-    with pytest.raises(ValueError, match="address a4cf12000002 is board 'a's"):
+    with pytest.raises(ValueError, match="address a4cf12000002 is board 'a''s"):
         w.board("c", addr=(0, bytes.fromhex("a4cf12000002")))
     assert "c" not in w.boards
