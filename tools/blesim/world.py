@@ -79,6 +79,39 @@ def current_world():
     return None
 
 
+def _board_open(path, mode="r", *args, **kwargs):
+    if _current:
+        return _current[-1].fs.open(path, mode)
+    return _HOST_FILES[0](path, mode, *args, **kwargs)
+
+
+def _board_rename(a, b):
+    return _current[-1].fs.rename(a, b) if _current else _HOST_FILES[1](a, b)
+
+
+def _board_remove(path):
+    return _current[-1].fs.remove(path) if _current else _HOST_FILES[2](path)
+
+
+_HOST_FILES = (open, __import__("os").rename, __import__("os").remove)
+
+
+def _route_lib_files():
+    """blesmp.store's default files (`BondStore()` without fs=: the board's `open`, `os.rename`,
+    `os.remove`, taken when the module loads) are the current board's flash while its code runs
+    (in `with board:`, `board.exec`, IRQ handlers), as each board has its own file system;
+    outside, the host's. Without this an in-process board wrote bonds.db into the host's cwd."""
+    import sys
+
+    st = sys.modules.get("blesmp.store")
+    files = getattr(st, "_Files", None)
+    if files is not None and files.__dict__.get("open") is not _ROUTED[0]:
+        files.open, files.rename, files.remove = _ROUTED
+
+
+_ROUTED = (staticmethod(_board_open), staticmethod(_board_rename), staticmethod(_board_remove))
+
+
 def current_board():
     """The board whose code is running (set while an IRQ is delivered or in `with board:`)."""
     if _current:
@@ -133,6 +166,7 @@ class Board:
 
     # -- context
     def __enter__(self):
+        _route_lib_files()
         _current.append(self)
         return self
 
