@@ -390,11 +390,11 @@ def test_non_connectable_advertising_is_adv_scan_ind_and_answers_scan_requests()
     assert {d[2] for e, d in rc.of(_IRQ_SCAN_RESULT)} == {0}
 
 
-def test_no_two_boards_share_an_address():
+def test_boards_get_addresses_no_board_has():
     w = World()
     a = w.board("a", addr=bytes.fromhex("a4cf12000002"))
     b = w.board("b")  # the next simulator address no board has
     assert (a.public_addr.hex(), b.public_addr.hex()) == ("a4cf12000002", "a4cf12000003")
-    with pytest.raises(ValueError, match="address a4cf12000002 is board 'a''s"):
-        w.board("c", addr=(0, bytes.fromhex("a4cf12000002")))
-    assert "c" not in w.boards
+    # given explicitly, another board's address is allowed in-process: a spoofing attacker
+    # (the broker refuses it for board processes: host_tests/process/test_protocol.py)
+    assert w.board("spoof", addr=a.public_addr).public_addr == a.public_addr

@@ -140,9 +140,7 @@ class Board:
                 n += 1
             addr = (0, auto_addr(n))
         if isinstance(addr, (bytes, bytearray)):
-            addr = (0, bytes(addr))
-        if bytes(addr[1]) in taken:  # two boards with one address: the air could not tell them apart
-            raise ValueError("address %s is board %r's" % (bytes(addr[1]).hex(), taken[bytes(addr[1])]))
+            addr = (0, bytes(addr))  # may be another board's: a spoofing attacker (the broker refuses it)
         self.addr_type = addr[0]  # 0: public address present; 1: only a random static one
         self.public_addr = bytes(addr[1])
         if fs is None:
