@@ -142,3 +142,21 @@ def test_addresses_follow_the_order_of_the_boards_not_who_joins_first(tmp_path):
     res = run_boards([(mac, {"name": "a"}, "cpython"), (mac, {"name": "b", "addr": "a4cf12000001"}, "cpython")],
                      quiet=True, timeout=60)
     assert [(r.name, r.lines) for r in res] == [("a", ["a4cf12000002"]), ("b", ["a4cf12000001"])]
+
+
+@pytest.mark.parametrize("interp", ["mp", "cpython"])
+def test_an_exception_lib_catches_is_logged_with_its_traceback(interp, tmp_path):
+    """lib logs what the app's handler raised with sys.print_exception, which the firmware has;
+    a CPython board process has one too (MicroPython's format), so the log shows the frames."""
+    if interp == "mp" and not _mp_ok():
+        pytest.skip("no micropython")
+    res = run_boards([(HERE + "/scripts/handler_raises.py", {"name": "b", "fs": str(tmp_path)}, interp)],
+                     quiet=True, timeout=60)
+    lines = [ln.replace(HERE + "/scripts/", "") for ln in res[0].lines]
+    with open(HERE + "/scripts/handler_raises.py") as f:
+        IRQ_LINE = f.read().split("\n").index("    helper(0)") + 1
+    assert lines[0] == "blesmp: application IRQ handler raised on event 6"
+    assert lines[1] == "Traceback (most recent call last):"
+    assert lines[3:5] == ['  File "handler_raises.py", line %d, in irq' % IRQ_LINE,
+                          '  File "handler_raises.py", line %d, in helper' % (IRQ_LINE - 4)]
+    assert lines[5].startswith("ZeroDivisionError: divi") and lines[-1] == "done"

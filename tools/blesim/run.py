@@ -131,6 +131,7 @@ def _install_cpython_board():
         sys.modules.pop(m, None)
     import _blesim
 
+    sys.print_exception = _blesim.print_exception  # the firmware's sys has it (lib logs with it)
     _blesim.connect()
     mask = (1 << 30) - 1
     half = 1 << 29

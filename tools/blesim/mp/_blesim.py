@@ -282,12 +282,19 @@ def _print_unhandled(e):
             if line and "_blesim.py" not in line:  # the frame of this module, not the board's
                 sys.stdout.write(line + "\n")
     else:
-        import traceback
+        print_exception(e, skip=1)
 
-        sys.stdout.write("Traceback (most recent call last):\n")
-        for fr in traceback.extract_tb(e.__traceback__)[1:]:
-            sys.stdout.write('  File "%s", line %d, in %s\n' % (fr.filename, fr.lineno, fr.name))
-        sys.stdout.write("".join(traceback.format_exception_only(type(e), e)))
+
+def print_exception(e, file=None, skip=0):
+    """sys.print_exception for CPython board processes: MicroPython's format (frames without
+    source lines), so code that prints a caught exception (lib's log) shows where it came from."""
+    import traceback
+
+    out = file or sys.stdout
+    out.write("Traceback (most recent call last):\n")
+    for fr in traceback.extract_tb(e.__traceback__)[skip:]:
+        out.write('  File "%s", line %d, in %s\n' % (fr.filename, fr.lineno, fr.name))
+    out.write("".join(traceback.format_exception_only(type(e), e)))
 
 
 def _run_scheduled():
