@@ -50,6 +50,7 @@ if ROOT not in sys.path:
 from tools.blesim.broker import control as _control  # noqa: E402
 from tools.blesim.broker import spawn_broker  # noqa: E402
 from tools.blesim.run import board_command  # noqa: E402
+from tools.blesim.world import auto_addr  # noqa: E402
 
 INSTANCE_READ_TIMEOUT_S = 10
 
@@ -100,6 +101,11 @@ class multitest:
         multitest.flush()
 
     @staticmethod
+    def expect_reboot(resume, delay_ms=0):
+        print("WAIT_FOR_REBOOT", resume, delay_ms)
+        multitest.flush()
+
+    @staticmethod
     def output_metric(data):
         print("OUTPUT_METRIC", data)
         multitest.flush()
@@ -126,12 +132,14 @@ def _is_mp(interp):
 class TestResult:
     truth_from = None  # "cpython" when there was no .exp and an all-CPython run gave the truth
 
-    def __init__(self, path, status, output, expected, trace=None):
+    def __init__(self, path, status, output, expected, trace=None, metrics=(), notes=()):
         self.path = path
         self.status = status
         self.output = output
         self.expected = expected
         self.trace = trace
+        self.metrics = list(metrics)  # OUTPUT_METRIC lines (without the word), not part of the output
+        self.notes = list(notes)  # the runner's own messages (a missed reboot)
 
     def __repr__(self):
         return "<TestResult %s %s>" % (os.path.basename(self.path), self.status)
@@ -158,7 +166,11 @@ class _Instance:
         self.last = time.monotonic()
 
     def start(self, script, broker, fs, test_dir, path=()):
-        argv, env = board_command(script, self.name, broker, self.interp, extra_path=[test_dir] + list(path))
+        # restart: after machine.reset()/deepsleep() (exit 99) the clock waits for the next process;
+        # address and place by instance number, whichever process joins first
+        opts = {"restart": 1, "addr": auto_addr(self.idx + 1).hex(), "pos": [float(self.idx), 0.0]}
+        argv, env = board_command(script, self.name, broker, self.interp, opts,
+                                  extra_path=[test_dir] + list(path))
         self.proc = subprocess.Popen(argv, cwd=fs, env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                                      stderr=subprocess.STDOUT)
         self.last = time.monotonic()
@@ -191,6 +203,17 @@ class _Instance:
         except (OSError, ValueError):
             pass
 
+    def wait_reboot(self, timeout):
+        """After WAIT_FOR_REBOOT: reads (and drops, as upstream's wait_for_reboot does) what the
+        instance prints until its process ends; its exit status, or None if it did not end
+        within `timeout` s of silence."""
+        while True:
+            line = self.readline(0.05)
+            if line is None:
+                return self.proc.returncode
+            if line == "" and time.monotonic() - self.last > timeout:
+                return None
+
     def stop(self):
         if self.proc is not None and self.proc.poll() is None:
             self.proc.kill()
@@ -212,6 +235,7 @@ def run_test(path, interps=("cpython",), trace=None, verbose=False, timeout=INST
     broker, addr = spawn_broker(trace=trace_file, log=log)
     instances = [_Instance(i, interps[min(i, len(interps) - 1)]) for i in range(n)]
     output = [[] for _ in range(n)]
+    metrics, notes = [], []
     injected = ""
     error = skip = False
 
@@ -219,14 +243,33 @@ def run_test(path, interps=("cpython",), trace=None, verbose=False, timeout=INST
         if verbose:
             print("  i%d: %s" % (inst.idx, line), flush=True)
 
-    def start(inst):
-        script = os.path.join(tmp, "%s_%s" % (inst.name, os.path.basename(path)))
+    def start(inst, entry=None):
+        # entry: the function to run, as a suffix of "instance" ("0", or "0_resume" after a reboot)
+        entry = str(inst.idx) if entry is None else entry
+        script = os.path.join(tmp, "instance%s_%s" % (entry, os.path.basename(path)))
         with open(script, "w") as f:
-            f.write(source + "\n" + APPEND.format(globals=injected, idx=inst.idx))
-        fs = os.path.join(tmp, "fs-" + inst.name)
-        os.makedirs(fs)
+            f.write(source + "\n" + APPEND.format(globals=injected, idx=entry))
+        fs = os.path.join(tmp, "fs-" + inst.name)  # kept across a reboot, as a board's flash
+        os.makedirs(fs, exist_ok=True)
         control(addr, {"op": "expect", "board": inst.name})
+        inst.finished = False
+        inst.q = queue.Queue()
         inst.start(script, addr, fs, os.path.dirname(path), module_path)
+
+    def reboot(inst, line):
+        # upstream run-multitests.py: the line stays in the output; the board must reboot
+        # (here: its process ends with machine.reset()/deepsleep()'s status 99), then the
+        # test file runs again with the resume function instead of instanceN()
+        _, resume, _delay_ms = line.split(" ")
+        if not resume.startswith(inst.name):
+            raise SystemExit('ERROR: resume function must start with "%s"' % inst.name)
+        rc = inst.wait_reboot(timeout)
+        if rc == 99:
+            start(inst, resume[len("instance"):])
+            return
+        notes.append("Reboot: %s did not reboot (%s)" % (inst.name, "exit status %s" % rc if rc is not None
+                                                         else "still running after %s s" % timeout))
+        control(addr, {"op": "unexpect", "board": inst.name})
 
     try:
         # Start-up: one after the other, each until NEXT / SKIP / exit.
@@ -278,10 +321,15 @@ def run_test(path, interps=("cpython",), trace=None, verbose=False, timeout=INST
                         continue
                     got = True
                     show(inst, line)
-                    if line.startswith("BROADCAST "):
+                    if line.startswith("WAIT_FOR_REBOOT"):
+                        output[inst.idx].append(line)
+                        reboot(inst, line)
+                    elif line.startswith("BROADCAST "):
                         for other in instances:
                             if other is not inst:
                                 other.write(line + "\r\n")
+                    elif line.startswith("OUTPUT_METRIC "):
+                        metrics.append(line.split(" ", 1)[1])
                     else:
                         output[inst.idx].append(line)
                 if error:
@@ -340,7 +388,7 @@ def run_test(path, interps=("cpython",), trace=None, verbose=False, timeout=INST
         status = "pass"
     else:
         status = "fail"
-    r = TestResult(path, status, out, expected, tr)
+    r = TestResult(path, status, out, expected, tr, metrics, notes)
     r.truth_from = truth_from
     return r
 
@@ -385,6 +433,10 @@ def main(argv=None):
                 print("### DIFF ###")
                 sys.stdout.writelines(difflib.unified_diff(r.expected.splitlines(True), r.output.splitlines(True),
                                                            "expected", "output"))
+        for note in r.notes:
+            print(note)
+        for metric in r.metrics:  # as upstream prints them: after the result, one a line
+            print("%s: %s" % (path, metric))
         {"pass": passed, "fail": failed, "skip": skipped}[r.status].append(path)
     print("%d tests performed" % len(a.files))
     print("%d tests passed" % len(passed))

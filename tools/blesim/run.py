@@ -132,6 +132,7 @@ def _install_cpython_board():
         sys.modules.pop(m, None)
     import _blesim
 
+    sys.print_exception = _blesim.print_exception  # the firmware's sys has it (lib logs with it)
     _blesim.connect()
     mask = (1 << 30) - 1
     half = 1 << 29
@@ -196,6 +197,24 @@ def run_here(script, args=()):
 # ---------------------------------------------------------------------------- launcher
 
 
+def _place(norm):
+    """Addresses and positions by order on the command line, not by which process joins the
+    broker first: the i-th board without --addr gets the i-th simulator address not given to
+    another board; it stands i metres along the x axis unless given a position."""
+    from .world import auto_addr
+
+    given = {bytes.fromhex(o["addr"].replace(":", "")) for _, _, o, _ in norm if o.get("addr")}
+    k = 1
+    for i, (_, _, opts, _) in enumerate(norm):
+        if not opts.get("addr"):
+            while auto_addr(k) in given:
+                k += 1
+            opts["addr"] = auto_addr(k).hex()
+            k += 1
+        if opts.get("pos") is None:
+            opts["pos"] = [float(i), 0.0]
+
+
 class BoardResult:
     def __init__(self, name, rc, lines):
         self.name = name
@@ -251,6 +270,7 @@ def run_boards(entries, trace=None, prefix=True, out=None, timeout=None, profile
         if any(n == name for n, _, _, _ in norm):
             name = "%s%d" % (name, i)
         norm.append((name, script, opts, interp or "cpython"))
+    _place(norm)
     trace_file = os.path.join(tmp, "trace.jsonl")
     log = open(os.path.join(tmp, "broker.log"), "wb")
     broker, addr = spawn_broker(expect=[n for n, _, _, _ in norm], trace=trace_file, profile=profile,
