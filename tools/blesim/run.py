@@ -364,6 +364,26 @@ def run_boards(entries, trace=None, prefix=True, out=None, timeout=None, profile
     return results
 
 
+def _run_nimble(a, rest):
+    """--nimble: the same scripts on the real host (tools/realhost/runner.py)."""
+    from tools.realhost import boards, runner
+
+    if rest or a.broker or a.mp:
+        print("blesim.run --nimble: unexpected %s (give scripts, --board/--fs/--addr for one script, --trace, "
+              "--btsnoop)" % " ".join(rest or ["--broker" if a.broker else "--mp"]))
+        return 2
+    one = len(a.scripts) == 1
+    entries = [(s, {"name": a.board if one else None, "fs": a.fs if one else None,
+                    "addr": a.addr if one else None}) for s in a.scripts]
+    try:
+        res = runner.run_boards(entries, host=a.nimble, prefix=not one, btsnoop=a.btsnoop, trace=a.trace,
+                                width=a.width)
+    except boards.Unavailable as e:
+        print("blesim.run --nimble: %s" % e)
+        return 2
+    return max([r.rc if isinstance(r.rc, int) and r.rc >= 0 else 1 for r in res] or [0])
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(prog="python -m tools.blesim.run",
                                  description="Run MicroPython board scripts on simulated ESP32 boards.")
@@ -375,8 +395,14 @@ def main(argv=None):
     ap.add_argument("--trace", nargs="?", const="blesim-trace.svg")
     ap.add_argument("--width", type=int)
     ap.add_argument("--pcap", metavar="FILE")
+    ap.add_argument("--nimble", nargs="?", const="esp", choices=["esp", "mynewt"], metavar="HOST",
+                    help="run the scripts on the real NimBLE host instead (docs/real-host.md): esp (default) "
+                    "or mynewt")
+    ap.add_argument("--btsnoop", metavar="DIR", help="with --nimble: each board's HCI traffic as DIR/<board>.btsnoop")
     ap.add_argument("scripts", nargs="+", metavar="script.py")
     a, rest = ap.parse_known_args(argv)
+    if a.nimble:
+        return _run_nimble(a, rest)
     if a.broker:
         script = a.scripts[0]
         args = a.scripts[1:] + rest
