@@ -44,7 +44,7 @@ import time
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
-from tools.blesim import render  # noqa: E402
+from tools.blesim import capture, render  # noqa: E402
 from tools.blesim.broker import control, spawn_broker  # noqa: E402
 from tools.blesim.run import board_command  # noqa: E402
 from tools.blesim.trace import Trace  # noqa: E402
@@ -160,6 +160,11 @@ class Session:
         p = self.procs[name]
         p.stdin.write((text + "\n").encode())
         p.stdin.flush()
+
+    def announce(self, name):
+        """Holds the clock until board `name` joins: a step's second board starts once the lock
+        is READY, and however long the host takes to get there, no air time passes meanwhile."""
+        control(self.addr, {"op": "expect", "board": name})
 
     def power_cut(self, name):
         """Kills the board's process (RAM lost; its flash directory stays)."""
@@ -317,6 +322,12 @@ class Demo:
             with open(path, "w") as f:
                 f.write(render.svg(trace, boards=boards, skip=CHART_SKIP, att=False))
             self.say("   chart as SVG: %s" % os.path.relpath(path, ROOT))
+            # the air as a sniffer would have captured it (open in Wireshark), and the raw trace
+            pcap = os.path.join(self.svg_dir, "step%d.pcap" % n)
+            count = capture.write(trace, pcap)
+            with open(os.path.join(self.svg_dir, "step%d.jsonl" % n), "w") as f:
+                f.write(trace.to_jsonl())
+            self.say("   capture for Wireshark: %s (%d packets)" % (os.path.relpath(pcap, ROOT), count))
         return trace
 
     def step_failed(self, s, n, title, row, e):
@@ -342,6 +353,7 @@ class Demo:
         s = self.session(title)
         row = {"flow": "1 Just Works (ESP32 fob)"}
         try:
+            s.announce("fob")
             self.start_lock(s, self.board_fs("s1-lock"))
             s.expect("lock", r"^READY")
             s.start("fob", os.path.join(FIRMWARE, "central.py"), self.board_fs("s1-fob"), self.lock_interp,
@@ -376,6 +388,7 @@ class Demo:
         s = self.session(title)
         row = {"flow": "%d %s" % (n, "wrong passkey (phone)" if wrong else "Passkey Entry (phone)")}
         try:
+            s.announce("phone")
             self.start_lock(s, self.board_fs("s%d-lock" % n))
             s.expect("lock", r"^READY")
             s.start("phone", PHONE, self.board_fs("s%d-phone" % n), addr=PHONE_ADDR, profile="phone", stdin=True)
@@ -436,6 +449,7 @@ class Demo:
         lock_fs = self.board_fs("s3-lock")
         row = {"flow": "3 reconnect after power cycle"}
         try:
+            s.announce("fob")
             self.start_lock(s, lock_fs)
             s.expect("lock", r"^READY")
             s.start("fob", os.path.join(FIRMWARE, "central.py"), self.board_fs("s3-fob"), self.lock_interp,
@@ -534,7 +548,8 @@ def main(argv=None):
                     " esp-nimble) or nimble-mynewt")
     ap.add_argument("--mp", action="store_true", help=argparse.SUPPRESS)  # old spelling of --stack sim-mp
     ap.add_argument("--summary-only", action="store_true", help="print only the summary (and the log if a step failed)")
-    ap.add_argument("--svg-dir", default=os.path.join(ROOT, "build", "demo"), help="where the SVG charts go")
+    ap.add_argument("--svg-dir", default=os.path.join(ROOT, "build", "demo"),
+                    help="where the SVG charts, the captures (stepN.pcap) and the traces (stepN.jsonl) go")
     ap.add_argument("--width", type=int, default=None, help="chart width (default: the terminal's)")
     ap.add_argument("--no-chart", action="store_true", help="no sequence charts on the terminal")
     ap.add_argument("--steps", default="1,2,3,4", help="which steps to run (e.g. 1,3)")

@@ -26,10 +26,16 @@ on the real host), repair_on_key_missing (esp-nimble's ble_sm_process_result: wh
 re-encryption with a stored LTK fails with HCI 0x06 "PIN or key missing", the central frees the
 procedure without an ENC event and starts a fresh pairing; upstream NimBLE reports the failure),
 ram_store (types 1/2 never reach Python), key_dist (sm_our/their_key_dist set at active()),
-count_bonds (NimBLE built with BLE_SM_BONDING=1, as ESP-IDF does: ble_sm_chk_store_overflow
-counts the bonds, GET_SECRET(2, i, None)... then GET_SECRET(1, <7 zero bytes>), when a pairing
-starts; MicroPython's own syscfg.h for unix/STM32/rp2 has BLE_SM_BONDING=0: no look-ups; the
-real-host tier's mynewt-nimble build shows it).
+shutdown_irqs (ESP32's mp_bluetooth_nimble_port_shutdown stops NimBLE while the binding is still
+ACTIVE: the disconnect IRQs of active(False) reach Python inside the call; the default port sets
+STOPPING first and raises none), smp_ignores_strays (esp-nimble's ble_sm_process_result drops a
+PDU the procedure does not expect (res->out_of_order), a Keypress Notification, a Pairing Response
+sent to a peripheral, and uses the first bytes of an over-long PDU; MicroPython's mynewt-nimble has
+no out_of_order: the engine's spec behaviour stays for that profile),
+bond_count_lookup (ble_sm_chk_store_overflow at every pairing start: GET_SECRET(2, 0.., None) then
+GET_SECRET(1, <7 zero bytes>); compiled in only with BLE_SM_BONDING=1: ESP-IDF's esp-nimble config
+has it, MicroPython's unix syscfg.h sets BLE_SM_BONDING=0, so upstream NimBLE as MicroPython builds
+it makes no such look-up: reference real-nimble.md, "What the real host showed").
 """
 
 __all__ = ["Profile", "PROFILES", "get_profile", "ESP32_ERRNO", "UNIX_ERRNO"]
@@ -45,7 +51,8 @@ class Profile:
     def __init__(self, name, layout="88", set_before_enc=True, authorize_rejects=True, bond=1, mitm=0,
                  le_secure=1, io=3, errno=None, first_conn_handle=0, preferred_mtu=256, gap_name=b"MPY ESP32",
                  max_name_len=31, rpa_timeout=900.0, central_passkey=False, numcmp_reject_delay=30.0,
-                 repair_on_key_missing=True, ram_store=False, key_dist=7, count_bonds=True, description=""):
+                 repair_on_key_missing=True, ram_store=False, key_dist=7, shutdown_irqs=True,
+                 smp_ignores_strays=True, bond_count_lookup=True, description=""):
         if layout not in ("88", "80", "80i"):
             raise ValueError("layout must be '88', '80' or '80i'")
         self.name = name
@@ -64,7 +71,9 @@ class Profile:
         self.repair_on_key_missing = repair_on_key_missing
         self.ram_store = ram_store
         self.key_dist = key_dist
-        self.count_bonds = count_bonds
+        self.shutdown_irqs = shutdown_irqs
+        self.smp_ignores_strays = smp_ignores_strays
+        self.bond_count_lookup = bond_count_lookup
         self.description = description
 
     @property
@@ -92,7 +101,8 @@ PROFILES = {
     "esp32-v1.22": Profile("esp32-v1.22", layout="80", set_before_enc=False, ram_store=True, key_dist=0,
                            description="MicroPython <= v1.22: ESP-IDF's RAM bond store, no key distribution"),
     "nimble": Profile("nimble", layout="80", set_before_enc=False, authorize_rejects=False, bond=0,
-                      numcmp_reject_delay=None, repair_on_key_missing=False, count_bonds=False,
+                      numcmp_reject_delay=None, repair_on_key_missing=False, shutdown_irqs=False,
+                      smp_ignores_strays=False, bond_count_lookup=False,
                       errno=UNIX_ERRNO, gap_name=b"MPY NIMBLE", description="upstream NimBLE (STM32/unix)"),
     # Not an ESP32: a peer device like a phone app (nRF Connect), whose user can answer passkey
     # and numeric-comparison requests in the central role too. Same API, same store protocol.
