@@ -17,7 +17,7 @@ from tools.realhost import mtair
 UPSTREAM = os.environ.get("BLESMP_UPSTREAM") or os.path.join(ROOT, "..", "shared", "upstream")
 SUITE = os.path.join(UPSTREAM, "multi_bluetooth")
 TESTS = sorted(f for f in os.listdir(SUITE) if f.endswith(".py")) if os.path.isdir(SUITE) else []
-WORKERS = 1  # one test at a time: on 2 shared cores, more in parallel starved timing-bound tests (ble_subscribe 100 ms, perf_gatt_notify 2 s)
+WORKERS = 1  # one at a time: on 2 shared cores, parallel runs starved timing-bound tests (ble_subscribe: 100 ms)
 HOSTS = ("esp", "mynewt")
 
 _lock = threading.Lock()
