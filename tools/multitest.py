@@ -1,6 +1,6 @@
 """Run MicroPython multitests (tests/multi_bluetooth format) on simulated ESP32 boards.
 
-    python tools/multitest.py [-i cpython|mp]... [--mp] [-s] [--trace DIR] test.py [...]
+    python tools/multitest.py [-i cpython|mp]... [--mp] [-s] [--trace DIR] [--pcap DIR] test.py [...]
 
 A test defines `instance0()`, `instance1()`, ...; each instance runs in its own process (one
 simulated board, joined to one air broker per test) on CPython (`python -m tools.blesim.run`)
@@ -50,6 +50,7 @@ if ROOT not in sys.path:
 from tools.blesim.broker import control as _control  # noqa: E402
 from tools.blesim.broker import spawn_broker  # noqa: E402
 from tools.blesim.run import board_command  # noqa: E402
+from tools.blesim.world import auto_addr  # noqa: E402
 
 INSTANCE_READ_TIMEOUT_S = 10
 
@@ -145,9 +146,11 @@ class _SimAir:
     def unexpect(self, name):
         control(self.addr, {"op": "unexpect", "board": name})
 
-    def command(self, script, name, interp, test_dir):
-        # restart: after machine.reset()/deepsleep() (exit 99) the clock waits for the next process
-        return board_command(script, name, self.addr, interp, {"restart": 1}, extra_path=[test_dir])
+    def command(self, script, name, interp, idx, path):
+        # restart: after machine.reset()/deepsleep() (exit 99) the clock waits for the next process;
+        # address and place by instance number, whichever process joins first
+        opts = {"restart": 1, "addr": auto_addr(idx + 1).hex(), "pos": [float(idx), 0.0]}
+        return board_command(script, name, self.addr, interp, opts, extra_path=path)
 
     def after_next(self, inst):
         inst.write("NEXT_OK\n")
@@ -204,8 +207,8 @@ class _Instance:
         self.finished = False
         self.last = time.monotonic()
 
-    def start(self, script, air, fs, test_dir):
-        argv, env = air.command(script, self.name, self.interp, test_dir)
+    def start(self, script, air, fs, path):
+        argv, env = air.command(script, self.name, self.interp, self.idx, path)
         self.proc = subprocess.Popen(argv, cwd=fs, env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                                      stderr=subprocess.STDOUT)
         self.last = time.monotonic()
@@ -255,10 +258,13 @@ class _Instance:
             self.proc.wait()
 
 
-def run_test(path, interps=("cpython",), trace=None, verbose=False, timeout=INSTANCE_READ_TIMEOUT_S, air=None):
+def run_test(path, interps=("cpython",), trace=None, verbose=False, timeout=INSTANCE_READ_TIMEOUT_S, air=None,
+             module_path=()):
     """Runs one multitest; `interps[i]` ("cpython" or "mp") for instance i (the last repeats).
-    `trace`: path of an SVG sequence chart to write. `air(n, workdir, path)` makes the backend
-    (default: the simulator's broker; tools.realhost.mtair.make(host) runs on the real host)."""
+    `trace`: path of an SVG sequence chart to write; `module_path`: more folders on every
+    instance's module path (a library the test imports, e.g. aioble). `air(n, workdir, path)`
+    makes the backend (default: the simulator's broker; tools.realhost.mtair.make(host) runs on
+    the real host)."""
     path = os.path.abspath(path)
     n = count_instances(path)
     with open(path) as f:
@@ -291,7 +297,7 @@ def run_test(path, interps=("cpython",), trace=None, verbose=False, timeout=INST
         air.expect(inst.name)
         inst.finished = False
         inst.q = queue.Queue()
-        inst.start(script, air, fs, os.path.dirname(path))
+        inst.start(script, air, fs, [os.path.dirname(path)] + list(module_path))
 
     def reboot(inst, line):
         # upstream run-multitests.py: the line stays in the output; the board must reboot
@@ -406,7 +412,7 @@ def run_test(path, interps=("cpython",), trace=None, verbose=False, timeout=INST
     if expected is None and not skip and any(_is_mp(i) for i in interps[:n]):
         # as upstream without a .exp: the truth is the same test with every instance on
         # CPython (here: on the simulator's boards), so MicroPython is checked against it
-        truth = run_test(path, ("cpython",), timeout=timeout)
+        truth = run_test(path, ("cpython",), timeout=timeout, module_path=module_path)
         if truth.status != "skip" and "TIMEOUT" not in truth.output:
             expected = truth.output
             truth_from = "cpython"
@@ -430,6 +436,7 @@ def main(argv=None):
     ap.add_argument("-v", "--verbose", action="store_true", help="echo instance output as it comes")
     ap.add_argument("--trace", metavar="DIR", help="write each test's sequence chart as DIR/<test>.svg (and the "
                     "raw trace as .jsonl; `python -m tools.blesim.render DIR/<test>.jsonl` prints it)")
+    ap.add_argument("--pcap", metavar="DIR", help="write each test's air as DIR/<test>.pcap (open it in Wireshark)")
     ap.add_argument("--nimble", nargs="?", const="esp", choices=["esp", "mynewt"], metavar="HOST",
                     help="run every instance on the real NimBLE host (MicroPython unix + NimBLE on virtual "
                     "controllers; docs/real-host.md): esp (default: esp-nimble, ESP32's config) or mynewt")
@@ -461,6 +468,11 @@ def main(argv=None):
             svg = os.path.join(a.trace, os.path.splitext(os.path.basename(path))[0] + ".svg")
         r = run_test(path, interps, trace=svg, verbose=a.verbose, air=air)
         print(r.status)
+        if a.pcap and r.trace is not None:
+            from tools.blesim import capture
+
+            os.makedirs(a.pcap, exist_ok=True)
+            capture.write(r.trace, os.path.join(a.pcap, os.path.splitext(os.path.basename(path))[0] + ".pcap"))
         if a.show_output or r.status == "fail":
             print("### TEST ###")
             print(r.output, end="")

@@ -336,6 +336,11 @@ class Broker:
                     kw[k] = opts[k]
             if opts.get("pos") is not None:
                 kw["pos"] = tuple(opts["pos"])
+            owner = [b.name for b in w.boards.values() if "addr" in kw and b.public_addr == kw["addr"][1]]
+            if owner:  # two board processes given one address: a mistake on the command line
+                c.send({"op": "refused", "why": "address %s is board %r's" % (kw["addr"][1].hex(), owner[0])})
+                c.alive = False
+                return
             board = w.board(name, **kw)
         c.name = name
         c.board = board

@@ -98,8 +98,8 @@ class NimbleAir:
     def unexpect(self, name):
         pass
 
-    def command(self, script, name, interp, test_dir):
-        return boards.board_command(self.exe, script), boards.board_env(self.radios.pty(name), [test_dir])
+    def command(self, script, name, interp, idx, path):
+        return boards.board_command(self.exe, script), boards.board_env(self.radios.pty(name), path)
 
     def after_next(self, inst):
         pass  # upstream's next() does not wait for a go-ahead

@@ -164,6 +164,7 @@ _depth = 0
 _handler = None
 _woke_by_irq = False
 _stdin_buf = b""
+_wake_pending = False  # a "wake" for our wait came while a scheduled callback's call ran
 info = {}
 quiet_spin = 0  # ticks reads since the last wait (see now_us)
 
@@ -281,12 +282,19 @@ def _print_unhandled(e):
             if line and "_blesim.py" not in line:  # the frame of this module, not the board's
                 sys.stdout.write(line + "\n")
     else:
-        import traceback
+        print_exception(e, skip=1)
 
-        sys.stdout.write("Traceback (most recent call last):\n")
-        for fr in traceback.extract_tb(e.__traceback__)[1:]:
-            sys.stdout.write('  File "%s", line %d, in %s\n' % (fr.filename, fr.lineno, fr.name))
-        sys.stdout.write("".join(traceback.format_exception_only(type(e), e)))
+
+def print_exception(e, file=None, skip=0):
+    """sys.print_exception for CPython board processes: MicroPython's format (frames without
+    source lines), so code that prints a caught exception (lib's log) shows where it came from."""
+    import traceback
+
+    out = file or sys.stdout
+    out.write("Traceback (most recent call last):\n")
+    for fr in traceback.extract_tb(e.__traceback__)[skip:]:
+        out.write('  File "%s", line %d, in %s\n' % (fr.filename, fr.lineno, fr.name))
+    out.write("".join(traceback.format_exception_only(type(e), e)))
 
 
 def _run_scheduled():
@@ -313,6 +321,9 @@ def call(method, args=(), kwargs=None):
         if _dispatch(r):
             continue
         op = r["op"]
+        if op == "wake":  # see _took_wake
+            _took_wake()
+            continue
         if op == "res":
             return dec(r["v"])
         if op == "err":
@@ -332,9 +343,20 @@ def _request(msg):
         r = _recv()
         if _dispatch(r):
             continue
+        if r["op"] == "wake":
+            _took_wake()
+            continue
         if r["op"] == "res":
             return dec(r["v"])
         raise OSError(5, "blesim: unexpected " + r["op"])
+
+
+def _took_wake():
+    # An IRQ came during a wait; after its handler, a micropython.schedule()d callback (run
+    # then, as the firmware runs them between the main loop's bytecodes) called a BLE method.
+    # The broker may end the wait before it answers that call: the wake belongs to the wait.
+    global _wake_pending
+    _wake_pending = True
 
 
 def hold_for_broadcast():
@@ -421,7 +443,7 @@ def wait(until_us, on_irq, ext_fd=None, ext_poll=None):
 
 
 def _wait_once(until_us, on_irq, ext_fd=None, ext_poll=None):
-    global _woke_by_irq, quiet_spin
+    global _woke_by_irq, quiet_spin, _wake_pending
     quiet_spin = 0
     connect()
     _woke_by_irq = False
@@ -432,6 +454,9 @@ def _wait_once(until_us, on_irq, ext_fd=None, ext_poll=None):
     resumed = False
     why = "time"
     while True:
+        if _wake_pending:
+            _wake_pending = False
+            return why
         if ext_poll is not None and not resumed and not _rbuf:
             # another poller's descriptors (asyncio streams): look at them every 10 ms
             p = select.poll()
