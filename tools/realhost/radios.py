@@ -32,9 +32,11 @@ import argparse
 import asyncio
 import dataclasses
 import errno
+import fcntl
 import logging
 import os
 import pty
+import struct
 import sys
 import termios
 import threading
@@ -48,6 +50,8 @@ from bumble.snoop import BtSnooper, Snooper
 from bumble.transport.common import PacketParser
 
 LINK_DELAY_S = 0.004  # one connection event, roughly: enough to keep Encryption Change first
+_BARRIER_EVENTS = (b"\x04\x08", b"\x04\x30")  # HCI Encryption Change, Encryption Key Refresh Complete
+_BARRIER_S = 0.002  # the host polls its UART every 1 ms
 POLL_S = 0.02  # how often a pty without a board is checked for a new one
 REASON_LOST = 0x08  # HCI "Connection Timeout": what a peer sees when a board stops answering
 _ADV = hci.HCI_LE_Set_Advertising_Parameters_Command.AdvertisingType
@@ -236,6 +240,7 @@ class _Port:
         self.radio.host = self
         self.up = False
         self.pending = bytearray()
+        self.held = None  # packets waiting behind an Encryption Change (see on_packet)
         self.loop = asyncio.get_running_loop()
         self.closed = False
         self._poll()
@@ -276,6 +281,7 @@ class _Port:
         self._drop_writer()
         self.up = False
         self.pending.clear()
+        self.held = None
         self.parser.reset()
         try:  # what the controller wrote that the dead process never read
             termios.tcflush(self.primary, termios.TCIOFLUSH)
@@ -288,8 +294,45 @@ class _Port:
     def on_packet(self, packet):
         if not self.up or self.closed:
             return  # no board: nothing listens (and nothing must be left for the next one)
+        if self.held is not None:
+            self.held.append(packet)
+            return
         self.pending += packet
         self._flush()
+        if packet[:2] in _BARRIER_EVENTS:
+            # What follows an Encryption Change waits until the host has read the event and a
+            # poll has passed: on air the peer's next PDU comes a connection event later, and
+            # NimBLE fails a pairing (0x08) whose key distribution it reads in the same poll.
+            self.held = []
+            self.loop.call_later(_BARRIER_S, self._release)
+
+    def _unread(self):
+        """Bytes written to the board that its process has not read yet."""
+        if self.pending:
+            return len(self.pending)
+        try:
+            fd = os.open(self.path, os.O_RDWR | os.O_NOCTTY | os.O_NONBLOCK)
+        except OSError:
+            return 0
+        try:
+            return struct.unpack("i", fcntl.ioctl(fd, termios.FIONREAD, b"\0\0\0\0"))[0]
+        except OSError:
+            return 0
+        finally:
+            os.close(fd)
+
+    def _release(self):
+        if self.held is None or self.closed:
+            return
+        if self.up and self._unread():
+            self.loop.call_later(_BARRIER_S, self._release)
+            return
+        held, self.held = self.held, None
+        for i, packet in enumerate(held):
+            self.on_packet(packet)
+            if self.held is not None:  # another barrier: the rest waits behind it
+                self.held.extend(held[i + 1:])
+                return
 
     def _flush(self):
         try:
