@@ -66,3 +66,14 @@ def test_simulator_drops_pdus_in_flight_at_a_disconnection():
     assert "IRQ 30 [1, 'PEER', 'b88'] -> False" in c2  # the central's refusal
     assert not [ln for ln in p2 if ln.startswith("IRQ 30 ")]
     assert "EVT AUTH_CMPL [True, 0, 2, 16, 1, 0, 0, None, False]" in p2  # encrypted, not bonded
+
+
+def test_numeric_comparison_rejected_on_the_lock():
+    # esp-nimble keeps the procedure after the lock's "no": its failed ENCRYPTION_UPDATE comes
+    # when the link goes, just before the disconnection; MicroPython's mynewt-nimble raises none
+    esp = _lines("esp", "nc_no")
+    unix = _lines("mynewt", "nc_no")
+    assert esp.index("IRQ 28 ['h', 0, 0, 0, 0] -> None") + 1 == esp.index("IRQ 2 ['h', 0, 'PEER'] -> None")
+    assert not [ln for ln in unix if ln.startswith("IRQ 28 ")]
+    for lines in (esp, unix):  # the lock reports the refusal (REJECTED) either way
+        assert "EVT AUTH_CMPL [False, 32, 1, 0, 0, 0, 0, 1, False]" in lines
