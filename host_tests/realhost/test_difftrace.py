@@ -77,3 +77,14 @@ def test_numeric_comparison_rejected_on_the_lock():
     assert not [ln for ln in unix if ln.startswith("IRQ 28 ")]
     for lines in (esp, unix):  # the lock reports the refusal (REJECTED) either way
         assert "EVT AUTH_CMPL [False, 32, 1, 0, 0, 0, 0, 1, False]" in lines
+
+
+def test_lock_refuses_a_7_byte_key():
+    # the simulator's weak phone (profile phone-k7) gets a 7-byte key; the lock (min 16) keeps
+    # nothing and says why, on both profiles
+    for host in ("esp", "mynewt"):
+        lines = _lines(host, "keysize7")
+        assert "IRQ 28 ['h', 1, 0, 1, 7] -> None" in lines
+        sets = [ln for ln in lines if ln.startswith(("IRQ 30 [1, ", "IRQ 30 [2, "))]
+        assert len(sets) == 2 and all(ln.endswith("-> False") for ln in sets)
+        assert "EVT AUTH_CMPL [False, 36, 2, 7, 1, 0, 0, 1, False]" in lines  # KEY_TOO_SHORT

@@ -36,13 +36,14 @@ SCENARIOS = {
     "passkey_wrong": 1,  # ... types a wrong one
     "nc_yes": 1,  # numeric comparison, the lock's user accepts
     "nc_no": 1,  # ... rejects
+    "keysize7": 1,  # a phone that offers a 7-byte key at most; the lock wants 16 (the default)
 }
 PHONE = os.path.join(ROOT, "tools", "realhost", "scenarios", "diffphone.py")
 PHONE_ADDR = "5c0a0b0c0d0e"
 
 
 def has_phone(scen):
-    return scen.startswith(("passkey", "nc_"))
+    return scen.startswith(("passkey", "nc_", "keysize"))
 
 
 def _entries(scen, phase, fs):
@@ -57,7 +58,8 @@ def _entries(scen, phase, fs):
 
 
 def _sim_phone(scen, fs):
-    return (PHONE, {"name": "phone", "addr": PHONE_ADDR, "fs": fs["phone"], "profile": "phone",
+    return (PHONE, {"name": "phone", "addr": PHONE_ADDR, "fs": fs["phone"],
+                    "profile": "phone-k7" if scen == "keysize7" else "phone",
                     "args": [scen, PHONE_ADDR, ADDR["p"]]})
 
 
@@ -82,9 +84,18 @@ def _real_with_phone(scen, host, entries, timeout):
         env = boards.board_env(pty, [os.path.dirname(script)])
         proc = subprocess.Popen(boards.board_command(exe, script, opts["args"]), cwd=opts["fs"], env=env,
                                 stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
-        phone = Phone(radios, "phone", PHONE_ADDR, io="keyboard" if scen.startswith("passkey") else "display_yesno",
-                      say=lambda line: None)
+        io = "keyboard" if scen.startswith("passkey") else "noio" if scen == "keysize7" else "display_yesno"
+        phone = Phone(radios, "phone", PHONE_ADDR, io=io, mitm=scen != "keysize7", say=lambda line: None)
         radios.call(phone.power_on)
+        if scen == "keysize7":
+            make = phone.device.pairing_config_factory
+
+            def weak(conn):
+                cfg = make(conn)
+                cfg.delegate.maximum_encryption_key_size = 7
+                return cfg
+
+            phone.device.pairing_config_factory = weak
         radios.call(phone.type, "123456" if scen == "passkey_ok" else "111111" if scen == "passkey_wrong" else "y")
 
         async def visit():
@@ -194,6 +205,38 @@ KNOWN = {
          "+IRQ 28 ['h', 1, 0, 1, 16] -> None",
          "+EVT AUTH_CMPL [True, 0, 2, 16, 1, 0, 1, 1, False]",
          " IRQ 2 ['h', 0, 'PEER'] -> None"]),
+    # The real host's phone is Bumble, whose SMP does not shorten its LTK to the negotiated key
+    # size: NimBLE's (shortened) and Bumble's keys differ and the encryption ends in a MIC failure
+    # (the link drops) before the lock's key-size check is reached.
+    ("esp", "keysize7", "p", 1): (
+        "test peer: Bumble's SMP keeps a 16-byte LTK for a 7-byte key size (MIC failure)",
+        ["@@ -9,9 +9,5 @@",
+         " EVT 1 [0, 'PEER']",
+         "-IRQ 30 [1, 'PEER', 'b88'] -> False",
+         "-IRQ 29 [1, 0, 'ZERO7'] -> None",
+         "-IRQ 30 [2, 'PEER', 'b88'] -> False",
+         "-IRQ 29 [1, 0, 'ZERO7'] -> None",
+         "-IRQ 28 ['h', 1, 0, 1, 7] -> None",
+         "-EVT AUTH_CMPL [False, 36, 2, 7, 1, 0, 0, 1, False]",
+         "+IRQ 28 ['h', 0, 0, 0, 0] -> None",
+         " IRQ 2 ['h', 0, 'PEER'] -> None",
+         "+EVT AUTH_CMPL [False, 34, 1, 0, 0, 0, 0, None, False]",
+         " N peer left"]),
+    ("mynewt", "keysize7", "p", 1): (
+        "test peer: Bumble's SMP keeps a 16-byte LTK for a 7-byte key size (MIC failure)",
+        ["@@ -6,10 +6,5 @@",
+         " IRQ 29 [2, 0, 'PEER'] -> None",
+         "-IRQ 28 ['h', 1, 0, 1, 7] -> None",
+         "-EVT 1 [0, 'PEER']",
+         "-IRQ 30 [1, 'PEER', 'b80'] -> False",
+         "-IRQ 29 [1, 0, 'ZERO7'] -> None",
+         "-IRQ 30 [2, 'PEER', 'b80'] -> False",
+         "-IRQ 29 [1, 0, 'ZERO7'] -> None",
+         "+IRQ 28 ['h', 0, 0, 0, 0] -> None",
+         " IRQ 2 ['h', 0, 'PEER'] -> None",
+         "-EVT AUTH_CMPL [False, 36, 2, 7, 1, 0, 0, 1, False]",
+         "+EVT AUTH_CMPL [False, 34, 1, 0, 0, 0, 0, None, False]",
+         " N peer left"]),
 }
 
 

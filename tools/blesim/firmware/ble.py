@@ -870,7 +870,7 @@ class BLE:
             io = self._io if self._io <= 4 else 3  # reserved values: NimBLE falls back to Just Works
             cfg = SmpConfig(io_cap=io, bonding=bool(self._bond), mitm=bool(self._mitm), sc=bool(self._le_secure),
                             init_key_dist=self._profile.key_dist, resp_key_dist=self._profile.key_dist,
-                            hold_pairing_request=True)
+                            max_key_size=self._profile.max_key_size, hold_pairing_request=True)
             me = self._board
             ident = self._id_addr()
             if self._ecc_key is None:

@@ -35,7 +35,8 @@ no out_of_order: the engine's spec behaviour stays for that profile),
 bond_count_lookup (ble_sm_chk_store_overflow at every pairing start: GET_SECRET(2, 0.., None) then
 GET_SECRET(1, <7 zero bytes>); compiled in only with BLE_SM_BONDING=1: ESP-IDF's esp-nimble config
 has it, MicroPython's unix syscfg.h sets BLE_SM_BONDING=0, so upstream NimBLE as MicroPython builds
-it makes no such look-up: reference real-nimble.md, "What the real host showed").
+it makes no such look-up: reference real-nimble.md, "What the real host showed"), max_key_size (the
+Maximum Encryption Key Size the board offers: 16, but 7 for the "phone-k7" test peer).
 """
 
 __all__ = ["Profile", "PROFILES", "get_profile", "ESP32_ERRNO", "UNIX_ERRNO"]
@@ -52,7 +53,7 @@ class Profile:
                  le_secure=1, io=3, errno=None, first_conn_handle=0, preferred_mtu=256, gap_name=b"MPY ESP32",
                  max_name_len=31, rpa_timeout=900.0, central_passkey=False, numcmp_reject_delay=30.0,
                  repair_on_key_missing=True, ram_store=False, key_dist=7, shutdown_irqs=True,
-                 smp_ignores_strays=True, bond_count_lookup=True, description=""):
+                 smp_ignores_strays=True, bond_count_lookup=True, max_key_size=16, description=""):
         if layout not in ("88", "80", "80i"):
             raise ValueError("layout must be '88', '80' or '80i'")
         self.name = name
@@ -74,6 +75,7 @@ class Profile:
         self.shutdown_irqs = shutdown_irqs
         self.smp_ignores_strays = smp_ignores_strays
         self.bond_count_lookup = bond_count_lookup
+        self.max_key_size = max_key_size
         self.description = description
 
     @property
@@ -108,6 +110,9 @@ PROFILES = {
     # and numeric-comparison requests in the central role too. Same API, same store protocol.
     "phone": Profile("phone", central_passkey=True, io=4, gap_name=b"Phone",
                      description="a phone-like peer: passkey actions in both roles (not MicroPython)"),
+    # ... one that offers at most a 7-byte key (Maximum Encryption Key Size 7): a weak peer
+    "phone-k7": Profile("phone-k7", central_passkey=True, io=4, gap_name=b"Phone", max_key_size=7,
+                        description="a phone-like peer offering a 7-byte key at most (not MicroPython)"),
 }
 
 
