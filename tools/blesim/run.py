@@ -38,6 +38,7 @@ import subprocess
 import sys
 import tempfile
 import threading
+import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 MP_DIR = os.path.join(ROOT, "tools", "blesim", "mp")
@@ -186,6 +187,24 @@ def run_here(script, args=()):
 # ---------------------------------------------------------------------------- launcher
 
 
+def _stuck(addr, procs, typist):
+    """Why the run cannot go on (every board waits and nothing can end a wait), or None."""
+    from .broker import control
+
+    try:
+        st = control(addr, {"op": "status"})
+    except OSError:
+        return None
+    if not st or not st.get("stuck") or typist in st.get("stdin", ()):  # its user may still type
+        return None
+    running = [n for n, p in procs.items() if p.poll() is None]
+    if not running or not set(running) <= set(st.get("boards", ())):
+        return None
+    ended = [n for n, p in procs.items() if p.poll() is not None]
+    return ("every board is waiting and nothing can wake them%s: %s stopped"
+            % (" (%s ended)" % ", ".join(ended) if ended else "", ", ".join(running)))
+
+
 def _place(norm):
     """Addresses and positions by order on the command line, not by which process joins the
     broker first: the i-th board without --addr gets the i-th simulator address not given to
@@ -290,18 +309,27 @@ def run_boards(entries, trace=None, prefix=True, out=None, timeout=None, profile
         resets = {n: 0 for n in launch}
         open_streams = len(procs)
         width_name = max(len(n) for n in procs)
+        quiet_since = time.monotonic()
         while open_streams:
             try:
-                name, line = q.get(timeout=timeout)
+                name, line = q.get(timeout=0.3 if timeout is None else min(0.3, timeout))
             except KeyboardInterrupt:
                 out.write("blesim: stopped (Ctrl-C)\n")
                 break
             except queue.Empty:
+                why = None
+                if timeout is not None and time.monotonic() - quiet_since > timeout:
+                    why = "timeout, boards killed"
+                else:
+                    why = _stuck(addr, procs, typist)
+                if why is None:
+                    continue
                 for p in procs.values():
                     if p.poll() is None:
                         p.kill()
-                out.write("blesim: timeout, boards killed\n")
+                out.write("blesim: %s\n" % why)
                 break
+            quiet_since = time.monotonic()
             if line is None:
                 if procs[name].wait() == 99 and resets[name] < max_resets:  # machine.reset(): boot again
                     resets[name] += 1
