@@ -1,6 +1,6 @@
 """Run MicroPython multitests (tests/multi_bluetooth format) on simulated ESP32 boards.
 
-    python tools/multitest.py [-i cpython|mp]... [--mp] [-s] [--trace DIR] test.py [...]
+    python tools/multitest.py [-i cpython|mp]... [--mp] [-s] [--trace DIR] [--pcap DIR] test.py [...]
 
 A test defines `instance0()`, `instance1()`, ...; each instance runs in its own process (one
 simulated board, joined to one air broker per test) on CPython (`python -m tools.blesim.run`)
@@ -125,15 +125,56 @@ def control(addr, msg):
         return None
 
 
-def _stuck(addr, running):
-    """The broker says every board waits with nothing able to end a wait, and each running
-    instance is one of those boards (none still starting or ending)."""
-    st = control(addr, {"op": "status"})
-    return bool(st and st.get("stuck") and {i.name for i in running} <= set(st.get("boards", ())))
-
-
 def _is_mp(interp):
     return interp in ("mp", "micropython")
+
+
+class _SimAir:
+    """The simulator's backend: one air broker per test, boards joined to it. tools/realhost/mtair.py
+    has the same interface for the real host (`--nimble`)."""
+
+    append = APPEND
+
+    def __init__(self, n, tmp, path):
+        self.trace_file = os.path.join(tmp, "trace.jsonl")
+        self.log = open(os.path.join(tmp, "broker.log"), "wb")
+        self.broker, self.addr = spawn_broker(trace=self.trace_file, log=self.log)
+
+    def expect(self, name):
+        control(self.addr, {"op": "expect", "board": name})
+
+    def unexpect(self, name):
+        control(self.addr, {"op": "unexpect", "board": name})
+
+    def command(self, script, name, interp, idx, path):
+        # restart: after machine.reset()/deepsleep() (exit 99) the clock waits for the next process;
+        # address and place by instance number, whichever process joins first
+        opts = {"restart": 1, "addr": auto_addr(idx + 1).hex(), "pos": [float(idx), 0.0]}
+        return board_command(script, name, self.addr, interp, opts, extra_path=path)
+
+    def after_next(self, inst):
+        inst.write("NEXT_OK\n")
+
+    def stuck(self, running):
+        """The broker says every board waits with nothing able to end a wait, and each running
+        instance is one of those boards (none still starting or ending)."""
+        st = control(self.addr, {"op": "status"})
+        return bool(st and st.get("stuck") and {i.name for i in running} <= set(st.get("boards", ())))
+
+    def label(self, interp):
+        return interp
+
+    def close(self):
+        control(self.addr, {"op": "shutdown"})
+        try:
+            self.broker.wait(5)
+        except subprocess.TimeoutExpired:
+            self.broker.terminate()
+            try:
+                self.broker.wait(5)
+            except subprocess.TimeoutExpired:
+                self.broker.kill()
+        self.log.close()
 
 
 class TestResult:
@@ -172,11 +213,8 @@ class _Instance:
         self.finished = False
         self.last = time.monotonic()
 
-    def start(self, script, broker, fs, test_dir):
-        # restart: after machine.reset()/deepsleep() (exit 99) the clock waits for the next process;
-        # address and place by instance number, whichever process joins first
-        opts = {"restart": 1, "addr": auto_addr(self.idx + 1).hex(), "pos": [float(self.idx), 0.0]}
-        argv, env = board_command(script, self.name, broker, self.interp, opts, extra_path=[test_dir])
+    def start(self, script, air, fs, path):
+        argv, env = air.command(script, self.name, self.interp, self.idx, path)
         self.proc = subprocess.Popen(argv, cwd=fs, env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                                      stderr=subprocess.STDOUT)
         self.last = time.monotonic()
@@ -226,17 +264,24 @@ class _Instance:
             self.proc.wait()
 
 
-def run_test(path, interps=("cpython",), trace=None, verbose=False, timeout=INSTANCE_READ_TIMEOUT_S):
+def run_test(path, interps=("cpython",), trace=None, verbose=False, timeout=INSTANCE_READ_TIMEOUT_S, air=None,
+             module_path=()):
     """Runs one multitest; `interps[i]` ("cpython" or "mp") for instance i (the last repeats).
-    `trace`: path of an SVG sequence chart to write."""
+    `trace`: path of an SVG sequence chart to write; `module_path`: more folders on every
+    instance's module path (a library the test imports, e.g. aioble). `air(n, workdir, path)`
+    makes the backend (default: the simulator's broker; tools.realhost.mtair.make(host) runs on
+    the real host)."""
     path = os.path.abspath(path)
     n = count_instances(path)
     with open(path) as f:
         source = f.read()
     tmp = tempfile.mkdtemp(prefix="multitest-")
     trace_file = os.path.join(tmp, "trace.jsonl")
-    log = open(os.path.join(tmp, "broker.log"), "wb")
-    broker, addr = spawn_broker(trace=trace_file, log=log)
+    try:
+        air = (air or _SimAir)(n, tmp, path)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
     instances = [_Instance(i, interps[min(i, len(interps) - 1)]) for i in range(n)]
     output = [[] for _ in range(n)]
     metrics, notes = [], []
@@ -252,13 +297,13 @@ def run_test(path, interps=("cpython",), trace=None, verbose=False, timeout=INST
         entry = str(inst.idx) if entry is None else entry
         script = os.path.join(tmp, "instance%s_%s" % (entry, os.path.basename(path)))
         with open(script, "w") as f:
-            f.write(source + "\n" + APPEND.format(globals=injected, idx=entry))
+            f.write(source + "\n" + air.append.format(globals=injected, idx=entry))
         fs = os.path.join(tmp, "fs-" + inst.name)  # kept across a reboot, as a board's flash
         os.makedirs(fs, exist_ok=True)
-        control(addr, {"op": "expect", "board": inst.name})
+        air.expect(inst.name)
         inst.finished = False
         inst.q = queue.Queue()
-        inst.start(script, addr, fs, os.path.dirname(path))
+        inst.start(script, air, fs, [os.path.dirname(path)] + list(module_path))
 
     def reboot(inst, line):
         # upstream run-multitests.py: the line stays in the output; the board must reboot
@@ -273,7 +318,7 @@ def run_test(path, interps=("cpython",), trace=None, verbose=False, timeout=INST
             return
         notes.append("Reboot: %s did not reboot (%s)" % (inst.name, "exit status %s" % rc if rc is not None
                                                          else "still running after %s s" % timeout))
-        control(addr, {"op": "unexpect", "board": inst.name})
+        air.unexpect(inst.name)
 
     try:
         # Start-up: one after the other, each until NEXT / SKIP / exit.
@@ -297,13 +342,13 @@ def run_test(path, interps=("cpython",), trace=None, verbose=False, timeout=INST
                     break
                 elif line == "NEXT":
                     if inst.idx + 1 < n:
-                        control(addr, {"op": "expect", "board": instances[inst.idx + 1].name})
-                    inst.write("NEXT_OK\n")
+                        air.expect(instances[inst.idx + 1].name)
+                    air.after_next(inst)
                     break
                 else:
                     output[inst.idx].append(line)
             if inst.finished:
-                control(addr, {"op": "unexpect", "board": inst.name})
+                air.unexpect(inst.name)
             if error or skip:
                 break
         # Run: collect output, forward broadcasts, until every instance has ended.
@@ -316,7 +361,7 @@ def run_test(path, interps=("cpython",), trace=None, verbose=False, timeout=INST
                 now = time.monotonic()
                 if now - quiet_since > 0.3 and now - checked > 0.3:
                     checked = now
-                    if _stuck(addr, running):
+                    if getattr(air, "stuck", None) is not None and air.stuck(running):  # not on a real host
                         gone = [i.name for i in instances if i.finished]
                         notes.append("blesim: every instance is waiting and nothing can wake it%s: stopped at "
                                      "once (upstream would print TIMEOUT after %s s)"
@@ -328,7 +373,7 @@ def run_test(path, interps=("cpython",), trace=None, verbose=False, timeout=INST
                 for inst in running:
                     line = inst.readline(0.01)
                     if line is None:
-                        control(addr, {"op": "unexpect", "board": inst.name})
+                        air.unexpect(inst.name)
                         continue
                     if line == "":
                         if time.monotonic() - inst.last > timeout:
@@ -357,16 +402,7 @@ def run_test(path, interps=("cpython",), trace=None, verbose=False, timeout=INST
     finally:
         for inst in instances:
             inst.stop()
-        control(addr, {"op": "shutdown"})
-        try:
-            broker.wait(5)
-        except subprocess.TimeoutExpired:
-            broker.terminate()
-            try:
-                broker.wait(5)
-            except subprocess.TimeoutExpired:
-                broker.kill()
-        log.close()
+        air.close()
     out = ""
     for i, lines in enumerate(output):
         out += "--- instance%d ---\n" % i
@@ -396,7 +432,7 @@ def run_test(path, interps=("cpython",), trace=None, verbose=False, timeout=INST
     if expected is None and not skip and any(_is_mp(i) for i in interps[:n]):
         # as upstream without a .exp: the truth is the same test with every instance on
         # CPython (here: on the simulator's boards), so MicroPython is checked against it
-        truth = run_test(path, ("cpython",), timeout=timeout)
+        truth = run_test(path, ("cpython",), timeout=timeout, module_path=module_path)
         if truth.status != "skip" and "TIMEOUT" not in truth.output:
             expected = truth.output
             truth_from = "cpython"
@@ -420,9 +456,27 @@ def main(argv=None):
     ap.add_argument("-v", "--verbose", action="store_true", help="echo instance output as it comes")
     ap.add_argument("--trace", metavar="DIR", help="write each test's sequence chart as DIR/<test>.svg (and the "
                     "raw trace as .jsonl; `python -m tools.blesim.render DIR/<test>.jsonl` prints it)")
+    ap.add_argument("--pcap", metavar="DIR", help="write each test's air as DIR/<test>.pcap (open it in Wireshark)")
+    ap.add_argument("--nimble", nargs="?", const="esp", choices=["esp", "mynewt"], metavar="HOST",
+                    help="run every instance on the real NimBLE host (MicroPython unix + NimBLE on virtual "
+                    "controllers; docs/real-host.md): esp (default: esp-nimble, ESP32's config) or mynewt")
+    ap.add_argument("--host", choices=["esp", "mynewt"], help="same as --nimble=HOST")
+    ap.add_argument("--btsnoop", metavar="DIR", help="with --nimble: each board's HCI traffic as "
+                    "DIR/<test>/instanceN.btsnoop")
     ap.add_argument("files", nargs="+")
     a = ap.parse_args(argv)
     interps = a.instance or (["mp"] if a.mp else ["cpython"])
+    air = None
+    if a.nimble or a.host:
+        from tools.realhost import boards, mtair
+
+        try:
+            boards.interpreter(a.host or a.nimble)
+        except boards.Unavailable as e:
+            print("multitest: %s" % e)
+            return 2
+        air = mtair.make(a.host or a.nimble, a.btsnoop)
+        interps = ["nimble-" + (a.host or a.nimble)]
     failed, passed, skipped = [], [], []
     for path in a.files:
         n = count_instances(path)
@@ -432,8 +486,13 @@ def main(argv=None):
         if a.trace:
             os.makedirs(a.trace, exist_ok=True)
             svg = os.path.join(a.trace, os.path.splitext(os.path.basename(path))[0] + ".svg")
-        r = run_test(path, interps, trace=svg, verbose=a.verbose)
+        r = run_test(path, interps, trace=svg, verbose=a.verbose, air=air)
         print(r.status)
+        if a.pcap and r.trace is not None:
+            from tools.blesim import capture
+
+            os.makedirs(a.pcap, exist_ok=True)
+            capture.write(r.trace, os.path.join(a.pcap, os.path.splitext(os.path.basename(path))[0] + ".pcap"))
         if a.show_output or r.status == "fail":
             print("### TEST ###")
             print(r.output, end="")

@@ -7,7 +7,8 @@ them) on the real MicroPython interpreter (`.venv/bin/micropython`), with a `blu
 module that forwards every call to the air broker (`tools/blesim/broker.py`) where the
 board's firmware model lives. Without `--broker`, a broker is started for these scripts and
 stopped when they have all ended. `python -m tools.blesim.run --help` lists the options:
---mp, --trace [FILE.svg], --width N, --broker HOST:PORT, and per board (before its script)
+--mp, --trace [FILE.svg], --width N, --pcap FILE, --broker HOST:PORT, --nimble [esp|mynewt],
+--btsnoop DIR, and per board (before its script)
 --board NAME, --fs DIR, --addr HEX, --profile NAME, --phone. Words after a script are its
 arguments; boards without --addr get addresses in command-line order.
 
@@ -152,9 +153,10 @@ def _install_cpython_board():
     for fn in (ticks_us, ticks_ms, ticks_diff, ticks_add, sleep_us, sleep_ms, sleep):
         setattr(time, fn.__name__, fn)
     time.ticks_cpu = ticks_us
-    from . import cpy_asyncio
+    from . import cpy_asyncio, cpy_json
 
     cpy_asyncio.install(_blesim)
+    cpy_json.install()
     return _blesim
 
 
@@ -398,7 +400,7 @@ examples:
 """
 
 _BOARD_VALUE = {"--board": "name", "--fs": "fs", "--addr": "addr", "--profile": "profile"}
-_GLOBAL_VALUE = {"--broker": "broker", "--width": "width"}
+_GLOBAL_VALUE = {"--broker": "broker", "--width": "width", "--pcap": "pcap", "--btsnoop": "btsnoop"}
 
 
 def _parser():
@@ -414,6 +416,11 @@ def _parser():
                    help="after the run, print the sequence chart and write it as SVG (default blesim-trace.svg) "
                         "and FILE.svg.jsonl")
     g.add_argument("--width", metavar="N", type=int, help="width of the printed chart")
+    g.add_argument("--pcap", metavar="FILE", help="after the run, write the air as a pcap sniffer capture "
+                                                   "(open it in Wireshark)")
+    g.add_argument("--nimble", metavar="HOST", nargs="?", choices=["esp", "mynewt"],
+                   help="run the scripts on the real NimBLE host instead (docs/real-host.md): esp (default) or mynewt")
+    g.add_argument("--btsnoop", metavar="DIR", help="with --nimble: each board's HCI traffic as DIR/<board>.btsnoop")
     g.add_argument("--broker", metavar="HOST:PORT",
                    help="join a running broker (python -m tools.blesim.broker) instead: one script, in this process")
     b = ap.add_argument_group("board options (for the script that follows)")
@@ -434,7 +441,7 @@ def parse_command_line(argv):
     ap = _parser()
     from .firmware.profile import PROFILES
 
-    glob = {"mp": False, "trace": None, "width": None, "broker": None}
+    glob = {"mp": False, "trace": None, "width": None, "broker": None, "pcap": None, "btsnoop": None, "nimble": None}
     entries = []
     pending = {}  # board options for the next script
     pending_words = []
@@ -486,6 +493,14 @@ def parse_command_line(argv):
         if w == "--mp":
             glob["mp"] = True
             continue
+        if name == "--nimble":  # optional value: the host to build with
+            if not eq and i < len(argv) and argv[i] in ("esp", "mynewt"):
+                val = argv[i]
+                i += 1
+            if val and val not in ("esp", "mynewt"):
+                ap.error("--nimble %s: the real host is esp or mynewt" % val)
+            glob["nimble"] = val or "esp"
+            continue
         if w == "--phone":
             pending.update(profile="phone", stdin=True)
             pending_words.append(w)
@@ -508,6 +523,9 @@ def parse_command_line(argv):
         ap.error("%s: board options go before the script they are for, and none follows" % " ".join(pending_words))
     if not entries:
         ap.error("no script given")
+    if glob["nimble"] and (glob["broker"] or glob["mp"] or any(e[3] for e in entries)):
+        ap.error("--nimble runs scripts (with --board/--fs/--addr, --trace, --btsnoop), not %s"
+                 % ("--broker" if glob["broker"] else "--mp" if glob["mp"] else "script arguments"))
     if glob["broker"] and len(entries) > 1:
         ap.error("--broker runs one script (this process is that board); start one per board")
     out = []
@@ -531,8 +549,25 @@ def _split_prefixes(word):
             interp = "mp" if prefix == "mp" else "cpython"
 
 
+def _run_nimble(glob, entries):
+    """--nimble: the same scripts on the real host (tools/realhost/runner.py)."""
+    from tools.realhost import boards, runner
+
+    one = len(entries) == 1
+    real = [(s, {"name": o.get("name"), "fs": o.get("fs"), "addr": o.get("addr")}) for s, o, _, _ in entries]
+    try:
+        res = runner.run_boards(real, host=glob["nimble"], prefix=not one, btsnoop=glob["btsnoop"],
+                                trace=glob["trace"], width=glob["width"])
+    except boards.Unavailable as e:
+        print("blesim.run --nimble: %s" % e)
+        return 2
+    return max([r.rc if isinstance(r.rc, int) and r.rc >= 0 else 1 for r in res] or [0])
+
+
 def main(argv=None):
     glob, entries = parse_command_line(sys.argv[1:] if argv is None else list(argv))
+    if glob["nimble"]:
+        return _run_nimble(glob, entries)
     if glob["broker"]:
         import json
 
@@ -555,6 +590,10 @@ def main(argv=None):
             opts = dict(opts, args=args)
         runs.append((script, opts, interp))
     res = run_boards(runs, trace=glob["trace"], prefix=len(runs) > 1, width=glob["width"])
+    if glob["pcap"] and res.trace is not None:
+        from . import capture
+
+        print("capture: %s (%d packets)" % (glob["pcap"], capture.write(res.trace, glob["pcap"])))
     return max([r.rc if isinstance(r.rc, int) and r.rc >= 0 else 1 for r in res] or [0])
 
 
