@@ -161,6 +161,11 @@ class Session:
         p.stdin.write((text + "\n").encode())
         p.stdin.flush()
 
+    def announce(self, name):
+        """Holds the clock until board `name` joins: a step's second board starts once the lock
+        is READY, and however long the host takes to get there, no air time passes meanwhile."""
+        control(self.addr, {"op": "expect", "board": name})
+
     def power_cut(self, name):
         """Kills the board's process (RAM lost; its flash directory stays)."""
         control(self.addr, {"op": "expect", "board": name})  # freeze the clock until it is back
@@ -348,6 +353,7 @@ class Demo:
         s = self.session(title)
         row = {"flow": "1 Just Works (ESP32 fob)"}
         try:
+            s.announce("fob")
             self.start_lock(s, self.board_fs("s1-lock"))
             s.expect("lock", r"^READY")
             s.start("fob", os.path.join(FIRMWARE, "central.py"), self.board_fs("s1-fob"), self.lock_interp,
@@ -382,6 +388,7 @@ class Demo:
         s = self.session(title)
         row = {"flow": "%d %s" % (n, "wrong passkey (phone)" if wrong else "Passkey Entry (phone)")}
         try:
+            s.announce("phone")
             self.start_lock(s, self.board_fs("s%d-lock" % n))
             s.expect("lock", r"^READY")
             s.start("phone", PHONE, self.board_fs("s%d-phone" % n), addr=PHONE_ADDR, profile="phone", stdin=True)
@@ -442,6 +449,7 @@ class Demo:
         lock_fs = self.board_fs("s3-lock")
         row = {"flow": "3 reconnect after power cycle"}
         try:
+            s.announce("fob")
             self.start_lock(s, lock_fs)
             s.expect("lock", r"^READY")
             s.start("fob", os.path.join(FIRMWARE, "central.py"), self.board_fs("s3-fob"), self.lock_interp,

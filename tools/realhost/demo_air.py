@@ -100,6 +100,9 @@ def make_session_class(base):
             self.out.write("   %-5s| <<< the user types %s\n" % (name, text))
             self.radios.call(self.phones[name].type, text + "\n")
 
+        def announce(self, name):
+            pass  # real time: there is no clock to hold
+
         def power_cut(self, name):
             p = self.procs.pop(name)
             p.kill()
