@@ -116,9 +116,9 @@ class DictStore:
         return []
 
 
-def make(**kw):
+def make(ble_cls=None, **kw):
     _CLOCK[0] = 1000
-    ble = FakeBLE()
+    ble = (ble_cls or FakeBLE)()
     store = DictStore()
     events = []
     kw.setdefault("timer", None)
@@ -619,7 +619,10 @@ def test_gatt_authorization():
     connect(ble)
     assert ble.ev(C.IRQ_GATTS_READ_REQUEST, 0, 20) == C.ATT_INSUFFICIENT_AUTHENTICATION
     assert ble.ev(C.IRQ_GATTS_READ_REQUEST, 0, 21) == 0
-    assert ble.ev(C.IRQ_GATTS_READ_REQUEST, 65535, 20) == 0  # notify without data
+    # notify without data / gatts_write(send_update=True): the firmware reads with conn 65535,
+    # and a link below the level is connected: refused (issue 17 item 5)
+    assert ble.ev(C.IRQ_GATTS_READ_REQUEST, 65535, 20) == C.ATT_INSUFFICIENT_AUTHENTICATION
+    assert ble.ev(C.IRQ_GATTS_READ_REQUEST, 65535, 21) == 0  # not protected
     incoming(ble)
     ble.ev(C.IRQ_SET_SECRET, 2, memoryview(KEY), memoryview(blob()))
     ble.ev(C.IRQ_ENCRYPTION_UPDATE, 0, 1, 0, 1, 16)
@@ -950,3 +953,88 @@ def test_bond_rewrite_outside_pairing_is_no_pairing():
     b[84] = 5  # (the sign counter of the 88-byte layout)
     assert ble.ev(C.IRQ_SET_SECRET, 1, memoryview(KEY), memoryview(bytes(b)))
     assert names(ev) == ["AUTH_CMPL"] and not sm.state(0).busy and ("disconnect", 0) not in ble.calls
+
+
+class _NotifyBLE(FakeBLE):
+    # gatts_notify/indicate without data: the firmware reads the value with conn 65535 through the
+    # handler (ble_gattc_notify_custom -> ble_att_svr_read_handle(BLE_HS_CONN_HANDLE_NONE, ...));
+    # a non-zero answer means nothing is sent (BLE_HS_EAPP -> OSError)
+    def _send(self, op, conn, h, data):
+        if data is None:
+            if self.handler(C.IRQ_GATTS_READ_REQUEST, (65535, h)):
+                raise OSError(5)
+            data = b"db"
+        self.calls.append((op, conn, h, bytes(data)))
+
+    def gatts_notify(self, conn, h, data=None):
+        self._send("notify", conn, h, data)
+
+    def gatts_indicate(self, conn, h, data=None):
+        self._send("indicate", conn, h, data)
+
+
+def _pair_conn(ble, h, addr):
+    key = _key(0, addr)
+    ble.ev(C.IRQ_CENTRAL_CONNECT, h, 0, memoryview(addr))
+    ble.ev(C.IRQ_GET_SECRET, 2, 0, None)
+    ble.ev(C.IRQ_GET_SECRET, 1, 0, ZERO7)
+    ble.ev(C.IRQ_GET_SECRET, 2, 0, memoryview(key))
+    ble.ev(C.IRQ_SET_SECRET, 2, memoryview(key), memoryview(blob(a=addr)))
+    ble.ev(C.IRQ_ENCRYPTION_UPDATE, h, 1, 0, 1, 16)
+
+
+def test_notification_reads_of_protected_values_need_every_link_to_qualify():
+    # Issue 17 item 5: NimBLE reads a value to notify/indicate it with conn 65535 and does not say
+    # to whom; anyone may subscribe (CCCD writes need no encryption). A protected value is read for
+    # that only while every connection qualifies; notify() sends to one qualifying connection.
+    sm, ble, store, ev = make(_NotifyBLE)
+    sm.protect(20, level=2)
+    assert ble.ev(C.IRQ_GATTS_READ_REQUEST, 65535, 20) == 0  # nobody connected: nobody to leak to
+    _pair_conn(ble, 0, PEER)
+    assert sm.state(0).level == 2
+    assert ble.ev(C.IRQ_GATTS_READ_REQUEST, 65535, 20) == 0  # the only link qualifies
+    other = b"\x66\x55\x44\x33\x22\x11"
+    ble.ev(C.IRQ_CENTRAL_CONNECT, 1, 0, memoryview(other))  # an unpaired subscriber
+    assert ble.ev(C.IRQ_GATTS_READ_REQUEST, 65535, 20) == C.ATT_INSUFFICIENT_AUTHENTICATION
+    # the per-connection path: the friend gets it, the stranger does not (with or without data)
+    assert sm.notify(0, 20) and ("notify", 0, 20, b"db") in ble.calls
+    assert sm.notify(0, 20, b"v", True)
+    assert ("indicate", 0, 20, b"v") in ble.calls
+    n = len(ble.calls)
+    assert not sm.notify(1, 20) and not sm.notify(1, 20, b"secret") and not sm.notify(1, 20, None, True)
+    assert len(ble.calls) == n  # nothing sent to conn 1
+    assert sm.notify(1, 21, b"public")  # not protected: sent
+    # a raw gatts_notify without data to the stranger is refused by the read (the firmware sends nothing)
+    try:
+        ble.gatts_notify(1, 20)
+        raise AssertionError("protected value notified to an unencrypted link")
+    except OSError:
+        pass
+    ble.ev(C.IRQ_CENTRAL_DISCONNECT, 1, 0, memoryview(other))
+    assert ble.ev(C.IRQ_GATTS_READ_REQUEST, 65535, 20) == 0
+
+
+def test_protect_validates_its_arguments():
+    sm, ble, store, ev = make()
+
+    class Chr:  # what aioble's server Characteristic/Descriptor has once registered
+        _value_handle = 42
+
+    sm.protect(Chr(), level=3)
+    assert sm._authz[42][0] == 3
+    sm.protect(7)
+    sm.protect(8, level=4, min_key_size=16, authorize=lambda c, h, w: True)
+    assert 7 in sm._authz and 8 in sm._authz
+    unregistered = Chr()
+    unregistered._value_handle = None
+    bad = (("x",), (None,), (unregistered,), (0,), (65535,), (True,), (1.5,), (object(),),
+           (9, 0), (9, 5), (9, -1), (9, "2"), (9, None), (9, True), (9, 2, 6), (9, 2, 17), (9, 2, "16"),
+           (9, 2, 0, "yes"), (9, 2, 0, 1))
+    for args in bad:
+        try:
+            sm.protect(*args)
+        except (TypeError, ValueError) as e:
+            assert "protect" in str(e), (args, e)
+        else:
+            raise AssertionError("protect%r accepted" % (args,))
+    assert sorted(sm._authz) == [7, 8, 42]  # nothing protected by a refused call

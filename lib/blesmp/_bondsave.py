@@ -204,6 +204,10 @@ def remove(self, k):
         return False
     self._b = [x for x in self._b if x is not e]
     save(self)
+    if not self.readonly:  # its keys also leave the quarantine and the imported JSON
+        from blesmp import _bondfiles
+
+        _bondfiles.scrub(self, e)
     _emit(self, "removed", e)
     return True
 
@@ -213,6 +217,10 @@ def clear(self):
     self._pend = {}
     self._irk = None
     save(self)
+    if not self.readonly:
+        from blesmp import _bondfiles
+
+        _bondfiles.forget(self)
     _emit(self, "cleared", None)
 
 
@@ -278,7 +286,7 @@ def image(self):
         p[1] = lc & 0x7F
         _rec(out, 66, p)
         n += 1
-    _rec(out, 69, struct.pack("<H", n))
+    _rec(out, 69, struct.pack("<HB", n, VERSION))  # the version again, under a CRC (a header bit flip)
     return out
 
 

@@ -897,3 +897,14 @@ def has_bond(sm, c):
         return sm.store.find(c.addr_type, c.addr) is not None
     except Exception:  # noqa: BLE001
         return False
+
+
+def check_all(sm, rule, attr_handle):
+    # The firmware reads a protected value with conn 65535 to notify or indicate it (ble_gattc_notify_custom
+    # / ble_gattc_indicate_custom with no data, also for every subscriber of gatts_write(send_update=True)),
+    # and Python is not told to whom (nor who subscribed: NimBLE keeps the CCCDs): every link must qualify.
+    for c in sm._links.values():
+        r = check(sm, c, rule, c.handle, attr_handle, False)
+        if r:
+            return r
+    return 0

@@ -46,6 +46,7 @@ BLE_HS_EDISABLED = 30
 BLE_HS_EAPP = 9
 BLE_HS_ENOTCONN = 7
 GATT_STATUS_ATT_BASE = 0x100
+TX_BUFFERS = 24  # ESP-IDF's default msys pool (CONFIG_BT_NIMBLE_MSYS_1_BLOCK_COUNT): outgoing PDUs in flight
 
 # NimBLE's fixed default IRK (ble_hs_pvcy.c), used until load_irk applies one
 DEFAULT_IRK = bytes([0xEF, 0x8D, 0xE2, 0x16, 0x4F, 0xEC, 0x43, 0x0D, 0xBF, 0x5B, 0xDD, 0x34, 0xC0, 0x53, 0x1E,
@@ -620,7 +621,10 @@ class BLE:
             raise self._err("EINVAL")
         from ..air import AdvParams
 
-        p = AdvParams(interval_us / 1e6, self._adv_data, self._resp_data, bool(connectable), self._current_addr())
+        # modbluetooth_nimble.c advertises with disc_mode = BLE_GAP_DISC_MODE_GEN in both modes,
+        # so non-connectable advertising is scannable (ADV_SCAN_IND), never ADV_NONCONN_IND
+        p = AdvParams(interval_us / 1e6, self._adv_data, self._resp_data, bool(connectable), self._current_addr(),
+                      scannable=True)
         self._air.set_advertising(self._board, p)
         self._advertising = True
         return None
@@ -1215,8 +1219,17 @@ class BLE:
             value = self._db.read_value(a)
         else:
             value = _buf(data)
+        self._tx_buffer()
         self._send_notify(c, vh, value, op)
         return None
+
+    def _tx_buffer(self):
+        # NimBLE takes an mbuf from its msys pool for each outgoing PDU and frees it once the
+        # controller has sent it; with the pool empty, ble_hs_mbuf_from_flat fails: BLE_HS_ENOMEM
+        # -> OSError(ENOMEM). So a loop of writes without response or notifications outruns the
+        # link only as far as the pool goes, then gets ENOMEM until PDUs have left.
+        if self._air.tx_pending(self._board) >= TX_BUFFERS:
+            raise self._err("ENOMEM")
 
     def _send_notify(self, c, vh, value, op):
         value = value[: c.mtu - 3]
@@ -1436,6 +1449,7 @@ class BLE:
                 if not self._active:
                     raise self._err("ENODEV")
                 c = self._conn(h)
+                self._tx_buffer()
                 self._att_send(c, bytes([G.WRITE_CMD]) + struct.pack("<H", _int(v)) + b[: c.mtu - 3])
                 return None
             return self._client_start(h, Write(_int(v), b))
