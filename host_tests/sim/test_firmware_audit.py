@@ -2,6 +2,7 @@
 it pins (esp-nimble 32b2124f for the `esp32` profile, MicroPython's mynewt-nimble for `nimble`).
 Shutdown (item 1) is in test_gap.py (test_active_false_*)."""
 
+import pytest
 from simhelpers import _IRQ_ENCRYPTION_UPDATE, _IRQ_SET_SECRET, Recorder, Store, connect
 
 from tools.blesim import World
@@ -109,3 +110,74 @@ def test_a_rejected_pairing_request_raises_no_update_after_the_bond_count():
     c.ble.gap_pair(hc)
     assert w.run_until(lambda: rp.last(_IRQ_ENCRYPTION_UPDATE) and rc.last(_IRQ_ENCRYPTION_UPDATE), 5)
     assert rp.last(_IRQ_ENCRYPTION_UPDATE) == (hp, 1, 0, 1, 16)
+
+
+# ---------------------------------------------------------------- item 4: authenticated at ENC_START
+
+@pytest.mark.parametrize("profile", ["esp32", "nimble"])
+def test_a_key_exchange_failure_after_a_passkey_pairing_reports_authenticated(profile):
+    """ble_sm_enc_event_rx (ble_sm.c, esp-nimble and mynewt-nimble alike), state ENC_START:
+    ble_sm_update_sec_state sets encrypted, key_size and, for an authenticated method,
+    authenticated before key distribution; a Pairing Failed during the key exchange
+    (ble_sm_fail_rx) then reports (h, 1, 1, 0, 16), nothing stored."""
+    w = World(profile=profile)
+    p, c = w.board("p"), w.board("c", profile="phone")
+    rp = Recorder(p.ble, Store(), passkey=lambda h, a, n: 123456)
+    rc = Recorder(c.ble, Store(), passkey=lambda h, a, n: 123456)
+    p.ble.config(io=0, mitm=True, bond=True)  # the board displays, the phone types
+    c.ble.config(io=4, mitm=True)
+    for b, r in ((p, rp), (c, rc)):
+        b.ble.irq(r)
+        b.ble.active(True)
+        r.clear()
+    hp, hc = connect(w, p, c)
+    c.ble.gap_pair(hc)
+    # the peripheral distributes its keys first, once the link is encrypted
+    assert w.run_until(lambda: w.trace.select("pdu", "p", "IDENTITY_INFORMATION"), 10)
+    w.air.send(link_of(w), c, 6, bytes([SC.PAIRING_FAILED, SC.UNSPECIFIED_REASON]))
+    assert w.run_until(lambda: rp.last(_IRQ_ENCRYPTION_UPDATE), 5)
+    assert rp.of(_IRQ_ENCRYPTION_UPDATE) == [(_IRQ_ENCRYPTION_UPDATE, (hp, 1, 1, 0, 16))]
+    assert [r.args["cause"] for r in w.trace.select("host", "p", "pairing_failed")] == ["received"]
+    assert rp.of(_IRQ_SET_SECRET) == []
+
+
+# ---------------------------------------------------------------- item 5: keys without bonding
+
+def _key_pdus(w, board):
+    return [r.name for r in w.trace.select("pdu", board) if r.args.get("layer") == "smp"
+            and r.name in ("ENCRYPTION_INFORMATION", "CENTRAL_IDENTIFICATION", "IDENTITY_INFORMATION",
+                           "IDENTITY_ADDRESS_INFORMATION", "SIGNING_INFORMATION")]
+
+
+@pytest.mark.parametrize("profile", ["esp32", "nimble"])
+@pytest.mark.parametrize("sc", [True, False], ids=["lesc", "legacy"])
+def test_keys_are_distributed_without_bonding_and_dropped(profile, sc):
+    """ble_sm_pair_req_fill / ble_sm_pair_rsp_fill (ble_sm.c) put sm_our/their_key_dist (ENC|ID|SIGN,
+    set by modbluetooth_nimble.c) in the Pairing Request/Response whatever sm_bonding says;
+    ble_sm_key_exch_exec sends them (LE SC: no ENC). Without both bonding flags
+    BLE_SM_PROC_F_BONDING stays clear: ble_sm_persist_keys does not run, so nothing is stored,
+    the peer's identity address does not replace the connection address and its IRK does
+    not reach the resolving list."""
+    w, p, c, rp, rc = setup(profile=profile, configs=({"bond": True, "le_secure": sc},
+                                                      {"bond": False, "le_secure": sc}))
+    c.ble.config(addr_mode=2)  # the central connects with a resolvable private address
+    hp, hc = connect(w, p, c)
+    rpa = rp.last(1)[1:]
+    assert rpa[0] == 1 and rpa[1][0] & 0xC0 == 0x40
+    c.ble.gap_pair(hc)
+    assert w.run_until(lambda: rp.last(_IRQ_ENCRYPTION_UPDATE) and rc.last(_IRQ_ENCRYPTION_UPDATE), 5)
+    req = w.trace.select("pdu", "c", "PAIRING_REQUEST")[0].args["hex"]
+    assert req[6:8] == ("08" if sc else "00") and req[-4:] == "0707"  # no bonding flag, all keys asked
+    keys = (["ENCRYPTION_INFORMATION", "CENTRAL_IDENTIFICATION"] if not sc else []) + [
+        "IDENTITY_INFORMATION", "IDENTITY_ADDRESS_INFORMATION", "SIGNING_INFORMATION"]
+    assert _key_pdus(w, "p") == keys and _key_pdus(w, "c") == keys
+    assert rp.last(_IRQ_ENCRYPTION_UPDATE) == (hp, 1, 0, 0, 16)
+    assert rc.last(_IRQ_ENCRYPTION_UPDATE) == (hc, 1, 0, 0, 16)
+    assert rp.of(_IRQ_SET_SECRET) == [] and rc.of(_IRQ_SET_SECRET) == []
+    assert p.ble.connections()[hp]["peer_id"] == rpa  # not the identity the central sent
+    # a new private address of the same central is not resolved either
+    c.ble.gap_disconnect(hc)
+    assert w.run_until(lambda: rp.last(2), 2)
+    c.ble.config(addr_mode=2)
+    connect(w, p, c)
+    assert rp.last(1)[1] == 1 and rp.last(1)[2] != rpa[1] and rp.last(1)[2] != c.public_addr
