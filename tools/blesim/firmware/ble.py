@@ -839,11 +839,14 @@ class BLE:
         if action not in (PASSKEY_INPUT, PASSKEY_DISPLAY, PASSKEY_NUMCMP):
             raise self._err("EINVAL")
         c = self._conns.get(conn_handle)
-        if (c is not None and c.numcmp_rejected and action == PASSKEY_NUMCMP and not c.io_injected
-                and c.smp is not None and not c.smp.busy):
+        if c is not None and c.numcmp_rejected and c.smp is not None and not c.smp.busy:
             # esp-nimble ble_sm_inject_io: a "no" to a comparison sends Pairing Failed but leaves
             # the procedure (no app_status) until the SM timer: the next answer is taken (0)
-            # and sets IO_INJECTED; the peer has already given up
+            # and a "yes" sets IO_INJECTED; the peer has already given up
+            if c.io_injected:
+                raise self._err("EALREADY")
+            if action != PASSKEY_NUMCMP:
+                raise self._err("EINVAL")
             c.io_injected = passkey != 0
             if passkey == 0:
                 self._air.send(c.link, self._board, SMP_CID, bytes([0x05, 0x0C]), name="PAIRING_FAILED",
