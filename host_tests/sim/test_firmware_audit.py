@@ -378,3 +378,25 @@ def test_a_legacy_ltk_request_with_other_ediv_rand(profile):
     else:
         assert len(w.trace.select("pdu", "c", "PAIRING_REQUEST")) == 1
         assert rp.last(_IRQ_ENCRYPTION_UPDATE) == (hp, 1, 0, 1, 16)
+
+
+@pytest.mark.parametrize("who", ["central", "peripheral"])
+def test_a_reserved_io_capability_is_sent_raw(who):
+    """ble_sm_pair_base_fill copies ble_hs_cfg.sm_io_cap into the Pairing Request/Response
+    unchecked (MicroPython's config(io=5) stores it as is): the peer, following the
+    specification, answers Pairing Failed 0x0A (Invalid Parameters). (A NimBLE peer does not
+    check the field in ble_sm_pair_req_rx/rsp_rx and indexes its IO tables with it: undefined;
+    the model answers as the specification.)"""
+    cfgs = ({"io": 5}, {}) if who == "peripheral" else ({}, {"io": 5})
+    w, p, c, rp, rc = setup(configs=cfgs)
+    hp, hc = connect(w, p, c)
+    c.ble.gap_pair(hc)
+    assert w.run_until(lambda: rp.last(_IRQ_ENCRYPTION_UPDATE) or rc.last(_IRQ_ENCRYPTION_UPDATE), 5)
+    w.run(1.0)
+    sender, op = ("c", "PAIRING_REQUEST") if who == "central" else ("p", "PAIRING_RESPONSE")
+    assert w.trace.select("pdu", sender, op)[0].args["hex"][2:4] == "05"
+    fails = w.trace.select("host", name="pairing_failed")
+    assert {(r.board, r.args["reason"], r.args["cause"]) for r in fails} == {
+        ("p" if who == "central" else "c", SC.INVALID_PARAMETERS, "sent"),
+        (sender, SC.INVALID_PARAMETERS, "received")}
+    assert rp.of(_IRQ_SET_SECRET) == [] and rc.of(_IRQ_SET_SECRET) == []

@@ -953,7 +953,12 @@ class BLE:
 
         if True:
             if isinstance(o, Send):
-                self._air.send(c.link, self._board, SMP_CID, o.pdu, name=P.name(o.pdu), text=P.describe(o.pdu))
+                pdu = o.pdu
+                if pdu[:1] in (b"\x01", b"\x02") and self._io > 4:
+                    # ble_sm_pair_base_fill copies ble_hs_cfg.sm_io_cap unchecked: a reserved
+                    # value goes out raw (a peer following the specification answers 0x0A)
+                    pdu = pdu[:1] + bytes([self._io]) + pdu[2:]
+                self._air.send(c.link, self._board, SMP_CID, pdu, name=P.name(pdu), text=P.describe(pdu))
             elif isinstance(o, StartEncryption):
                 self._air.start_encryption(c.link, o.ltk, o.ediv, o.rand, o.key_size)
             elif isinstance(o, LtkReply):
@@ -1503,8 +1508,7 @@ class BLE:
 
 
 def _io_cap(io):
-    # reserved values (>= 5): NimBLE sends them raw (not modelled, see docs/firmware-model.md);
-    # the engine takes only 0..4, NoInputNoOutput stands in
+    # reserved values (>= 5) go out raw (see _smp_output); the engine takes only 0..4
     return io if io <= 4 else 3
 
 
