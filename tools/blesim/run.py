@@ -19,6 +19,7 @@ stopped when they have all ended. Options:
     --trace [FILE]   after the run, print the sequence chart and write it as SVG to FILE
                      (default blesim-trace.svg); the raw trace goes to FILE.jsonl
     --width N        terminal chart width
+    --pcap FILE      after the run, write the air as a pcap sniffer capture (open it in Wireshark)
 
 Prefixes of a script (combinable, e.g. phone:mp:x.py): `mp:` runs it on MicroPython, `py:` on
 CPython, `phone:` gives its board the "phone" profile (not an ESP32: a central whose stack asks
@@ -131,6 +132,7 @@ def _install_cpython_board():
         sys.modules.pop(m, None)
     import _blesim
 
+    sys.print_exception = _blesim.print_exception  # the firmware's sys has it (lib logs with it)
     _blesim.connect()
     mask = (1 << 30) - 1
     half = 1 << 29
@@ -195,6 +197,24 @@ def run_here(script, args=()):
 # ---------------------------------------------------------------------------- launcher
 
 
+def _place(norm):
+    """Addresses and positions by order on the command line, not by which process joins the
+    broker first: the i-th board without --addr gets the i-th simulator address not given to
+    another board; it stands i metres along the x axis unless given a position."""
+    from .world import auto_addr
+
+    given = {bytes.fromhex(o["addr"].replace(":", "")) for _, _, o, _ in norm if o.get("addr")}
+    k = 1
+    for i, (_, _, opts, _) in enumerate(norm):
+        if not opts.get("addr"):
+            while auto_addr(k) in given:
+                k += 1
+            opts["addr"] = auto_addr(k).hex()
+            k += 1
+        if opts.get("pos") is None:
+            opts["pos"] = [float(i), 0.0]
+
+
 class BoardResult:
     def __init__(self, name, rc, lines):
         self.name = name
@@ -250,6 +270,7 @@ def run_boards(entries, trace=None, prefix=True, out=None, timeout=None, profile
         if any(n == name for n, _, _, _ in norm):
             name = "%s%d" % (name, i)
         norm.append((name, script, opts, interp or "cpython"))
+    _place(norm)
     trace_file = os.path.join(tmp, "trace.jsonl")
     log = open(os.path.join(tmp, "broker.log"), "wb")
     broker, addr = spawn_broker(expect=[n for n, _, _, _ in norm], trace=trace_file, profile=profile,
@@ -343,6 +364,26 @@ def run_boards(entries, trace=None, prefix=True, out=None, timeout=None, profile
     return results
 
 
+def _run_nimble(a, rest):
+    """--nimble: the same scripts on the real host (tools/realhost/runner.py)."""
+    from tools.realhost import boards, runner
+
+    if rest or a.broker or a.mp:
+        print("blesim.run --nimble: unexpected %s (give scripts, --board/--fs/--addr for one script, --trace, "
+              "--btsnoop)" % " ".join(rest or ["--broker" if a.broker else "--mp"]))
+        return 2
+    one = len(a.scripts) == 1
+    entries = [(s, {"name": a.board if one else None, "fs": a.fs if one else None,
+                    "addr": a.addr if one else None}) for s in a.scripts]
+    try:
+        res = runner.run_boards(entries, host=a.nimble, prefix=not one, btsnoop=a.btsnoop, trace=a.trace,
+                                width=a.width)
+    except boards.Unavailable as e:
+        print("blesim.run --nimble: %s" % e)
+        return 2
+    return max([r.rc if isinstance(r.rc, int) and r.rc >= 0 else 1 for r in res] or [0])
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(prog="python -m tools.blesim.run",
                                  description="Run MicroPython board scripts on simulated ESP32 boards.")
@@ -353,8 +394,15 @@ def main(argv=None):
     ap.add_argument("--addr")
     ap.add_argument("--trace", nargs="?", const="blesim-trace.svg")
     ap.add_argument("--width", type=int)
+    ap.add_argument("--pcap", metavar="FILE")
+    ap.add_argument("--nimble", nargs="?", const="esp", choices=["esp", "mynewt"], metavar="HOST",
+                    help="run the scripts on the real NimBLE host instead (docs/real-host.md): esp (default) "
+                    "or mynewt")
+    ap.add_argument("--btsnoop", metavar="DIR", help="with --nimble: each board's HCI traffic as DIR/<board>.btsnoop")
     ap.add_argument("scripts", nargs="+", metavar="script.py")
     a, rest = ap.parse_known_args(argv)
+    if a.nimble:
+        return _run_nimble(a, rest)
     if a.broker:
         script = a.scripts[0]
         args = a.scripts[1:] + rest
@@ -397,6 +445,10 @@ def main(argv=None):
             opts["addr"] = a.addr
         entries.append((s, opts, interp))
     res = run_boards(entries, trace=a.trace, prefix=len(entries) > 1, width=a.width)
+    if a.pcap and res.trace is not None:
+        from . import capture
+
+        print("capture: %s (%d packets)" % (a.pcap, capture.write(res.trace, a.pcap)))
     return max([r.rc if isinstance(r.rc, int) and r.rc >= 0 else 1 for r in res] or [0])
 
 

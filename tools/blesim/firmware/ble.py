@@ -46,6 +46,7 @@ BLE_HS_EDISABLED = 30
 BLE_HS_EAPP = 9
 BLE_HS_ENOTCONN = 7
 GATT_STATUS_ATT_BASE = 0x100
+TX_BUFFERS = 24  # ESP-IDF's default msys pool (CONFIG_BT_NIMBLE_MSYS_1_BLOCK_COUNT): outgoing PDUs in flight
 
 # NimBLE's fixed default IRK (ble_hs_pvcy.c), used until load_irk applies one
 DEFAULT_IRK = bytes([0xEF, 0x8D, 0xE2, 0x16, 0x4F, 0xEC, 0x43, 0x0D, 0xBF, 0x5B, 0xDD, 0x34, 0xC0, 0x53, 0x1E,
@@ -626,7 +627,10 @@ class BLE:
             raise self._err("EINVAL")
         from ..air import AdvParams
 
-        p = AdvParams(interval_us / 1e6, self._adv_data, self._resp_data, bool(connectable), self._current_addr())
+        # modbluetooth_nimble.c advertises with disc_mode = BLE_GAP_DISC_MODE_GEN in both modes,
+        # so non-connectable advertising is scannable (ADV_SCAN_IND), never ADV_NONCONN_IND
+        p = AdvParams(interval_us / 1e6, self._adv_data, self._resp_data, bool(connectable), self._current_addr(),
+                      scannable=True)
         self._air.set_advertising(self._board, p)
         self._advertising = True
         return None
@@ -893,8 +897,9 @@ class BLE:
         return c.smp
 
     def _start_pairing(self, c):
-        """ble_sm_pair_initiate (central): bond-count check, then Pairing Request."""
-        self._count_bonds()
+        """ble_sm_pair_initiate (central): bond-count check (BLE_SM_BONDING builds), then Pairing Request."""
+        if self._profile.bond_count_lookup:
+            self._count_bonds()
         c.io_action = None
         c.io_injected = False
         eng = self._engine(c)
@@ -1010,7 +1015,8 @@ class BLE:
         self._trace.add("host", self._board.name, "pairing_start", conn=c.handle, args={"role": c.role})
         c.io_action = None
         c.io_injected = False
-        self._count_bonds()
+        if self._profile.bond_count_lookup:
+            self._count_bonds()
         key = secstruct.store_key(*c.peer_id)
         for _ in range(self._LOOP_CAP):  # ble_sm_chk_repeat_pairing: do { ... } while (RETRY)
             v = self._get_secret(2, 0, key)
@@ -1080,13 +1086,12 @@ class BLE:
             return
         ok = status == 0 and encrypted
         if c.smp is not None and c.smp.busy and c.restore is None:
-            if ok:
-                # ble_sm_enc_event_rx, state ENC_START: encrypted, key_size and (for an
-                # authenticated method) authenticated are set now, before key distribution;
-                # ble_sm_update_sec_state never clears authenticated
-                c.encrypted, c.key_size = 1, key_size
-                if c.smp.authenticated:
-                    c.authenticated = 1
+            c.encrypted = 1 if ok else c.encrypted
+            c.key_size = key_size if ok else c.key_size
+            if ok and c.smp.authenticated:
+                # ble_sm_enc_event_rx (state ENC_START): the link is marked authenticated at the
+                # encryption change, before key distribution (a later failure keeps it)
+                c.authenticated = 1
             self._smp_outputs(c, c.smp.encryption_changed(ok, key_size, self._now()))
             return
         if c.smp is not None:
@@ -1265,8 +1270,17 @@ class BLE:
             value = self._db.read_value(a)
         else:
             value = _buf(data)
+        self._tx_buffer()
         self._send_notify(c, vh, value, op)
         return None
+
+    def _tx_buffer(self):
+        # NimBLE takes an mbuf from its msys pool for each outgoing PDU and frees it once the
+        # controller has sent it; with the pool empty, ble_hs_mbuf_from_flat fails: BLE_HS_ENOMEM
+        # -> OSError(ENOMEM). So a loop of writes without response or notifications outruns the
+        # link only as far as the pool goes, then gets ENOMEM until PDUs have left.
+        if self._air.tx_pending(self._board) >= TX_BUFFERS:
+            raise self._err("ENOMEM")
 
     def _send_notify(self, c, vh, value, op):
         value = value[: c.mtu - 3]
@@ -1486,6 +1500,7 @@ class BLE:
                 if not self._active:
                     raise self._err("ENODEV")
                 c = self._conn(h)
+                self._tx_buffer()
                 self._att_send(c, bytes([G.WRITE_CMD]) + struct.pack("<H", _int(v)) + b[: c.mtu - 3])
                 return None
             return self._client_start(h, Write(_int(v), b))
