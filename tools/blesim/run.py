@@ -16,9 +16,13 @@ stopped when they have all ended. Options:
     --fs DIR         the board's filesystem directory (its working directory; bonds.db,
                      NVS files); default: a fresh temporary directory per board
     --addr HEX       the board's public address (MSB first, e.g. a4cf12000001)
+    --profile NAME   the board's firmware profile (esp32, esp32-v1.23, ..., phone); one script
     --trace [FILE]   after the run, print the sequence chart and write it as SVG to FILE
                      (default blesim-trace.svg); the raw trace goes to FILE.jsonl
     --width N        terminal chart width
+
+BLESIM_PATH (environment, like PYTHONPATH): folders every board imports from first, on both
+interpreters, e.g. an aioble checkout (micropython-lib/micropython/bluetooth/aioble).
 
 Prefixes of a script (combinable, e.g. phone:mp:x.py): `mp:` runs it on MicroPython, `py:` on
 CPython, `phone:` gives its board the "phone" profile (not an ESP32: a central whose stack asks
@@ -87,12 +91,13 @@ def board_env(broker, name, opts=None, mp=False, extra_path=()):
     bo = {k: opts[k] for k in ("addr", "addr_type", "profile", "seed", "pos", "restart") if opts.get(k) is not None}
     env["BLESIM_OPTS"] = json.dumps(bo)
     env["PYTHONUNBUFFERED"] = "1"
+    user_path = [p for p in env.get("BLESIM_PATH", "").split(os.pathsep) if p]  # e.g. an aioble checkout
     if mp:
-        env["MICROPYPATH"] = os.pathsep.join(list(extra_path) + [MP_ONLY_DIR, MP_DIR, LIB_DIR, FROZEN])
+        env["MICROPYPATH"] = os.pathsep.join(list(extra_path) + user_path + [MP_ONLY_DIR, MP_DIR, LIB_DIR, FROZEN])
     else:
         env["PYTHONPATH"] = os.pathsep.join([ROOT] + [p for p in env.get("PYTHONPATH", "").split(os.pathsep) if p])
-        if extra_path:
-            env["BLESIM_PATH"] = os.pathsep.join(extra_path)
+        if extra_path or user_path:
+            env["BLESIM_PATH"] = os.pathsep.join(list(extra_path) + user_path)
     return env
 
 
@@ -350,6 +355,7 @@ def main(argv=None):
     ap.add_argument("--mp", action="store_true")
     ap.add_argument("--fs")
     ap.add_argument("--addr")
+    ap.add_argument("--profile")
     ap.add_argument("--trace", nargs="?", const="blesim-trace.svg")
     ap.add_argument("--width", type=int)
     ap.add_argument("scripts", nargs="+", metavar="script.py")
@@ -362,6 +368,8 @@ def main(argv=None):
             os.makedirs(a.fs, exist_ok=True)
             os.chdir(a.fs)
         opts = {"addr": a.addr} if a.addr else {}
+        if a.profile:
+            opts["profile"] = a.profile
         if a.mp:
             import json
 
@@ -394,6 +402,8 @@ def main(argv=None):
             opts["fs"] = a.fs
         if a.addr and len(a.scripts) == 1:
             opts["addr"] = a.addr
+        if a.profile and len(a.scripts) == 1:
+            opts["profile"] = a.profile
         entries.append((s, opts, interp))
     res = run_boards(entries, trace=a.trace, prefix=len(entries) > 1, width=a.width)
     return max([r.rc if isinstance(r.rc, int) and r.rc >= 0 else 1 for r in res] or [0])
