@@ -21,21 +21,22 @@ $(STAMP): requirements.txt
 # Every gate (docs/testing.md); stops at the first failure.
 test: $(STAMP) lint typecheck compile test-mp test-py demo-summary
 
+# Each gate prints one line when it passes (a green run is quiet), everything when it fails.
 test-py: $(STAMP)
-	$(PY) -m pytest host_tests
+	@$(PY) -m pytest host_tests
 
 test-mp: $(STAMP)
-	MICROPYPATH=$(MP_PATH) $(MP) tools/mptest.py $(MP_UNITS)
-	MICROPYPATH=$(MP_PATH) $(MP) tools/mptest.py --pure $(MP_UNITS)
+	@MICROPYPATH=$(MP_PATH) $(MP) tools/mptest.py $(MP_UNITS)
+	@MICROPYPATH=$(MP_PATH) $(MP) tools/mptest.py --pure $(MP_UNITS)
 
 compile: $(STAMP)
-	$(PY) tools/compile_lib.py xtensawin rv32imc
+	@$(PY) tools/compile_lib.py xtensawin rv32imc
 
 typecheck: $(STAMP)
-	$(PY) tools/typecheck.py
+	@$(PY) tools/typecheck.py
 
 lint: $(STAMP)
-	$(VENV)/bin/ruff check .
+	@$(VENV)/bin/ruff check -q . && echo "ruff: no findings"
 
 # Figures, not tests: the MicroPython run is the one that counts (its last
 # line is JSON); CPython's is printed for comparison. The heap table runs the

@@ -364,9 +364,15 @@ def main(argv=None):
         script = a.scripts[0]
         args = a.scripts[1:] + rest
         name = a.board or os.path.splitext(os.path.basename(script))[0]
-        if a.fs:
-            os.makedirs(a.fs, exist_ok=True)
-            os.chdir(a.fs)
+        fs = a.fs
+        if fs is None and "BLESIM_OPTS" not in os.environ:
+            # started by hand (a launcher sets BLESIM_OPTS and the working directory): the board's
+            # flash is a fresh folder, never the directory the user happens to be in
+            fs = tempfile.mkdtemp(prefix="blesim-%s-" % name)
+        if fs:
+            script = os.path.abspath(script)
+            os.makedirs(fs, exist_ok=True)
+            os.chdir(fs)
         opts = {"addr": a.addr} if a.addr else {}
         if a.profile:
             opts["profile"] = a.profile
