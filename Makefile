@@ -8,7 +8,7 @@ STAMP := $(VENV)/.installed-$(shell cksum < requirements.txt | cut -d' ' -f1)
 MP_PATH := lib:.frozen
 MP_UNITS := $(sort $(wildcard host_tests/unit/test_*.py))
 
-.PHONY: setup test test-py test-mp compile typecheck lint bench fuzz clean demo demo-summary deploy flash bonds repl firmware
+.PHONY: setup test test-py test-mp compile typecheck lint bench fuzz clean demo demo-summary deploy flash bonds repl firmware nimble
 
 setup: $(STAMP)
 
@@ -48,6 +48,13 @@ bench: $(STAMP)
 	$(PY) tools/bench_smp.py --json
 	$(PY) tools/bench_parts/heap.py
 
+# The real-host interpreters: MicroPython's unix port with esp-nimble (ESP32's host and
+# configuration) and with mynewt-nimble (MicroPython's unix configuration); cached by source
+# hash outside the clone (docs/real-host.md). NIMBLE_HOST=esp|mynewt builds one; MPY_SRC /
+# ESP_NIMBLE_SRC name checkouts instead of ../shared/thirdparty's tarballs.
+nimble: $(STAMP)
+	$(PY) -m tools.realhost.build $(or $(NIMBLE_HOST),all)
+
 # The long hardening run (SECURITY.md): >= 100,000 SMP engine fuzz cases, the attack tests,
 # faults at every SMP step / flash operation on simulated boards, fuzz through the air.
 # FUZZ_ARGS e.g. "--cases 200000 --seed 1"; figures also go to build/fuzz-figures.json.
@@ -60,7 +67,8 @@ fuzz: $(STAMP)
 BOARD ?= esp32
 APP ?= main
 # STACK: where the demo's boards run: sim (simulated boards on CPython), sim-mp (the ESP32
-# boards on the real MicroPython interpreter). tools/demo.py lists the known ones.
+# boards on the real MicroPython interpreter), nimble (the real NimBLE host: esp-nimble on
+# MicroPython's unix port, virtual controllers), nimble-mynewt. tools/demo.py lists them.
 STACK ?= sim
 demo: $(STAMP)
 	@case "$(MP)" in 1|yes|true) echo "make demo: MP names the MicroPython binary; for the boards on MicroPython use: make demo STACK=sim-mp"; exit 2;; esac

@@ -1,6 +1,6 @@
 """Run MicroPython multitests (tests/multi_bluetooth format) on simulated ESP32 boards.
 
-    python tools/multitest.py [-i cpython|mp]... [--mp] [-s] [--trace DIR] test.py [...]
+    python tools/multitest.py [-i cpython|mp]... [--mp] [-s] [--trace DIR] [--pcap DIR] test.py [...]
 
 A test defines `instance0()`, `instance1()`, ...; each instance runs in its own process (one
 simulated board, joined to one air broker per test) on CPython (`python -m tools.blesim.run`)
@@ -50,6 +50,7 @@ if ROOT not in sys.path:
 from tools.blesim.broker import control as _control  # noqa: E402
 from tools.blesim.broker import spawn_broker  # noqa: E402
 from tools.blesim.run import board_command  # noqa: E402
+from tools.blesim.world import auto_addr  # noqa: E402
 
 INSTANCE_READ_TIMEOUT_S = 10
 
@@ -100,6 +101,11 @@ class multitest:
         multitest.flush()
 
     @staticmethod
+    def expect_reboot(resume, delay_ms=0):
+        print("WAIT_FOR_REBOOT", resume, delay_ms)
+        multitest.flush()
+
+    @staticmethod
     def output_metric(data):
         print("OUTPUT_METRIC", data)
         multitest.flush()
@@ -123,15 +129,59 @@ def _is_mp(interp):
     return interp in ("mp", "micropython")
 
 
+class _SimAir:
+    """The simulator's backend: one air broker per test, boards joined to it. tools/realhost/mtair.py
+    has the same interface for the real host (`--nimble`)."""
+
+    append = APPEND
+
+    def __init__(self, n, tmp, path):
+        self.trace_file = os.path.join(tmp, "trace.jsonl")
+        self.log = open(os.path.join(tmp, "broker.log"), "wb")
+        self.broker, self.addr = spawn_broker(trace=self.trace_file, log=self.log)
+
+    def expect(self, name):
+        control(self.addr, {"op": "expect", "board": name})
+
+    def unexpect(self, name):
+        control(self.addr, {"op": "unexpect", "board": name})
+
+    def command(self, script, name, interp, idx, path):
+        # restart: after machine.reset()/deepsleep() (exit 99) the clock waits for the next process;
+        # address and place by instance number, whichever process joins first
+        opts = {"restart": 1, "addr": auto_addr(idx + 1).hex(), "pos": [float(idx), 0.0]}
+        return board_command(script, name, self.addr, interp, opts, extra_path=path)
+
+    def after_next(self, inst):
+        inst.write("NEXT_OK\n")
+
+    def label(self, interp):
+        return interp
+
+    def close(self):
+        control(self.addr, {"op": "shutdown"})
+        try:
+            self.broker.wait(5)
+        except subprocess.TimeoutExpired:
+            self.broker.terminate()
+            try:
+                self.broker.wait(5)
+            except subprocess.TimeoutExpired:
+                self.broker.kill()
+        self.log.close()
+
+
 class TestResult:
     truth_from = None  # "cpython" when there was no .exp and an all-CPython run gave the truth
 
-    def __init__(self, path, status, output, expected, trace=None):
+    def __init__(self, path, status, output, expected, trace=None, metrics=(), notes=()):
         self.path = path
         self.status = status
         self.output = output
         self.expected = expected
         self.trace = trace
+        self.metrics = list(metrics)  # OUTPUT_METRIC lines (without the word), not part of the output
+        self.notes = list(notes)  # the runner's own messages (a missed reboot)
 
     def __repr__(self):
         return "<TestResult %s %s>" % (os.path.basename(self.path), self.status)
@@ -157,8 +207,8 @@ class _Instance:
         self.finished = False
         self.last = time.monotonic()
 
-    def start(self, script, broker, fs, test_dir):
-        argv, env = board_command(script, self.name, broker, self.interp, extra_path=[test_dir])
+    def start(self, script, air, fs, path):
+        argv, env = air.command(script, self.name, self.interp, self.idx, path)
         self.proc = subprocess.Popen(argv, cwd=fs, env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                                      stderr=subprocess.STDOUT)
         self.last = time.monotonic()
@@ -191,25 +241,44 @@ class _Instance:
         except (OSError, ValueError):
             pass
 
+    def wait_reboot(self, timeout):
+        """After WAIT_FOR_REBOOT: reads (and drops, as upstream's wait_for_reboot does) what the
+        instance prints until its process ends; its exit status, or None if it did not end
+        within `timeout` s of silence."""
+        while True:
+            line = self.readline(0.05)
+            if line is None:
+                return self.proc.returncode
+            if line == "" and time.monotonic() - self.last > timeout:
+                return None
+
     def stop(self):
         if self.proc is not None and self.proc.poll() is None:
             self.proc.kill()
             self.proc.wait()
 
 
-def run_test(path, interps=("cpython",), trace=None, verbose=False, timeout=INSTANCE_READ_TIMEOUT_S):
+def run_test(path, interps=("cpython",), trace=None, verbose=False, timeout=INSTANCE_READ_TIMEOUT_S, air=None,
+             module_path=()):
     """Runs one multitest; `interps[i]` ("cpython" or "mp") for instance i (the last repeats).
-    `trace`: path of an SVG sequence chart to write."""
+    `trace`: path of an SVG sequence chart to write; `module_path`: more folders on every
+    instance's module path (a library the test imports, e.g. aioble). `air(n, workdir, path)`
+    makes the backend (default: the simulator's broker; tools.realhost.mtair.make(host) runs on
+    the real host)."""
     path = os.path.abspath(path)
     n = count_instances(path)
     with open(path) as f:
         source = f.read()
     tmp = tempfile.mkdtemp(prefix="multitest-")
     trace_file = os.path.join(tmp, "trace.jsonl")
-    log = open(os.path.join(tmp, "broker.log"), "wb")
-    broker, addr = spawn_broker(trace=trace_file, log=log)
+    try:
+        air = (air or _SimAir)(n, tmp, path)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
     instances = [_Instance(i, interps[min(i, len(interps) - 1)]) for i in range(n)]
     output = [[] for _ in range(n)]
+    metrics, notes = [], []
     injected = ""
     error = skip = False
 
@@ -217,14 +286,33 @@ def run_test(path, interps=("cpython",), trace=None, verbose=False, timeout=INST
         if verbose:
             print("  i%d: %s" % (inst.idx, line), flush=True)
 
-    def start(inst):
-        script = os.path.join(tmp, "%s_%s" % (inst.name, os.path.basename(path)))
+    def start(inst, entry=None):
+        # entry: the function to run, as a suffix of "instance" ("0", or "0_resume" after a reboot)
+        entry = str(inst.idx) if entry is None else entry
+        script = os.path.join(tmp, "instance%s_%s" % (entry, os.path.basename(path)))
         with open(script, "w") as f:
-            f.write(source + "\n" + APPEND.format(globals=injected, idx=inst.idx))
-        fs = os.path.join(tmp, "fs-" + inst.name)
-        os.makedirs(fs)
-        control(addr, {"op": "expect", "board": inst.name})
-        inst.start(script, addr, fs, os.path.dirname(path))
+            f.write(source + "\n" + air.append.format(globals=injected, idx=entry))
+        fs = os.path.join(tmp, "fs-" + inst.name)  # kept across a reboot, as a board's flash
+        os.makedirs(fs, exist_ok=True)
+        air.expect(inst.name)
+        inst.finished = False
+        inst.q = queue.Queue()
+        inst.start(script, air, fs, [os.path.dirname(path)] + list(module_path))
+
+    def reboot(inst, line):
+        # upstream run-multitests.py: the line stays in the output; the board must reboot
+        # (here: its process ends with machine.reset()/deepsleep()'s status 99), then the
+        # test file runs again with the resume function instead of instanceN()
+        _, resume, _delay_ms = line.split(" ")
+        if not resume.startswith(inst.name):
+            raise SystemExit('ERROR: resume function must start with "%s"' % inst.name)
+        rc = inst.wait_reboot(timeout)
+        if rc == 99:
+            start(inst, resume[len("instance"):])
+            return
+        notes.append("Reboot: %s did not reboot (%s)" % (inst.name, "exit status %s" % rc if rc is not None
+                                                         else "still running after %s s" % timeout))
+        air.unexpect(inst.name)
 
     try:
         # Start-up: one after the other, each until NEXT / SKIP / exit.
@@ -248,13 +336,13 @@ def run_test(path, interps=("cpython",), trace=None, verbose=False, timeout=INST
                     break
                 elif line == "NEXT":
                     if inst.idx + 1 < n:
-                        control(addr, {"op": "expect", "board": instances[inst.idx + 1].name})
-                    inst.write("NEXT_OK\n")
+                        air.expect(instances[inst.idx + 1].name)
+                    air.after_next(inst)
                     break
                 else:
                     output[inst.idx].append(line)
             if inst.finished:
-                control(addr, {"op": "unexpect", "board": inst.name})
+                air.unexpect(inst.name)
             if error or skip:
                 break
         # Run: collect output, forward broadcasts, until every instance has ended.
@@ -267,7 +355,7 @@ def run_test(path, interps=("cpython",), trace=None, verbose=False, timeout=INST
                 for inst in running:
                     line = inst.readline(0.01)
                     if line is None:
-                        control(addr, {"op": "unexpect", "board": inst.name})
+                        air.unexpect(inst.name)
                         continue
                     if line == "":
                         if time.monotonic() - inst.last > timeout:
@@ -276,10 +364,15 @@ def run_test(path, interps=("cpython",), trace=None, verbose=False, timeout=INST
                         continue
                     got = True
                     show(inst, line)
-                    if line.startswith("BROADCAST "):
+                    if line.startswith("WAIT_FOR_REBOOT"):
+                        output[inst.idx].append(line)
+                        reboot(inst, line)
+                    elif line.startswith("BROADCAST "):
                         for other in instances:
                             if other is not inst:
                                 other.write(line + "\r\n")
+                    elif line.startswith("OUTPUT_METRIC "):
+                        metrics.append(line.split(" ", 1)[1])
                     else:
                         output[inst.idx].append(line)
                 if error:
@@ -289,16 +382,7 @@ def run_test(path, interps=("cpython",), trace=None, verbose=False, timeout=INST
     finally:
         for inst in instances:
             inst.stop()
-        control(addr, {"op": "shutdown"})
-        try:
-            broker.wait(5)
-        except subprocess.TimeoutExpired:
-            broker.terminate()
-            try:
-                broker.wait(5)
-            except subprocess.TimeoutExpired:
-                broker.kill()
-        log.close()
+        air.close()
     out = ""
     for i, lines in enumerate(output):
         out += "--- instance%d ---\n" % i
@@ -328,7 +412,7 @@ def run_test(path, interps=("cpython",), trace=None, verbose=False, timeout=INST
     if expected is None and not skip and any(_is_mp(i) for i in interps[:n]):
         # as upstream without a .exp: the truth is the same test with every instance on
         # CPython (here: on the simulator's boards), so MicroPython is checked against it
-        truth = run_test(path, ("cpython",), timeout=timeout)
+        truth = run_test(path, ("cpython",), timeout=timeout, module_path=module_path)
         if truth.status != "skip" and "TIMEOUT" not in truth.output:
             expected = truth.output
             truth_from = "cpython"
@@ -338,7 +422,7 @@ def run_test(path, interps=("cpython",), trace=None, verbose=False, timeout=INST
         status = "pass"
     else:
         status = "fail"
-    r = TestResult(path, status, out, expected, tr)
+    r = TestResult(path, status, out, expected, tr, metrics, notes)
     r.truth_from = truth_from
     return r
 
@@ -352,9 +436,27 @@ def main(argv=None):
     ap.add_argument("-v", "--verbose", action="store_true", help="echo instance output as it comes")
     ap.add_argument("--trace", metavar="DIR", help="write each test's sequence chart as DIR/<test>.svg (and the "
                     "raw trace as .jsonl; `python -m tools.blesim.render DIR/<test>.jsonl` prints it)")
+    ap.add_argument("--pcap", metavar="DIR", help="write each test's air as DIR/<test>.pcap (open it in Wireshark)")
+    ap.add_argument("--nimble", nargs="?", const="esp", choices=["esp", "mynewt"], metavar="HOST",
+                    help="run every instance on the real NimBLE host (MicroPython unix + NimBLE on virtual "
+                    "controllers; docs/real-host.md): esp (default: esp-nimble, ESP32's config) or mynewt")
+    ap.add_argument("--host", choices=["esp", "mynewt"], help="same as --nimble=HOST")
+    ap.add_argument("--btsnoop", metavar="DIR", help="with --nimble: each board's HCI traffic as "
+                    "DIR/<test>/instanceN.btsnoop")
     ap.add_argument("files", nargs="+")
     a = ap.parse_args(argv)
     interps = a.instance or (["mp"] if a.mp else ["cpython"])
+    air = None
+    if a.nimble or a.host:
+        from tools.realhost import boards, mtair
+
+        try:
+            boards.interpreter(a.host or a.nimble)
+        except boards.Unavailable as e:
+            print("multitest: %s" % e)
+            return 2
+        air = mtair.make(a.host or a.nimble, a.btsnoop)
+        interps = ["nimble-" + (a.host or a.nimble)]
     failed, passed, skipped = [], [], []
     for path in a.files:
         n = count_instances(path)
@@ -364,8 +466,13 @@ def main(argv=None):
         if a.trace:
             os.makedirs(a.trace, exist_ok=True)
             svg = os.path.join(a.trace, os.path.splitext(os.path.basename(path))[0] + ".svg")
-        r = run_test(path, interps, trace=svg, verbose=a.verbose)
+        r = run_test(path, interps, trace=svg, verbose=a.verbose, air=air)
         print(r.status)
+        if a.pcap and r.trace is not None:
+            from tools.blesim import capture
+
+            os.makedirs(a.pcap, exist_ok=True)
+            capture.write(r.trace, os.path.join(a.pcap, os.path.splitext(os.path.basename(path))[0] + ".pcap"))
         if a.show_output or r.status == "fail":
             print("### TEST ###")
             print(r.output, end="")
@@ -377,6 +484,10 @@ def main(argv=None):
                 print("### DIFF ###")
                 sys.stdout.writelines(difflib.unified_diff(r.expected.splitlines(True), r.output.splitlines(True),
                                                            "expected", "output"))
+        for note in r.notes:
+            print(note)
+        for metric in r.metrics:  # as upstream prints them: after the result, one a line
+            print("%s: %s" % (path, metric))
         {"pass": passed, "fail": failed, "skip": skipped}[r.status].append(path)
     print("%d tests performed" % len(a.files))
     print("%d tests passed" % len(passed))

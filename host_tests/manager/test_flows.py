@@ -529,6 +529,58 @@ def test_gatt_read_authorization(w, capsys):
     assert "level=2" in out and "1 bond(s)" in out
 
 
+def test_protected_value_never_notified_to_an_unpaired_subscriber(w):
+    # Issue 17 item 5. NimBLE reads a value to notify it with conn 65535 (ble_gattc_notify_custom ->
+    # ble_att_svr_read_handle(BLE_HS_CONN_HANDLE_NONE, ...), which skips the permission checks) and
+    # any peer may write the CCCD unencrypted. A stranger subscribes to a protected characteristic:
+    # it gets nothing; the bonded friend gets the value through sm.notify.
+    import bluetooth
+
+    p = Dev(w, "periph")
+    friend = Dev(w, "friend")
+    stranger = Dev(w, "stranger")
+    chr_uuid = bluetooth.UUID("00000000-1111-2222-3333-444444444444")
+    svc = (bluetooth.UUID(0x181A), ((chr_uuid, bluetooth.FLAG_READ | bluetooth.FLAG_NOTIFY | bluetooth.FLAG_INDICATE),))
+    ((vh,),) = p.call(p.ble.gatts_register_services, (svc,))
+    p.call(p.sm.protect, vh, C.LEVEL_ENCRYPT)
+    hf, hpf = connect(w, friend, p)
+    friend.call(friend.sm.pair, hf)
+    assert both_done(w, friend, p)
+    hs, hps = connect(w, stranger, p)
+    assert p.sm.state(hps).level == 1 and p.sm.state(hpf).level == 2
+    for dev, h in ((friend, hf), (stranger, hs)):
+        dev.call(dev.ble.gattc_write, h, vh + 1, b"\x01\x00", 1)  # subscribe (no encryption needed)
+    w.run(1)
+
+    rx = {"friend": [], "stranger": []}
+    for dev in (friend, stranger):
+        dev.sm.irq(lambda e, d, n=dev.board.name: rx[n].append(bytes(d[2])) if e in (18, 19) else None)
+
+    def got(name):  # the values the central's application received (_IRQ_GATTC_NOTIFY / _INDICATE)
+        return rx[name]
+
+    p.call(p.ble.gatts_write, vh, b"secret-1", True)  # NimBLE notifies every subscriber
+    w.run(1)
+    assert got("stranger") == [] and got("friend") == []  # one link below the level: no one
+    try:
+        p.call(p.ble.gatts_notify, hps, vh)  # the database value, straight to the stranger
+        raise AssertionError("notified")
+    except OSError:
+        pass
+    assert not p.call(p.sm.notify, hps, vh)
+    assert not p.call(p.sm.notify, hps, vh, b"secret-2", True)
+    assert p.call(p.sm.notify, hpf, vh)
+    assert p.call(p.sm.notify, hpf, vh, b"secret-3", True)
+    w.run(1)
+    assert got("stranger") == []
+    assert got("friend") == [b"secret-1", b"secret-3"]
+    stranger.call(stranger.ble.gap_disconnect, hs)
+    w.run(1)
+    p.call(p.ble.gatts_write, vh, b"secret-4", True)  # every link qualifies again
+    w.run(1)
+    assert got("friend")[-1] == b"secret-4" and got("stranger") == []
+
+
 def test_security_request_from_peripheral(w):
     p = Dev(w, "periph")
     c = Dev(w, "central")

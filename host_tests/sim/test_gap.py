@@ -164,20 +164,54 @@ def test_get_secret_returning_wrong_size_or_str_and_none_handler():
     assert (30, 10) in calls  # so a new IRK was offered with SET(10, b'irk', ...)
 
 
-def test_active_false_drops_connections_and_peer_sees_disconnect():
+def test_active_false_raises_the_disconnect_inside_the_call_on_esp32():
+    """ESP32: mp_bluetooth_nimble_port_shutdown (ports/esp32/mpnimbleport.c) runs
+    nimble_port_stop() -> ble_hs_stop() while the binding is still ACTIVE, so the link's
+    disconnect reaches Python inside active(False), and a NimBLE call made from that handler
+    fails with BLE_HS_EDISABLED (OSError -30)."""
     w, p, c, rp, rc = two()
     hp, hc = connect(w, p, c)
     p.ble.gap_scan(0)
     rp.clear()
+    seen = []
+
+    def on_disconnect(event, data):
+        if event == _IRQ_CENTRAL_DISCONNECT:
+            seen.append(("active", p.ble.active()))
+            try:
+                p.ble.gap_advertise(100000)
+            except OSError as e:
+                seen.append(("gap_advertise", e.errno))
+        return rp(event, data)
+
+    p.ble.irq(on_disconnect)
     p.ble.active(False)
-    # scanning is stopped while the stack is still active (SCAN_DONE), the links silently
-    assert rp.events == [(_IRQ_SCAN_DONE, ())]
+    # scanning stops first (SCAN_DONE), then the link ends, all before active(False) returns
+    assert rp.events == [(_IRQ_SCAN_DONE, ()), (_IRQ_CENTRAL_DISCONNECT, (hp, 0, c.public_addr))]
+    assert seen == [("active", True), ("gap_advertise", -30)]
     assert p.ble.active() is False
     assert w.run_until(lambda: rc.last(_IRQ_PERIPHERAL_DISCONNECT), 2)
     assert rc.last(_IRQ_PERIPHERAL_DISCONNECT) == (hc, 0, p.public_addr)
     with pytest.raises(OSError) as e:
         p.ble.gap_advertise(100000)
     assert e.value.errno == 19
+
+
+def test_active_false_drops_links_silently_on_upstream_nimble():
+    """The default port (mp_bluetooth_nimble_port_shutdown in extmod/nimble/modbluetooth_nimble.c)
+    sets the state to STOPPING before ble_hs_stop(): the gap callbacks check
+    mp_bluetooth_is_active() and raise nothing; the peer still sees the disconnection."""
+    w, p, c, rp, rc = two(profile="nimble")
+    hp, hc = connect(w, p, c)
+    p.ble.gap_scan(0)
+    rp.clear()
+    p.ble.active(False)
+    assert rp.events == [(_IRQ_SCAN_DONE, ())]
+    assert p.ble.active() is False
+    assert w.run_until(lambda: rc.last(_IRQ_PERIPHERAL_DISCONNECT), 2)
+    assert rc.last(_IRQ_PERIPHERAL_DISCONNECT) == (hc, 0, p.public_addr)
+    w.run(1.0)
+    assert rp.last(_IRQ_CENTRAL_DISCONNECT) is None
 
 
 def test_connect_failure_reports_65535_255_zero_addr():
@@ -368,3 +402,33 @@ def test_trace_records_calls_irqs_pdus_and_link_events():
     assert [r.to_dict() for r in again.records] == [r.to_dict() for r in w.trace.records]
     pdus = [r for r in w.trace.records if r.kind == "pdu" and r.args["layer"] == "smp"]
     assert pdus[0].name == "PAIRING_REQUEST" and pdus[0].board == "c" and pdus[0].peer == "p"
+
+
+def test_non_connectable_advertising_is_adv_scan_ind_and_answers_scan_requests():
+    """modbluetooth_nimble.c mp_bluetooth_gap_advertise_start passes disc_mode =
+    BLE_GAP_DISC_MODE_GEN whatever `connectable` is, and NimBLE's ble_gap_adv_type() makes a
+    non-connectable, discoverable set ADV_SCAN_IND (2), never ADV_NONCONN_IND (3): so the
+    upstream ble_gap_advertise.py.exp prints "adv_types: [0, 2]". A scannable advertiser
+    answers an active scan's SCAN_REQ (type 4), with empty data when no response was set."""
+    w, p, c, rp, rc = two()
+    p.ble.gap_advertise(50000, ADV, connectable=False)
+    c.ble.gap_scan(500, 30000, 30000, True)
+    w.run(0.6)
+    types = {d[2] for e, d in rc.of(_IRQ_SCAN_RESULT)}
+    assert types == {2, 4}
+    assert {d[4] for e, d in rc.of(_IRQ_SCAN_RESULT) if d[2] == 4} == {b""}
+    rc.clear()
+    p.ble.gap_advertise(50000, ADV, connectable=True)
+    c.ble.gap_scan(300, 30000, 30000)  # passive: no scan requests, no type 4
+    w.run(0.4)
+    assert {d[2] for e, d in rc.of(_IRQ_SCAN_RESULT)} == {0}
+
+
+def test_boards_get_addresses_no_board_has():
+    w = World()
+    a = w.board("a", addr=bytes.fromhex("a4cf12000002"))
+    b = w.board("b")  # the next simulator address no board has
+    assert (a.public_addr.hex(), b.public_addr.hex()) == ("a4cf12000002", "a4cf12000003")
+    # given explicitly, another board's address is allowed in-process: a spoofing attacker
+    # (the broker refuses it for board processes: host_tests/process/test_protocol.py)
+    assert w.board("spoof", addr=a.public_addr).public_addr == a.public_addr

@@ -291,19 +291,179 @@ def test_truncated_file_keeps_complete_records():
     assert st2.problems == ["1 corrupt record(s) quarantined, file truncated"]
 
 
+def _with_end(img, payload, header=None):
+    """img with its "E" record (the last 11 bytes: sync, tag, len, count u16, version, crc) replaced."""
+    img = bytearray(img)
+    assert img[-11] == 0xB5 and img[-10] == 69
+    rec = bytes((69,)) + len(payload).to_bytes(2, "little") + payload
+    img[-11:] = b"\xb5" + rec + (binascii.crc32(rec) & 0xFFFFFFFF).to_bytes(4, "little")
+    if header is not None:
+        img[4] = header
+    return bytes(img)
+
+
 def test_newer_version_is_never_overwritten():
     d = _tmpdir()
     st = new_store(d)
     pair(st, 1)
-    img = bytearray(_read(d + "/bonds.db"))
-    img[4] = 9
+    img = _read(d + "/bonds.db")
+    assert img[-5] == 1  # the version, again in the "E" record under its CRC
+    img = _with_end(img, b"\x03\x00\x09", header=9)  # what a version-9 writer would write
     _write(d + "/bonds.db", img)
     st2 = new_store(d)
     assert st2.readonly and "newer" in st2.problems[0]
+    assert [b.addr for b in st2.bonds()] == [addr(1)]  # its records whose CRCs hold: used from RAM
     assert pair(st2, 2) == (True, True)  # works for this session, from RAM
     st2.remove(1, addr(2))
     st2.clear()
     assert _read(d + "/bonds.db") == bytes(img)
+
+
+def test_one_flipped_bit_in_the_header_loses_no_bond():
+    # Issue 17 item 9: a flipped bit in the magic made the file "foreign" (every bond gone to .bad);
+    # 7 of 8 version-byte flips made it "newer" (read-only, no bonds). The records' own CRCs decide.
+    d = _tmpdir()
+    st = new_store(d)
+    for i in (1, 2, 3):
+        pair(st, i)
+    good = _read(d + "/bonds.db")
+    for bit in range(40):  # the 4 magic bytes and the version byte
+        img = bytearray(good)
+        img[bit // 8] ^= 1 << (bit % 8)
+        _write(d + "/bonds.db", img)
+        st2 = new_store(d)
+        assert [b.addr for b in st2.bonds()] == [addr(1), addr(2), addr(3)], bit
+        assert not st2.readonly and st2.problems == ["store header damaged: repaired"], (bit, st2.problems)
+        assert _read(d + "/bonds.db") == good, bit  # rewritten at once
+        assert not _exists(d + "/bonds.db.bad")
+    # a file written before the version was repeated in "E": a flipped version bit cannot be told
+    # from a newer store, so it is not written, but its bonds are used
+    legacy = _with_end(good, b"\x05\x00")
+    for bit in range(8):
+        img = bytearray(legacy)
+        img[4] ^= 1 << bit
+        _write(d + "/bonds.db", img)
+        st2 = new_store(d)
+        assert [b.addr for b in st2.bonds()] == [addr(1), addr(2), addr(3)], bit
+        assert st2.readonly == (img[4] > 1), bit
+
+
+def test_oversized_store_file_fails_into_recovery():
+    # Issue 17 item 9: a 44 KB file raised MemoryError in BondStore() at boot, 1 MiB of junk took
+    # 23 s to parse. Loading reads a bounded prefix, keeps the records in it, moves the file to .bad.
+    d = _tmpdir()
+    st = new_store(d)
+    for i in (1, 2, 3):
+        pair(st, i)
+    good = _read(d + "/bonds.db")
+    reads = []
+
+    class Reading:  # a file opened for reading, recording how much each read asks for
+        def __init__(self, f):
+            self.f = f
+
+        def read(self, n=-1):
+            reads.append(n)
+            return self.f.read(n)
+
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *a):
+            self.f.close()
+
+    class FS(CountingFS):
+        def open(self, p, mode):
+            f = CountingFS.open(self, p, mode)
+            return Reading(f) if "r" in mode else f
+
+    lim = 512 + 256 * 16  # _bondload.limit() for max_bonds <= 16
+    junk = bytes((i * 7 + 0xB5 * (i % 3 == 0)) & 0xFF for i in range(4096))
+    with open(d + "/bonds.db", "wb") as f:
+        f.write(good[:-11])  # the bonds, then 1 MiB of junk (with sync bytes), no end record
+        for _ in range(256):
+            f.write(junk)
+    st2 = BondStore(d + "/bonds.db", fs=FS(), layout=blob.ESP88)
+    assert [b.addr for b in st2.bonds()] == [addr(1), addr(2), addr(3)]
+    assert st2.problems and "moved to .bad" in st2.problems[0] and not st2.readonly
+    assert reads and max(reads) == lim  # never the whole file
+    assert os.stat(d + "/bonds.db.bad")[6] == len(good) - 11 + 256 * 4096  # kept untouched
+    assert [b.addr for b in new_store(d).bonds()] == [addr(1), addr(2), addr(3)]  # rewritten, whole
+    assert new_store(d).problems == []
+    # pure junk over the bound: nothing to keep, nothing lost, a working store
+    os.remove(d + "/bonds.db")
+    with open(d + "/bonds.db", "wb") as f:
+        for _ in range(256):
+            f.write(junk)
+    st3 = new_store(d)
+    assert len(st3) == 0 and st3.problems and not st3.readonly
+    assert os.stat(d + "/bonds.db.bad")[6] == 256 * 4096
+    assert pair(st3, 4) == (True, True) and len(new_store(d)) == 1
+
+
+def _secrets_in(data, st_entry_keys):
+    return [k for k in st_entry_keys if k in data]
+
+
+def test_removing_a_bond_removes_its_keys_from_every_file():
+    # Issue 17 item 9: LTKs survived remove()/clear() in bonds.db.bad and ble_secrets.json.imported.
+    from blesmp import _bondfiles
+
+    d = _tmpdir()
+    ents = []
+    for i in (1, 2):
+        k = addr_key(1, addr(i))
+        for t in (1, 2):
+            ents.append((t, k, blob.encode(sec(i, ltk_seed=40 * i), blob.ESP88)))  # (keys far apart)
+    _write(d + "/ble_secrets.json", _aioble_json(ents))
+    st = new_store(d)
+    assert len(st) == 2 and _exists(d + "/ble_secrets.json.imported")
+    pair(st, 3)
+    img = bytearray(_read(d + "/bonds.db"))
+    at = img.find(addr_key(1, addr(3)))
+    img[at + 60] ^= 0x5A  # bond 3's record is quarantined (its keys now in .bad)
+    _write(d + "/bonds.db", img)
+    st = new_store(d)
+    assert st.find(1, addr(3)) is None and _exists(d + "/bonds.db.bad")
+    pair(st, 3, ltk_seed=9)  # bond 3 pairs again, with new keys
+    e3 = [e for e in st._b if bytes(e[15:21]) == bytes(reversed(addr(3)))][0]
+    s3 = _bondfiles.secrets(e3) + [sec(3).ltk, bytes(reversed(sec(3).ltk)), sec(3).irk]  # new and old keys
+    assert _secrets_in(_read(d + "/bonds.db.bad"), s3)  # the old copy is there
+    assert st.remove(1, addr(3))
+    assert not _secrets_in(_read(d + "/bonds.db.bad"), s3)
+    assert not _secrets_in(_read(d + "/bonds.db"), s3)
+    # an imported bond: its JSON entries go, the other bond's stay
+    e1 = [e for e in st._b if bytes(e[15:21]) == bytes(reversed(addr(1)))][0]
+    s1 = _bondfiles.secrets(e1)
+    assert st.remove(1, addr(1))
+    left = json.loads(_read(d + "/ble_secrets.json.imported"))
+    assert [binascii.a2b_base64(x[1]) for x in left] == [addr_key(1, addr(2))] * 2
+    for name in ("bonds.db", "bonds.db.bad", "ble_secrets.json.imported"):
+        assert not _secrets_in(_read(d + "/" + name), s1), name
+    assert [b.addr for b in new_store(d).bonds()] == [addr(2)]
+    # clear(): every file blesmp wrote with keys goes
+    st = new_store(d)
+    st.clear()
+    assert not _exists(d + "/bonds.db.bad") and not _exists(d + "/ble_secrets.json.imported")
+    assert len(new_store(d)) == 0
+
+
+def test_nvs_quarantine_scrubbed_on_remove():
+    nvs = FakeNVS()
+    st = BondStore(nvs=nvs, layout=blob.ESP88)
+    for i in (1, 2, 3):
+        pair(st, i)
+    img = bytearray(nvs.committed["bonds"])
+    k2 = addr_key(1, addr(2))
+    img[img.find(k2) + 40] ^= 1
+    nvs.committed["bonds"] = bytes(img)
+    st = BondStore(nvs=nvs, layout=blob.ESP88)
+    assert k2 in nvs.committed["bonds_bad"] and bytes(reversed(sec(2).ltk)) in nvs.committed["bonds_bad"]
+    pair(st, 2)
+    assert st.remove(1, addr(2))
+    assert k2 not in nvs.committed["bonds_bad"] and bytes(reversed(sec(2).ltk)) not in nvs.committed["bonds_bad"]
+    st.clear()
+    assert "bonds_bad" not in nvs.committed
 
 
 def test_foreign_file_moved_aside():
@@ -533,6 +693,64 @@ def test_weaker_replacement_refused():
     assert new_store(d).get_secret(1, 0, addr_key(1, addr(1))) == old
 
 
+def test_may_replace_is_the_rule():
+    from blesmp._secinfo import may_replace
+
+    jw, auth, legacy_auth, short_auth = (16, 0, 1), (16, 1, 1), (16, 1, 0), (10, 1, 1)
+    assert may_replace(jw, auth) and not may_replace(jw, jw) and may_replace(jw, jw, vouched=True)
+    assert not may_replace(auth, jw, vouched=True)  # never weaker, whoever vouches
+    assert not may_replace(auth, legacy_auth, vouched=True) and not may_replace(auth, short_auth)
+    assert not may_replace(auth, (16, 1, None))  # unknown SC is not SC
+    assert may_replace(auth, auth) and not may_replace(auth, auth, moved=True)
+    assert may_replace(auth, auth, vouched=True, moved=True)
+    assert not may_replace(jw, auth, "deny", True) and may_replace(auth, jw, "allow")
+    assert not may_replace(jw, auth, "bogus", True)  # an unknown policy fails closed
+
+
+def test_unauthenticated_keys_replace_a_bond_only_when_vouched_for():
+    # Zephyr's update_keys_check (blesmp._secinfo.may_replace): Just Works (anyone in range) may
+    # not overwrite a bond, even an unauthenticated one, unless someone vouches for the peer
+    # (the SecurityManager's open pairing window sets `vouched`).
+    d = _tmpdir()
+    st = new_store(d)
+    pair(st, 1)  # a Just Works bond
+    old = st.get_secret(1, 0, addr_key(1, addr(1)))
+    repeat_delete(st, 1)
+    assert keys(st, 1, ltk_seed=7)[1] is False
+    assert st.pairing_done(1, addr(1), 1, 1) == REFUSED
+    assert st.get_secret(1, 0, addr_key(1, addr(1))) == old
+    # keys under an already bonded identity with no repeat-pairing deletion (identity
+    # distribution from another address): same rule
+    assert keys(st, 1, ltk_seed=8)[1] is False
+    assert new_store(d).get_secret(1, 0, addr_key(1, addr(1))) == old
+    st.vouched = True
+    repeat_delete(st, 1)
+    assert keys(st, 1, ltk_seed=7) == (True, True)
+    assert st.find(1, addr(1)).ltk == sec(1, ltk_seed=7).ltk
+
+
+def test_unauthenticated_pairing_never_evicts_an_authenticated_or_pinned_bond():
+    st = new_store(_tmpdir(), max_bonds=3)
+    pair(st, 1, auth=1)  # the product's real peers: authenticated, or pinned
+    pair(st, 2)
+    st.pin(1, addr(2))
+    pair(st, 3)  # an unauthenticated bond: the only one a stranger may push out
+    ev = []
+    st.subscribe(lambda e, b: ev.append((e, b.addr if b else None)))
+    assert pair(st, 4) == (True, True) and ev == [("removed", addr(3)), ("added", addr(4))]
+    for i in (5, 6, 7, 8):  # a flood of Just Works pairings from fresh addresses
+        assert pair(st, i) == (True, True)
+    assert {b.addr for b in st.bonds()} == {addr(1), addr(2), addr(8)}  # they only push each other out
+    # an authenticated pairing may evict any unpinned bond (the least recently used)
+    assert pair(st, 9, auth=1) == (True, True)
+    assert {b.addr for b in st.bonds()} == {addr(2), addr(8), addr(9)}
+    # with only authenticated or pinned bonds left, Just Works keys are refused
+    st.pin(1, addr(8))
+    del ev[:]
+    assert pair(st, 10)[1] is False and set(ev) == {("refused", addr(10))}
+    assert {b.addr for b in st.bonds()} == {addr(2), addr(8), addr(9)}
+
+
 def test_policies_allow_deny_callable():
     st = new_store(_tmpdir(), policy="allow")
     pair(st, 1, auth=1)
@@ -702,7 +920,9 @@ def test_writer_is_dropped_after_each_write_on_micropython():
     assert st.get_secret(2, 0, addr_key(1, addr(2))) == blob.encode(sec(2), blob.ESP80)
     assert repeat_delete(st, 2) == 2  # answered without the cold module
     assert not (mp and _loaded("_bondsave"))
+    st.vouched = True  # (a Just Works re-pairing replaces a bond only when vouched for)
     assert keys(st, 2, layout=blob.ESP80, ltk_seed=4) == (True, True)
+    st.vouched = False
     assert st.pairing_done(1, addr(2), 1, 1) == STORED
     assert ev == ["added", "added", "removed", "added", "removed", "replaced"]
     st2 = new_store(d, layout=blob.ESP80, max_bonds=2)

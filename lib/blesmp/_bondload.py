@@ -19,6 +19,15 @@ from blesmp.store import _MAGIC, VERSION, _Files, _meta, _part
 
 _SYNC = const(0xB5)  # as in _bondsave.py
 _PIN = const(1)
+_K = const(14)  # the key in an entry (store.py)
+_REC = const(256)  # room per bond in the size bound (a bond record is at most 8 + 23 + 88 + 88 bytes)
+
+
+def limit(self):
+    """The largest image loading reads (bytes): above any store max_bonds allows (8 bonds: about
+    1.7 KB; the bound is 4.6 KB up to 16 bonds), well below what the board's heap can hold while it
+    parses (a 44 KB file raised MemoryError at boot)."""
+    return 512 + _REC * max(self.max_bonds, 16)
 
 
 _ALIAS = {"88": _blob.ESP88, "80i": _blob.ESP80, "80": _blob.NIMBLE80}  # the simulator's profile names
@@ -57,12 +66,14 @@ def _w():
 
 # The store's backends: self._io is a file system (`open`, `rename`, `remove`) beside self.path,
 # or an _nvs.NvsBackend. Reading them, quarantine and migration: only loading uses these.
-def _read(self, p):
+def _read(self, p, n):
+    # -> (at most n bytes, True if the file has more) or (None, False) if absent
     try:
         with self._io.open(p, "rb") as f:
-            return f.read()
+            data = f.read(n)
+            return data, bool(f.read(1))
     except OSError:
-        return None
+        return None, False
 
 
 def _rm(self, p):
@@ -72,19 +83,23 @@ def _rm(self, p):
         pass
 
 
-def _load(self):
+def _load(self, n):
+    # -> (image or None, True if it is longer than n: only its first n bytes are here)
     if hasattr(self._io, "nvs"):
-        return self._io._get("bonds")
-    data = _read(self, self.path)
+        data = self._io._get("bonds", n)  # (NVS reads a blob whole)
+        if data is not None and len(data) > n:
+            return data[:n], True
+        return data, False
+    data, more = _read(self, self.path, n)
     new = self.path + ".new"
     if data is None:
-        data = _read(self, new)
-        if data is not None and complete(data):
+        data, more = _read(self, new, n)
+        if data is not None and not more and complete(data):
             self._io.rename(new, self.path)  # finish a FAT-style replace
-            return data
-        return None
+            return data, False
+        return None, False
     _rm(self, new)  # leftover of an interrupted save: the old file stands
-    return data
+    return data, more
 
 
 def _save_bad(self, data):
@@ -119,15 +134,17 @@ def complete(data):
 
 
 def parse(data):
-    """-> (records [(tag, payload)], bad chunks [bytes], version, complete)."""
-    if data[:4] != _MAGIC or len(data) < 5:
-        return [], [], -1, False
+    """-> (records [(tag, payload)], bad chunks [bytes], version, complete). The version is the one
+    in the "E" record (under its CRC) when it has one, else the header byte; -1 = not a bond store
+    (neither the magic nor a single record whose CRC holds: one flipped bit does not make a file
+    foreign)."""
     recs = []
     bad = []
     n = len(data)
     pos = 5
     done = False
     bad_from = -1
+    ver = -1
     while pos < n and not done:
         ok = False
         if data[pos] == _SYNC and pos + 8 <= n:
@@ -138,34 +155,51 @@ def parse(data):
         if not ok:
             if bad_from < 0:
                 bad_from = pos
-            pos += 1
+            pos = data.find(b"\xb5", pos + 1)  # the next candidate record (junk is skipped fast)
+            if pos < 0:
+                pos = n
             continue
         if bad_from >= 0:
             bad.append(data[bad_from:pos])
             bad_from = -1
         payload = data[pos + 4:end]
-        if tag == 69:  # "E": the image is complete (its count is informational)
+        if tag == 69:  # "E": the image is complete (count u16 informational, then the version)
             done = True
+            if len(payload) > 2:
+                ver = payload[2]
         else:
             recs.append((tag, payload))
         pos = end + 4
     if bad_from >= 0:
         bad.append(data[bad_from:])
-    return recs, bad, data[4], done
+    if ver < 0 and n > 4 and (data[:4] == _MAGIC or recs or done):
+        ver = data[4]
+    return recs, bad, ver, done
 
 
 def load(self, migrate, when_full):
     self._fixed = self.layout = layout_arg(self.layout)
     if when_full not in ("evict", "refuse"):
         raise ValueError("when_full")
-    data = _load(self)
+    try:
+        _load_image(self, limit(self), migrate)
+    except (OSError, MemoryError) as ex:  # unreadable, or no heap for it: keep it, work from RAM
+        self._b = []
+        self.last_error = ex
+        self.readonly = True
+        self.layout = self._fixed or guess_layout()
+        self.problems.append("store unreadable (%r): not written (BondStore(...).clear() starts afresh)" % (ex,))
+
+
+def _load_image(self, n, migrate):
+    data, big = _load(self, n)
     if data is None:
         self.layout = self._fixed or guess_layout()
         if migrate:
             for name in ("ble_secrets.json", "secrets.json"):
                 p = _other(self, name)
-                old = _read(self, p) if p else None
-                if old:
+                old, more = _read(self, p, n) if p else (None, False)
+                if old and not more:
                     import_entries(self, old, name)
                     if self.writes and not self.dirty:
                         try:  # imported once: never again after a later reset
@@ -179,23 +213,34 @@ def load(self, migrate, when_full):
         _w().problem(self, "not a bond store: moved to .bad")
         self.layout = self._fixed or guess_layout()
         _move_bad(self)
-        if data[:1] == b"[" and migrate:
+        if data[:1] == b"[" and migrate and not big:
             import_entries(self, data, self.path)
         return
-    if ver > VERSION:
+    moved = False
+    if ver > VERSION:  # never overwritten; the bonds whose records hold are used from RAM
         self.readonly = True
         _w().problem(self, "store version %d is newer than %d: not written" % (ver, VERSION))
-        self.layout = self._fixed or guess_layout()
-        return
+    elif big:  # salvage what fits; the whole file goes to .bad untouched
+        _w().problem(self, "store file over %d bytes: moved to .bad, records in its first %d bytes kept" % (n, n))
+        _move_bad(self)
+        moved = True
+    elif data[:5] != _MAGIC + bytes((ver,)):
+        _w().problem(self, "store header damaged: repaired")
+        big = True  # (rewrite below)
     stored_layout = None
     for tag, p in recs:
         if tag == 77:
-            lc, self._seq = struct.unpack_from("<BI", p)
-            stored_layout = _blob.LAYOUTS[lc & 0x7F]
-            learned = lc & 0x80
-            if str(p[5:], "utf-8") != _store._fw_id():
+            try:
+                lc, seq = struct.unpack_from("<BI", p)
+                lay = _blob.LAYOUTS[lc & 0x7F]
+                fw = str(p[5:], "utf-8")
+            except Exception:  # (a newer version's meta)
+                continue
+            self._seq = seq
+            stored_layout = lay
+            if fw != _store._fw_id():
                 stored_layout = None  # another firmware wrote it
-            elif learned:
+            elif lc & 0x80:
                 self._fixed = None  # seen in NimBLE's own writes under this firmware: beats layout=
                 self._learned = True
         elif tag == 73 and len(p) == 16:
@@ -209,11 +254,16 @@ def load(self, migrate, when_full):
                 if len(e) != n or (our and _blob.detect(our) is None) or (peer and _blob.detect(peer) is None):
                     raise ValueError("blob")
                 e[0] &= _PIN
-                self._b.append(e)
-                self._seq = max(self._seq, _meta(e)[2])
+                seq = _meta(e)[2]
+                old = self._find(bytes(e[_K:_K + 7]))
+                if old is None:
+                    self._b.append(e)
+                elif _meta(old)[2] < seq:  # one bond per key: the newer record wins
+                    self._b[self._b.index(old)] = e
+                self._seq = max(self._seq, seq)
             except Exception:
                 bad.append(bytes(p))
-    if bad or not done:
+    if (bad or not done) and not self.readonly and not moved:
         n = len(bad)
         _w().problem(self, "%d corrupt record(s) quarantined%s" % (n, "" if done else ", file truncated"))
         if bad:
@@ -228,9 +278,10 @@ def load(self, migrate, when_full):
             b = _part(e, i)
             if b and not _blob.fits(b, self.layout):
                 stale = True
-    if stale:
+    if stale or big:
         w = _w()
-        w.relayout(self, self.layout)
+        if stale:
+            w.relayout(self, self.layout)
         w.save(self)
 
 

@@ -12,9 +12,9 @@ class NvsBackend:
             nvs = esp32.NVS(nvs)
         self.nvs = nvs
 
-    def _get(self, key):
+    def _get(self, key, limit=0x40000):
         n = 512
-        while n <= 0x40000:
+        while n < limit * 4:
             buf = bytearray(n)
             try:
                 m = self.nvs.get_blob(key, buf)

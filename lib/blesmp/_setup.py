@@ -66,6 +66,23 @@ def init(sm, ble, store, io, bond, mitm, sc, mks, sc_only, level, max_bonds, age
     sm._timer = timer(sm, tid)
 
 
+def protect_args(h, level, mks, authorize):
+    # SecurityManager.protect's argument checks; returns the value handle
+    h = getattr(h, "_value_handle", h)  # an aioble Characteristic or Descriptor
+    if h is None:
+        raise ValueError("protect: the characteristic has no handle yet (register the services first)")
+    if not isinstance(h, int) or isinstance(h, bool) or not 0 < h < 0xFFFF:
+        raise TypeError("protect: attr_handle must be a value handle 1..65534 (from gatts_register_services) "
+                        "or an aioble Characteristic, not %r" % (h,))
+    if not isinstance(level, int) or isinstance(level, bool) or not 1 <= level <= 4:
+        raise ValueError("protect: level must be 1..4 (LEVEL_*), not %r" % (level,))
+    if not isinstance(mks, int) or isinstance(mks, bool) or not (mks == 0 or 7 <= mks <= 16):
+        raise ValueError("protect: min_key_size must be 0 (any) or 7..16, not %r" % (mks,))
+    if authorize is not None and not callable(authorize):
+        raise TypeError("protect: authorize must be None or callable(conn, attr_handle, write) -> bool")
+    return h
+
+
 def timer(sm, tid):
     if tid is None:
         return None

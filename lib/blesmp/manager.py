@@ -193,6 +193,7 @@ class SecurityManager:
     min_key_size = 16
     sc_only = False
     level = 1
+    _notify_to = None  # the connection notify() is sending to (see check)
 
     # -- public API ------------------------------------------------------------------------
     def irq(self, handler):
@@ -261,20 +262,55 @@ class SecurityManager:
         self._allow.append(_key7(addr_type, bytes(addr)))
 
     def protect(self, attr_handle, level=_LEVEL_ENCRYPT, min_key_size=0, authorize=None):
-        """GATT authorization for one characteristic value handle: reads below `level` (or key
-        size) get the ATT error the spec names; authorize(conn, attr_handle, write) -> bool decides
-        the rest (False -> 0x08). Writes cannot be refused by stock firmware (the value is in the
-        database before _IRQ_GATTS_WRITE): a write that fails the check is not passed to the
-        application's handler, and the link is reported. Use the firmware's _FLAG_WRITE_ENCRYPTED /
+        """GATT authorization for one characteristic value handle (an int, or an aioble
+        Characteristic/Descriptor once registered): reads below `level` 1..4 (or key size 7..16)
+        get the ATT error the spec names; authorize(conn, attr_handle, write) -> bool decides the
+        rest (False -> 0x08). Bad arguments raise ValueError/TypeError. Notifications and
+        indications: the firmware reads a value for them with conn 65535 (gatts_write(...,
+        send_update=True), gatts_notify/indicate without data); such a read of a protected handle
+        is refused unless every connection qualifies: notify() sends to one qualifying connection.
+        Writes cannot be refused by stock firmware (the value is in the database before
+        _IRQ_GATTS_WRITE): a write that fails the check is not passed to the application's
+        handler, and the link is reported. Use the firmware's _FLAG_WRITE_ENCRYPTED /
         _FLAG_WRITE_AUTHENTICATED flags to keep writes out before they land."""
-        self._authz[attr_handle] = (level, min_key_size, authorize)
+        from . import _setup
+
+        try:
+            h = _setup.protect_args(attr_handle, level, min_key_size, authorize)
+        finally:
+            _drop("_setup")
+        self._authz[h] = (level, min_key_size, authorize)
 
     def check(self, conn, attr_handle, write=False):
-        """0 if `conn` may access `attr_handle`, else the ATT error code."""
+        """0 if `conn` may access `attr_handle`, else the ATT error code. conn 65535 (the firmware
+        reading a value to notify/indicate it): the connection notify() is sending to, else every
+        connection must qualify."""
         rule = self._authz.get(attr_handle)
-        if rule is None or conn == _CONN_HANDLE_NONE:
+        if rule is None:
             return 0
+        if conn == _CONN_HANDLE_NONE:
+            conn = self._notify_to
+            if conn is None:
+                return self._lk().check_all(self, rule, attr_handle) if self._links else 0
         return self._lk().check(self, self._links.get(conn), rule, conn, attr_handle, write)
+
+    def notify(self, conn, attr_handle, data=None, indicate=False):
+        """gatts_notify / gatts_indicate for a protected value, sent only if `conn` qualifies
+        (protect()); data None = the value in the database. Returns True if handed to the
+        firmware, False if `conn` is below the level (nothing sent) or the firmware refused.
+        Like gatts_notify, the firmware sends whether or not the peer subscribed."""
+        h = getattr(attr_handle, "_value_handle", attr_handle)
+        conn = self._handle(conn)
+        if self.check(conn, h):
+            return False
+        self._notify_to = conn  # the firmware's read (conn 65535) inside this call is for conn
+        try:
+            (self._ble.gatts_indicate if indicate else self._ble.gatts_notify)(conn, h, data)
+            return True
+        except OSError:
+            return False
+        finally:
+            self._notify_to = None
 
     # bonds (esp_ble_get_bond_device_list / _num, esp_ble_remove_bond_device)
     def get_bond_device_list(self):

@@ -179,6 +179,7 @@ class Broker:
         self.addr = "127.0.0.1:%d" % self.listener.getsockname()[1]
         self.clients = []
         self.expected = set(expect)
+        self.lines_pending = {}  # board name -> broadcast lines sent before that board joined
         self.joined_once = False
         self.exit_when_idle = exit_when_idle
         self.log = log or (lambda msg: None)
@@ -281,6 +282,9 @@ class Broker:
             for other in self._boards():
                 if other is not c:
                     other.lines_due += 1
+            for name in self.expected:  # announced, not joined yet: it reads the line once it runs
+                if name != c.name:
+                    self.lines_pending[name] = self.lines_pending.get(name, 0) + 1
             c.send({"op": "res", "v": None})
         elif op == "consumed":
             c.lines_due = max(0, c.lines_due - int(msg.get("n", 1)))
@@ -332,12 +336,18 @@ class Broker:
                     kw[k] = opts[k]
             if opts.get("pos") is not None:
                 kw["pos"] = tuple(opts["pos"])
+            owner = [b.name for b in w.boards.values() if "addr" in kw and b.public_addr == kw["addr"][1]]
+            if owner:  # two board processes given one address: a mistake on the command line
+                c.send({"op": "refused", "why": "address %s is board %r's" % (kw["addr"][1].hex(), owner[0])})
+                c.alive = False
+                return
             board = w.board(name, **kw)
         c.name = name
         c.board = board
         c.restart = bool(opts.get("restart"))
         c.interp = msg.get("interp")
         self.expected.discard(name)
+        c.lines_due = self.lines_pending.pop(name, 0)
         self.joined_once = True
         self.log("join %s (%s)" % (name, c.interp))
         w.trace.add("note", name, "join", text="process joined (%s)" % c.interp)

@@ -20,6 +20,7 @@ stopped when they have all ended. Options:
     --trace [FILE]   after the run, print the sequence chart and write it as SVG to FILE
                      (default blesim-trace.svg); the raw trace goes to FILE.jsonl
     --width N        terminal chart width
+    --pcap FILE      after the run, write the air as a pcap sniffer capture (open it in Wireshark)
 
 BLESIM_PATH (environment, like PYTHONPATH): folders every board imports from first, on both
 interpreters, e.g. an aioble checkout (micropython-lib/micropython/bluetooth/aioble).
@@ -136,6 +137,7 @@ def _install_cpython_board():
         sys.modules.pop(m, None)
     import _blesim
 
+    sys.print_exception = _blesim.print_exception  # the firmware's sys has it (lib logs with it)
     _blesim.connect()
     mask = (1 << 30) - 1
     half = 1 << 29
@@ -164,9 +166,10 @@ def _install_cpython_board():
     for fn in (ticks_us, ticks_ms, ticks_diff, ticks_add, sleep_us, sleep_ms, sleep):
         setattr(time, fn.__name__, fn)
     time.ticks_cpu = ticks_us
-    from . import cpy_asyncio
+    from . import cpy_asyncio, cpy_json
 
     cpy_asyncio.install(_blesim)
+    cpy_json.install()
     return _blesim
 
 
@@ -197,6 +200,24 @@ def run_here(script, args=()):
 
 
 # ---------------------------------------------------------------------------- launcher
+
+
+def _place(norm):
+    """Addresses and positions by order on the command line, not by which process joins the
+    broker first: the i-th board without --addr gets the i-th simulator address not given to
+    another board; it stands i metres along the x axis unless given a position."""
+    from .world import auto_addr
+
+    given = {bytes.fromhex(o["addr"].replace(":", "")) for _, _, o, _ in norm if o.get("addr")}
+    k = 1
+    for i, (_, _, opts, _) in enumerate(norm):
+        if not opts.get("addr"):
+            while auto_addr(k) in given:
+                k += 1
+            opts["addr"] = auto_addr(k).hex()
+            k += 1
+        if opts.get("pos") is None:
+            opts["pos"] = [float(i), 0.0]
 
 
 class BoardResult:
@@ -254,6 +275,7 @@ def run_boards(entries, trace=None, prefix=True, out=None, timeout=None, profile
         if any(n == name for n, _, _, _ in norm):
             name = "%s%d" % (name, i)
         norm.append((name, script, opts, interp or "cpython"))
+    _place(norm)
     trace_file = os.path.join(tmp, "trace.jsonl")
     log = open(os.path.join(tmp, "broker.log"), "wb")
     broker, addr = spawn_broker(expect=[n for n, _, _, _ in norm], trace=trace_file, profile=profile,
@@ -347,6 +369,26 @@ def run_boards(entries, trace=None, prefix=True, out=None, timeout=None, profile
     return results
 
 
+def _run_nimble(a, rest):
+    """--nimble: the same scripts on the real host (tools/realhost/runner.py)."""
+    from tools.realhost import boards, runner
+
+    if rest or a.broker or a.mp:
+        print("blesim.run --nimble: unexpected %s (give scripts, --board/--fs/--addr for one script, --trace, "
+              "--btsnoop)" % " ".join(rest or ["--broker" if a.broker else "--mp"]))
+        return 2
+    one = len(a.scripts) == 1
+    entries = [(s, {"name": a.board if one else None, "fs": a.fs if one else None,
+                    "addr": a.addr if one else None}) for s in a.scripts]
+    try:
+        res = runner.run_boards(entries, host=a.nimble, prefix=not one, btsnoop=a.btsnoop, trace=a.trace,
+                                width=a.width)
+    except boards.Unavailable as e:
+        print("blesim.run --nimble: %s" % e)
+        return 2
+    return max([r.rc if isinstance(r.rc, int) and r.rc >= 0 else 1 for r in res] or [0])
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(prog="python -m tools.blesim.run",
                                  description="Run MicroPython board scripts on simulated ESP32 boards.")
@@ -358,8 +400,15 @@ def main(argv=None):
     ap.add_argument("--profile")
     ap.add_argument("--trace", nargs="?", const="blesim-trace.svg")
     ap.add_argument("--width", type=int)
+    ap.add_argument("--pcap", metavar="FILE")
+    ap.add_argument("--nimble", nargs="?", const="esp", choices=["esp", "mynewt"], metavar="HOST",
+                    help="run the scripts on the real NimBLE host instead (docs/real-host.md): esp (default) "
+                    "or mynewt")
+    ap.add_argument("--btsnoop", metavar="DIR", help="with --nimble: each board's HCI traffic as DIR/<board>.btsnoop")
     ap.add_argument("scripts", nargs="+", metavar="script.py")
     a, rest = ap.parse_known_args(argv)
+    if a.nimble:
+        return _run_nimble(a, rest)
     if a.broker:
         script = a.scripts[0]
         args = a.scripts[1:] + rest
@@ -412,6 +461,10 @@ def main(argv=None):
             opts["profile"] = a.profile
         entries.append((s, opts, interp))
     res = run_boards(entries, trace=a.trace, prefix=len(entries) > 1, width=a.width)
+    if a.pcap and res.trace is not None:
+        from . import capture
+
+        print("capture: %s (%d packets)" % (a.pcap, capture.write(res.trace, a.pcap)))
     return max([r.rc if isinstance(r.rc, int) and r.rc >= 0 else 1 for r in res] or [0])
 
 
