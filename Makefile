@@ -51,7 +51,7 @@ bench: $(STAMP)
 # The real-host interpreters: MicroPython's unix port with esp-nimble (ESP32's host and
 # configuration) and with mynewt-nimble (MicroPython's unix configuration); cached by source
 # hash outside the clone (docs/real-host.md). NIMBLE_HOST=esp|mynewt builds one; MPY_SRC /
-# ESP_NIMBLE_SRC name checkouts instead of ../shared/thirdparty's tarballs.
+# ESP_NIMBLE_SRC name checkouts instead of the third-party tarballs beside the clone.
 nimble: $(STAMP)
 	$(PY) -m tools.realhost.build $(or $(NIMBLE_HOST),all)
 

@@ -35,7 +35,8 @@ async def serve(state):
 
 async def advertise():
     while True:
-        conn = await aioble.advertise(100_000, name="blesmp-lock")
+        # name as bytes: aioble appends it to bytes, which a str does only on MicroPython
+        conn = await aioble.advertise(100_000, name=b"blesmp-lock")
         print("CONNECTED")
         await conn.disconnected(timeout_ms=None)
         print("DISCONNECTED")

@@ -156,13 +156,7 @@ needs_aioble = pytest.mark.skipif(AIOBLE is None, reason="aioble not found: set 
 
 
 @needs_aioble
-@pytest.mark.parametrize("interp", [
-    pytest.param("mp", marks=pytest.mark.xfail(strict=True, reason="protect() takes an aioble Characteristic:"
-                                               " the storegatt change (issue 17 item 10) is not on main yet")),
-    pytest.param("cpython", marks=pytest.mark.xfail(strict=True, reason="aioble on CPython boards (str + bytes in"
-                                                    " advertise): the aioble engineer's simulator work is not on"
-                                                    " main yet")),
-])
+@pytest.mark.parametrize("interp", ["mp", "cpython"])
 def test_aioble_lock(session, tmp_path, interp, monkeypatch):
     """aioble for GATT, blesmp for security: the lock's state is refused until the phone pairs
     with the passkey; then the phone's write reaches the app."""
@@ -181,8 +175,6 @@ def test_aioble_lock(session, tmp_path, interp, monkeypatch):
 
 
 @needs_aioble
-@pytest.mark.xfail(strict=True, reason="protect() takes an aioble Characteristic: the storegatt change (issue 17"
-                   " item 10) is not on main yet")
 def test_aioble_lock_ignores_an_unpaired_write(session, tmp_path, monkeypatch):
     """A central that never pairs writes "unlocked": stock firmware stores the value, but the
     manager keeps the write from aioble, so the lock never acts on it."""
