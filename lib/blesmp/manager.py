@@ -166,6 +166,7 @@ class SecurityManager:
             _drop("_setup")
             if not link:
                 _drop("_link")
+                _drop("_replace")
         if active:
             ble.active(True)
 
@@ -442,6 +443,7 @@ class SecurityManager:
                     self._lk().on_disconnect(self, data[0])
                     if not self._links:
                         _drop("_link")  # at rest again: give the link-time code's RAM back
+                        _drop("_replace")
             elif event == _IRQ_ENCRYPTION_UPDATE:
                 if self._links:
                     self._lk().on_encryption(self, *data)

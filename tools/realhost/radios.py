@@ -151,6 +151,13 @@ class Radio(Controller):
         if adv.enabled and adv.address == packet.advertiser_address and adv.advertising_type != _ADV.ADV_IND:
             return  # not connectable
         super().on_le_connect_ind(packet)
+        _opened(self.le_connections.get(packet.initiator_address), packet.interval)
+
+    def create_le_connection(self, peer_address):
+        pending = self.pending_le_connection
+        super().create_le_connection(peer_address)
+        interval = getattr(pending, "connection_interval_min", None) or pending.connection_interval_mins[0]
+        _opened(self.le_connections.get(pending.peer_address), interval)
 
     def _on_legacy_adv(self, pdu):
         if self.le_scan_enable:
@@ -168,6 +175,13 @@ class Radio(Controller):
             event_type=kind, address_type=address.address_type, address=address, data=data, rssi=-50)]))
 
 
+def _opened(conn, interval):
+    """Notes when a connection opened and its interval: its first PDU goes in a connection event."""
+    if conn is not None:
+        conn.opened = time.monotonic()
+        conn.interval_s = max(interval, 6) * 0.00125
+
+
 class Link(LocalLink):
     """Bumble's LocalLink with the sender's connection address on ACL data and a small, ordered
     delivery delay for everything sent on a connection. `tap(kind, sender, receiver, payload)`
@@ -179,11 +193,16 @@ class Link(LocalLink):
         self.tap = tap
         self._queue = None
 
-    def _deliver(self, fn):
+    def _deliver(self, fn, conn=None):
         if self._queue is None:
             self._queue = asyncio.Queue()
             asyncio.get_running_loop().create_task(self._run())
-        self._queue.put_nowait((time.monotonic() + self.delay, fn))
+        due = time.monotonic() + self.delay
+        if conn is not None and hasattr(conn, "opened"):
+            # nothing crosses a new link before its first connection event, one interval in: a
+            # peer's first request must not beat the host's own connection IRQ (ble_l2cap)
+            due = max(due, conn.opened + conn.interval_s)
+        self._queue.put_nowait((due, fn))
 
     async def _run(self):
         while True:
@@ -209,7 +228,7 @@ class Link(LocalLink):
             if dest is not None:
                 dest.on_link_acl_data(source, transport, data)
 
-        self._deliver(deliver)
+        self._deliver(deliver, conn)
 
     def send_ll_control_pdu(self, sender_address, receiver_address, packet):
         if self.tap:
@@ -527,15 +546,18 @@ def main(argv=None):
     if a.count < 1:
         ap.error("count must be at least 1")
     events = lambda name, text: print("board %s: %s" % (name, text), flush=True)  # noqa: E731
-    with Radios(a.count, btsnoop=a.btsnoop, on_event=events) as r:
+    r = Radios(a.count, btsnoop=a.btsnoop, on_event=events)
+    try:
+        r.start()
         for n in r.names:
             print("board %s: MICROPYBTUART=%s  (public address %s)" % (n, r.pty(n), r.address(n)), flush=True)
         print("Ctrl-C stops the radios.", flush=True)
-        try:
-            while True:
-                time.sleep(3600)
-        except KeyboardInterrupt:
-            pass
+        while True:
+            time.sleep(3600)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        r.close()
     return 0
 
 
