@@ -46,11 +46,12 @@ bench: $(STAMP)
 	$(PY) tools/bench.py
 	$(PY) tools/bench_smp.py --json
 	$(PY) tools/bench_parts/heap.py
+	$(PY) tools/bench_parts/realhost.py --json
 
 # The real-host interpreters: MicroPython's unix port with esp-nimble (ESP32's host and
 # configuration) and with mynewt-nimble (MicroPython's unix configuration); cached by source
 # hash outside the clone (docs/real-host.md). NIMBLE_HOST=esp|mynewt builds one; MPY_SRC /
-# ESP_NIMBLE_SRC name checkouts instead of the source tarballs the tests find beside the checkout.
+# ESP_NIMBLE_SRC name checkouts instead of the shared third-party tarballs.
 nimble: $(STAMP)
 	$(PY) -m tools.realhost.build $(or $(NIMBLE_HOST),all)
 

@@ -155,6 +155,12 @@ class _SimAir:
     def after_next(self, inst):
         inst.write("NEXT_OK\n")
 
+    def stuck(self, running):
+        """The broker says every board waits with nothing able to end a wait, and each running
+        instance is one of those boards (none still starting or ending)."""
+        st = control(self.addr, {"op": "status"})
+        return bool(st and st.get("stuck") and {i.name for i in running} <= set(st.get("boards", ())))
+
     def label(self, interp):
         return interp
 
@@ -347,10 +353,22 @@ def run_test(path, interps=("cpython",), trace=None, verbose=False, timeout=INST
                 break
         # Run: collect output, forward broadcasts, until every instance has ended.
         if not error and not skip:
+            quiet_since = checked = time.monotonic()
             while True:
                 running = [i for i in instances if not i.finished]
                 if not running:
                     break
+                now = time.monotonic()
+                if now - quiet_since > 0.3 and now - checked > 0.3:
+                    checked = now
+                    if getattr(air, "stuck", None) is not None and air.stuck(running):  # not on a real host
+                        gone = [i.name for i in instances if i.finished]
+                        notes.append("blesim: every instance is waiting and nothing can wake it%s: stopped at "
+                                     "once (upstream would print TIMEOUT after %s s)"
+                                     % (" (%s ended)" % ", ".join(gone) if gone else "", timeout))
+                        output[running[0].idx].append("TIMEOUT")
+                        error = True
+                        break
                 got = False
                 for inst in running:
                     line = inst.readline(0.01)
@@ -377,7 +395,9 @@ def run_test(path, interps=("cpython",), trace=None, verbose=False, timeout=INST
                         output[inst.idx].append(line)
                 if error:
                     break
-                if not got:
+                if got:
+                    quiet_since = time.monotonic()
+                else:
                     time.sleep(0.005)
     finally:
         for inst in instances:

@@ -165,7 +165,8 @@ def test_a_board_that_does_not_reboot_fails_the_test_with_a_note(tmp_path):
     (tmp_path / "noreboot.py.exp").write_text(REBOOT_EXP)
     r = run_test(str(t), ["cpython"], timeout=2)
     assert r.status == "fail"
-    assert r.notes == ["Reboot: instance0 did not reboot (exit status 0)"]
+    assert r.notes[0] == "Reboot: instance0 did not reboot (exit status 0)"
+    assert r.notes[1].startswith("blesim: every instance is waiting")  # instance1 waits for "back" in vain
 
 
 def test_a_resume_function_of_another_instance_is_an_error(tmp_path):
@@ -196,3 +197,21 @@ def test_a_broadcast_before_the_receiver_has_joined_holds_the_clock(tmp_path):
     for interps in _interps():
         r = run_test(str(t), interps)
         assert r.status == "pass", (interps, r.output)
+
+
+def test_instances_left_waiting_on_a_peer_that_ended_stop_at_once_with_a_note(tmp_path):
+    """instance1 waits for a broadcast that instance0, which has ended, will never send: nothing
+    can wake it, so the runner ends the test with TIMEOUT and says why, instead of sitting out
+    the real-time timeout (here 60 s: the test must not need it)."""
+    t = tmp_path / "orphan.py"
+    t.write_text("import bluetooth\n\n\ndef instance0():\n    multitest.next()\n    print('bye')\n\n\n"
+                 "def instance1():\n    multitest.next()\n    bluetooth.BLE().active(1)\n"
+                 "    bluetooth.BLE().gap_advertise(100_000, b'\\x02\\x01\\x06')  # air events go on: no matter\n"
+                 "    multitest.wait('never')\n    print('woke')\n")
+    (tmp_path / "orphan.py.exp").write_text("--- instance0 ---\nbye\n--- instance1 ---\nwoke\n")
+    for interps in _interps():
+        r = run_test(str(t), interps, timeout=60)
+        assert r.status == "fail", (interps, r.output)
+        assert r.output == "--- instance0 ---\nbye\n--- instance1 ---\nTIMEOUT\n"
+        assert r.notes == ["blesim: every instance is waiting and nothing can wake it (instance0 ended): stopped at "
+                           "once (upstream would print TIMEOUT after 60 s)"]

@@ -160,3 +160,16 @@ def test_an_exception_lib_catches_is_logged_with_its_traceback(interp, tmp_path)
     assert lines[3:5] == ['  File "handler_raises.py", line %d, in irq' % IRQ_LINE,
                           '  File "handler_raises.py", line %d, in helper' % (IRQ_LINE - 4)]
     assert lines[5].startswith("ZeroDivisionError: divi") and lines[-1] == "done"
+
+
+def test_boards_left_waiting_with_nothing_to_wake_them_end_the_run_with_a_message():
+    """The lock waits (asyncio, no timeout) for a connection; the fob has ended. No launcher
+    timeout is set: the run ends anyway, saying why, with the waiting board killed."""
+    out = io.StringIO()
+    res = run_boards([(HERE + "/scripts/wait_forever.py", {"name": "lock"}, "cpython"),
+                      (HERE + "/scripts/mac.py", {"name": "fob"}, "cpython")], out=out, prefix=False)
+    by = {r.name: r for r in res}
+    assert by["lock"].lines == ["waiting"] and by["lock"].rc != 0
+    assert by["fob"].rc == 0
+    assert out.getvalue().splitlines()[-1] == ("blesim: every board is waiting and nothing can wake them (fob ended): "
+                                               "lock stopped")

@@ -305,7 +305,8 @@ class Broker:
         elif op == "status":
             c.control = True
             c.send({"op": "status", "boards": [x.name for x in self._boards()],
-                    "expected": sorted(self.expected)})
+                    "expected": sorted(self.expected), "stuck": self._stuck(),
+                    "stdin": sorted(x.name for x in self._boards() if x.state == "wait" and x.ext)})
         else:
             c.send({"op": "err", "c": "OSError", "a": [5, "blesim broker: unexpected %r" % (op,)]})
 
@@ -456,6 +457,25 @@ class Broker:
         if any(c.until is not None for c in boards):
             return True
         return self.world.next_time() is not None
+
+    def _stuck(self):
+        """Every board waits and nothing in the simulation can end a wait: no deadline, no board
+        still to join, no broadcast line on its way; a board waiting on its stdin (a multitest
+        wait, input()) only for a line (advertising events may go on but wake no one), one
+        waiting for IRQs only if the air has nothing left to do. Only its launcher can help."""
+        boards = self._boards()
+        if self.expected or not boards:
+            return False
+        quiet = self.world.next_time() is None
+        for c in boards:
+            if c.state != "wait" or c.inbox or c.deferred or c.until is not None:
+                return False
+            if c.ext:
+                if c.lines_due:
+                    return False
+            elif not quiet:
+                return False
+        return True
 
     def _advance(self):
         w = self.world

@@ -32,6 +32,8 @@ import sys
 import tarfile
 import tempfile
 
+from tools import thirdparty
+
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 GLUE_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "espnimble")
 HOSTS = ("esp", "mynewt")
@@ -69,28 +71,13 @@ class SourcesMissing(BuildError):
 
 
 def _default_thirdparty():
-    """`BLESMP_THIRDPARTY`, else `../shared/thirdparty` beside the checkout (for a git worktree:
-    beside the main checkout it belongs to, where CI and clones have it)."""
+    """`BLESMP_THIRDPARTY`, else `../shared/thirdparty` beside the checkout (tools/thirdparty.py:
+    for a git worktree, beside its main checkout)."""
     given = os.environ.get("BLESMP_THIRDPARTY")
     if given:
         return given
-    for top in (ROOT, _main_checkout()):
-        path = os.path.join(os.path.dirname(top), "shared", "thirdparty") if top else None
-        if path and os.path.isdir(path):
-            return path
-    return os.path.join(os.path.dirname(ROOT), "shared", "thirdparty")
-
-
-def _main_checkout():
-    """The main checkout of a git worktree (its .git is a file naming .git/worktrees/<name>)."""
-    try:
-        with open(os.path.join(ROOT, ".git")) as f:
-            gitdir = f.read().strip().partition("gitdir: ")[2]
-        with open(os.path.join(gitdir, "commondir")) as f:
-            common = os.path.normpath(os.path.join(gitdir, f.read().strip()))
-    except OSError:
-        return None
-    return os.path.dirname(common)
+    shared = thirdparty.shared_dir()
+    return os.path.join(shared or os.path.join(os.path.dirname(ROOT), "shared"), "thirdparty")
 
 
 def cache_root():

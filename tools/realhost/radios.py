@@ -32,9 +32,11 @@ import argparse
 import asyncio
 import dataclasses
 import errno
+import fcntl
 import logging
 import os
 import pty
+import struct
 import sys
 import termios
 import threading
@@ -48,6 +50,8 @@ from bumble.snoop import BtSnooper, Snooper
 from bumble.transport.common import PacketParser
 
 LINK_DELAY_S = 0.004  # one connection event, roughly: enough to keep Encryption Change first
+_BARRIER_EVENTS = (b"\x04\x08", b"\x04\x30")  # HCI Encryption Change, Encryption Key Refresh Complete
+_BARRIER_S = 0.002  # the host polls its UART every 1 ms
 POLL_S = 0.02  # how often a pty without a board is checked for a new one
 REASON_LOST = 0x08  # HCI "Connection Timeout": what a peer sees when a board stops answering
 _ADV = hci.HCI_LE_Set_Advertising_Parameters_Command.AdvertisingType
@@ -147,6 +151,13 @@ class Radio(Controller):
         if adv.enabled and adv.address == packet.advertiser_address and adv.advertising_type != _ADV.ADV_IND:
             return  # not connectable
         super().on_le_connect_ind(packet)
+        _opened(self.le_connections.get(packet.initiator_address), packet.interval)
+
+    def create_le_connection(self, peer_address):
+        pending = self.pending_le_connection
+        super().create_le_connection(peer_address)
+        interval = getattr(pending, "connection_interval_min", None) or pending.connection_interval_mins[0]
+        _opened(self.le_connections.get(pending.peer_address), interval)
 
     def _on_legacy_adv(self, pdu):
         if self.le_scan_enable:
@@ -164,6 +175,13 @@ class Radio(Controller):
             event_type=kind, address_type=address.address_type, address=address, data=data, rssi=-50)]))
 
 
+def _opened(conn, interval):
+    """Notes when a connection opened and its interval: its first PDU goes in a connection event."""
+    if conn is not None:
+        conn.opened = time.monotonic()
+        conn.interval_s = max(interval, 6) * 0.00125
+
+
 class Link(LocalLink):
     """Bumble's LocalLink with the sender's connection address on ACL data and a small, ordered
     delivery delay for everything sent on a connection. `tap(kind, sender, receiver, payload)`
@@ -175,11 +193,16 @@ class Link(LocalLink):
         self.tap = tap
         self._queue = None
 
-    def _deliver(self, fn):
+    def _deliver(self, fn, conn=None):
         if self._queue is None:
             self._queue = asyncio.Queue()
             asyncio.get_running_loop().create_task(self._run())
-        self._queue.put_nowait((time.monotonic() + self.delay, fn))
+        due = time.monotonic() + self.delay
+        if conn is not None and hasattr(conn, "opened"):
+            # nothing crosses a new link before its first connection event, one interval in: a
+            # peer's first request must not beat the host's own connection IRQ (ble_l2cap)
+            due = max(due, conn.opened + conn.interval_s)
+        self._queue.put_nowait((due, fn))
 
     async def _run(self):
         while True:
@@ -205,7 +228,7 @@ class Link(LocalLink):
             if dest is not None:
                 dest.on_link_acl_data(source, transport, data)
 
-        self._deliver(deliver)
+        self._deliver(deliver, conn)
 
     def send_ll_control_pdu(self, sender_address, receiver_address, packet):
         if self.tap:
@@ -236,6 +259,7 @@ class _Port:
         self.radio.host = self
         self.up = False
         self.pending = bytearray()
+        self.held = None  # packets waiting behind an Encryption Change (see on_packet)
         self.loop = asyncio.get_running_loop()
         self.closed = False
         self._poll()
@@ -276,6 +300,7 @@ class _Port:
         self._drop_writer()
         self.up = False
         self.pending.clear()
+        self.held = None
         self.parser.reset()
         try:  # what the controller wrote that the dead process never read
             termios.tcflush(self.primary, termios.TCIOFLUSH)
@@ -288,8 +313,45 @@ class _Port:
     def on_packet(self, packet):
         if not self.up or self.closed:
             return  # no board: nothing listens (and nothing must be left for the next one)
+        if self.held is not None:
+            self.held.append(packet)
+            return
         self.pending += packet
         self._flush()
+        if packet[:2] in _BARRIER_EVENTS:
+            # What follows an Encryption Change waits until the host has read the event and a
+            # poll has passed: on air the peer's next PDU comes a connection event later, and
+            # NimBLE fails a pairing (0x08) whose key distribution it reads in the same poll.
+            self.held = []
+            self.loop.call_later(_BARRIER_S, self._release)
+
+    def _unread(self):
+        """Bytes written to the board that its process has not read yet."""
+        if self.pending:
+            return len(self.pending)
+        try:
+            fd = os.open(self.path, os.O_RDWR | os.O_NOCTTY | os.O_NONBLOCK)
+        except OSError:
+            return 0
+        try:
+            return struct.unpack("i", fcntl.ioctl(fd, termios.FIONREAD, b"\0\0\0\0"))[0]
+        except OSError:
+            return 0
+        finally:
+            os.close(fd)
+
+    def _release(self):
+        if self.held is None or self.closed:
+            return
+        if self.up and self._unread():
+            self.loop.call_later(_BARRIER_S, self._release)
+            return
+        held, self.held = self.held, None
+        for i, packet in enumerate(held):
+            self.on_packet(packet)
+            if self.held is not None:  # another barrier: the rest waits behind it
+                self.held.extend(held[i + 1:])
+                return
 
     def _flush(self):
         try:
@@ -484,15 +546,18 @@ def main(argv=None):
     if a.count < 1:
         ap.error("count must be at least 1")
     events = lambda name, text: print("board %s: %s" % (name, text), flush=True)  # noqa: E731
-    with Radios(a.count, btsnoop=a.btsnoop, on_event=events) as r:
+    r = Radios(a.count, btsnoop=a.btsnoop, on_event=events)
+    try:
+        r.start()
         for n in r.names:
             print("board %s: MICROPYBTUART=%s  (public address %s)" % (n, r.pty(n), r.address(n)), flush=True)
         print("Ctrl-C stops the radios.", flush=True)
-        try:
-            while True:
-                time.sleep(3600)
-        except KeyboardInterrupt:
-            pass
+        while True:
+            time.sleep(3600)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        r.close()
     return 0
 
 
