@@ -22,7 +22,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path[:0] = [ROOT, os.path.join(ROOT, "host_tests", "smp")]
 
 import tools.blesim  # noqa: E402,F401  (puts lib/ and the stand-ins on sys.path)
-from tools.blesim.smp import (  # noqa: E402
+from tools.smp import (  # noqa: E402
     NumericComparison,
     Paired,
     PasskeyRequest,

@@ -286,7 +286,7 @@ def run_air(n, seed):
     from boardrig import METHODS, Rig
 
     rnd = random.Random(seed)
-    from tools.blesim.smp import pdu as P
+    from tools.smp import pdu as P
 
     ops = sorted(P.FORMATS)
     failures = []

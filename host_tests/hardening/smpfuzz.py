@@ -1,4 +1,4 @@
-"""Hardening harness for the SMP engine (tools/blesim/smp): a step-by-step driver of a real
+"""Hardening harness for the SMP engine (tools/smp): a step-by-step driver of a real
 pairing between two engines, PDU mutators, and the oracle that says what the specification
 prescribes for a PDU injected at any step.
 
@@ -15,7 +15,7 @@ out, and check that both engines end idle (or timed out) and that a new pairing 
 import random
 from collections import deque
 
-from tools.blesim.smp import (
+from tools.smp import (
     DisplayPasskey,
     Failed,
     Identity,
@@ -33,10 +33,10 @@ from tools.blesim.smp import (
     SmpEngine,
     StartEncryption,
 )
-from tools.blesim.smp import (
+from tools.smp import (
     const as C,
 )
-from tools.blesim.smp import (
+from tools.smp import (
     pdu as P,
 )
 

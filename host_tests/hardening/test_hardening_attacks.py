@@ -1,19 +1,19 @@
-# Named attacks on the SMP engine (tools/blesim/smp): one real pairing between two engines, with
+# Named attacks on the SMP engine (tools/smp): one real pairing between two engines, with
 # a man in the middle (a tap on the link) or a malicious peer. Each test names the attack; the
 # table in SECURITY.md maps them to Bluetooth qualification test cases (SM/...) and CVEs.
 import pytest
 import smpfuzz as F
 from cryptography.hazmat.primitives.asymmetric import ec
 
-from tools.blesim.smp import (
+from tools.smp import (
     NumericComparison,
     PasskeyRequest,
     RepeatedAttempts,
     SmpConfig,
     SmpEngine,
 )
-from tools.blesim.smp import const as C
-from tools.blesim.smp import pdu as P
+from tools.smp import const as C
+from tools.smp import pdu as P
 
 # P-256 field prime and the specification's LE SC debug key pair (Vol 3 Part H 2.3.5.6.1)
 P256 = 0xFFFFFFFF00000001000000000000000000000000FFFFFFFFFFFFFFFFFFFFFFFF

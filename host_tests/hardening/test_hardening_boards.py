@@ -16,7 +16,7 @@ from blesmp import const as C
 from blesmp._link import random_passkey
 from blesmp.agents import ConsoleAgent
 from blesmp.manager import SecurityManager
-from tools.blesim.smp import pdu as P
+from tools.smp import pdu as P
 
 FIGURES = {"cut points tried": 0, "bonds lost": 0, "attack tests passed": 0, "asymmetric bonds recovered": 0}
 

@@ -1,4 +1,4 @@
-# Fuzzing the SMP engine (tools/blesim/smp) at every step of every pairing method: truncated,
+# Fuzzing the SMP engine (tools/smp) at every step of every pairing method: truncated,
 # oversized, unknown and reserved-value PDUs, random content, PDUs altered in flight, repeated
 # and out-of-order commands. Properties (smpfuzz.check_injection / fuzz_case): no exception
 # escapes, every Pairing Failed carries the reason the specification prescribes, both engines end
@@ -11,9 +11,9 @@ import smpfuzz as F
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from tools.blesim.smp import Failed, Send
-from tools.blesim.smp import const as C
-from tools.blesim.smp import pdu as P
+from tools.smp import Failed, Send
+from tools.smp import const as C
+from tools.smp import pdu as P
 
 FAST = settings(max_examples=150, deadline=None, derandomize=True, database=None,
                 suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
@@ -136,7 +136,7 @@ def test_oracle_rejects_wrong_reasons():
                           F.Drive("sc_jw").engine["peripheral"])
 
 
-# FINDING F1 (SECURITY.md), fixed in blesim.smp: a reserved opcode is now ignored (was: Pairing Failed 0x07)
+# FINDING F1 (SECURITY.md), fixed in tools.smp: a reserved opcode is now ignored (was: Pairing Failed 0x07)
 def test_reserved_opcode_is_ignored_mid_pairing():
     d = F.Drive("sc_jw")
     d.start()

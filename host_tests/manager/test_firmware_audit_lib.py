@@ -4,7 +4,7 @@ host_tests/sim/test_firmware_audit.py pins the firmware side)."""
 from simkit import Dev, Phone, World, connect, done
 
 from blesmp import const as C
-from tools.blesim.smp import const as SC
+from tools.smp import const as SC
 
 
 def test_a_key_exchange_failure_after_a_passkey_pairing_is_an_authenticated_unbonded_link():

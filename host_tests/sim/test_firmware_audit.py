@@ -8,7 +8,7 @@ from simhelpers import _IRQ_ENCRYPTION_UPDATE, _IRQ_SET_SECRET, Recorder, Store,
 from tools.blesim import World
 from tools.blesim.firmware import secstruct
 from tools.blesim.firmware.profile import get_profile
-from tools.blesim.smp import const as SC
+from tools.smp import const as SC
 
 
 def setup(profile="esp32", configs=({}, {})):

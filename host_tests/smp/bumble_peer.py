@@ -15,7 +15,7 @@ from bumble import hci, smp, utils
 from bumble.core import PhysicalTransport
 from bumble.pairing import PairingConfig, PairingDelegate
 
-from tools.blesim.smp import (
+from tools.smp import (
     DisplayPasskey,
     Failed,
     LtkReply,

@@ -7,7 +7,7 @@ changed or dropped by a tap(src, pdu) -> pdu | None.
 
 import tracelog
 
-from tools.blesim.smp import (
+from tools.smp import (
     DisplayPasskey,
     Failed,
     Keypress,

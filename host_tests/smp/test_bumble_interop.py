@@ -11,7 +11,7 @@ import random
 import pytest
 from bumble_peer import BumbleEnd, OurEnd, run_pair
 
-from tools.blesim.smp import Identity, SmpConfig, SmpEngine, pdu
+from tools.smp import Identity, SmpConfig, SmpEngine, pdu
 
 OUR_ID = Identity(bytes.fromhex("0f1e2d3c4b5a69788796a5b4c3d2e1f0"), 1, bytes.fromhex("C7A1B2C3D4E5"),
                   csrk=bytes.fromhex("5a" * 16))

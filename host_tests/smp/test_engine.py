@@ -5,7 +5,7 @@ re-encryption with stored keys, OOB, keypress notifications, held Pairing Reques
 import pytest
 from harness import INIT_ADDR, RESP_ADDR, User, make_pair, pair_ours
 
-from tools.blesim.smp import (
+from tools.smp import (
     Failed,
     Identity,
     Keypress,
@@ -487,7 +487,7 @@ def test_config_validation():
 def test_the_state_machine_table_names_a_wait_for_every_pdu_a_pairing_receives():
     # The engine's transitions are data (engine._WAITS): each wait accepts its opcodes, and every
     # opcode a pairing can receive (Pairing Failed and Keypress aside) is awaited by exactly one wait.
-    from tools.blesim.smp import engine as E
+    from tools.smp import engine as E
 
     owners = {}
     for wait, accepts in E._WAITS.items():

@@ -9,8 +9,8 @@ from harness import User, pair_ours
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from tools.blesim.smp import Identity, SmpConfig, const
-from tools.blesim.smp.methods import select
+from tools.smp import Identity, SmpConfig, const
+from tools.smp.methods import select
 
 JW, NC, OOB = "just_works", "numeric_comparison", "oob"
 RD = ("passkey", "resp_displays")  # responder displays, initiator inputs

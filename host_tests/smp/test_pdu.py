@@ -8,7 +8,7 @@ from harness import INIT_ADDR, RESP_ADDR
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from tools.blesim.smp import Failed, Send, SmpConfig, SmpEngine, const, pdu
+from tools.smp import Failed, Send, SmpConfig, SmpEngine, const, pdu
 
 # (opcode, exact length) from Vol 3 Part H 3.3-3.6, written out independently of pdu.FORMATS
 SPEC_LENGTHS = {0x01: 7, 0x02: 7, 0x03: 17, 0x04: 17, 0x05: 2, 0x06: 17, 0x07: 11, 0x08: 17, 0x09: 8,

@@ -1,6 +1,6 @@
 """Links created during the current test; conftest.py prints their PDU traces when it fails."""
 
-from tools.blesim.smp import pdu
+from tools.smp import pdu
 
 LIVE = []
 

@@ -11,7 +11,7 @@ import time
 from bumble import att, ll
 from bumble.snoop import Snooper
 
-from tools.blesim.smp.const import OPCODE_NAMES as SMP_NAMES
+from tools.smp.const import OPCODE_NAMES as SMP_NAMES
 from tools.blesim.trace import Trace
 
 _CIDS = {4: "att", 6: "smp"}

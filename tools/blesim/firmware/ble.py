@@ -136,7 +136,7 @@ class BLE:
         self._hung = False
         self._stopping = False  # inside active(False) while ble_hs_stop ends the links (esp32)
         self._ram = {}  # ESP-IDF's RAM bond store (profile esp32-v1.22): lost with the RAM
-        from ..smp import RepeatedAttempts
+        from tools.smp import RepeatedAttempts
 
         self._attempts = RepeatedAttempts(base=0.0, factor=1.0, maximum=0.0)  # NimBLE has none
 
@@ -884,7 +884,7 @@ class BLE:
     # ================================================================ security: NimBLE host
     def _engine(self, c):
         if c.smp is None:
-            from ..smp import Identity, SmpConfig, SmpEngine
+            from tools.smp import Identity, SmpConfig, SmpEngine
 
             # keys_without_bonding: ble_sm_pair_req_fill/rsp_fill use sm_our/their_key_dist
             # whatever sm_bonding says (esp-nimble and mynewt-nimble alike)
@@ -947,7 +947,7 @@ class BLE:
         self._arm_smp_timer(c)
 
     def _smp_output(self, c, o):
-        from ..smp import (
+        from tools.smp import (
             DisplayPasskey,
             Failed,
             LtkReply,
@@ -959,7 +959,7 @@ class BLE:
             Send,
             StartEncryption,
         )
-        from ..smp import pdu as P
+        from tools.smp import pdu as P
 
         if True:
             if isinstance(o, Send):
@@ -1356,8 +1356,8 @@ class BLE:
         event), and so does a Keypress Notification (ble_sm_rx_noop) and a Pairing Response
         received by a peripheral (ble_sm_pair_rsp_rx finds no initiator procedure). Returns
         the PDU to process, or None to drop it."""
-        from ..smp import const as SC
-        from ..smp import pdu as P
+        from tools.smp import const as SC
+        from tools.smp import pdu as P
 
         op = pdu[0] if pdu else None
         length = P.LENGTHS[op] if op is not None else 0

@@ -1,4 +1,8 @@
-"""blesim.smp: a sans-IO LE Security Manager Protocol engine (Bluetooth Core Vol 3 Part H).
+"""tools.smp: a sans-IO LE Security Manager Protocol engine (Bluetooth Core Vol 3 Part H).
+
+A library of its own: the simulator's firmware model (tools/blesim) pairs with it, the tests
+(host_tests/smp, hardening) drive it directly, and the fuzzer (tools/fuzz.py) attacks it.
+Its cryptographic functions are the board's (lib/blesmp/crypto.py), so lib/ goes on sys.path.
 
 One SmpEngine per connection. No sockets, threads, sleeps or clocks inside: PDUs, user
 input, link-layer events and the time (`now`, seconds on the caller's virtual clock) go in
@@ -7,11 +11,11 @@ No exception escapes a method for anything the peer sends (a malformed or unexpe
 answered as the specification says); only programming errors by the caller (a bad config,
 a passkey > 999999) raise ValueError.
 
-    from tools.blesim.smp import SmpEngine, SmpConfig, Identity, OobData
-    from tools.blesim.smp import (Send, StartEncryption, LtkReply, DisplayPasskey, PasskeyRequest,
+    from tools.smp import SmpEngine, SmpConfig, Identity, OobData
+    from tools.smp import (Send, StartEncryption, LtkReply, DisplayPasskey, PasskeyRequest,
         NumericComparison, Keypress, SecurityRequestReceived, PairingRequestReceived, Paired, Failed,
         PairingResult, Keys, RepeatedAttempts)
-    from tools.blesim.smp import const, pdu    # opcodes, reasons, IO caps; PDU codec + describe()
+    from tools.smp import const, pdu    # opcodes, reasons, IO caps; PDU codec + describe()
 
 Byte order: every key, random and address is MSB-first (the spec's printed order, the order
 MicroPython IRQs use). EDIV and Rand are ints. Only Send.pdu is on-air (LSB-first fields);
@@ -131,10 +135,17 @@ successful pairing). While it runs, a peripheral answers a Pairing Request with 
 [Failed(0x09, True, "blocked")] without sending anything.
 """
 
-from . import const, pdu
-from .attempts import RepeatedAttempts
-from .engine import SmpEngine
-from .types import (
+import os as _os
+import sys as _sys
+
+_LIB = _os.path.join(_os.path.dirname(_os.path.dirname(_os.path.dirname(_os.path.abspath(__file__)))), "lib")
+if _LIB not in _sys.path:
+    _sys.path.insert(0, _LIB)
+
+from . import const, pdu  # noqa: E402
+from .attempts import RepeatedAttempts  # noqa: E402
+from .engine import SmpEngine  # noqa: E402
+from .types import (  # noqa: E402
     DisplayPasskey,
     Failed,
     Identity,
