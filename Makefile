@@ -6,7 +6,9 @@ PY := $(VENV)/bin/python
 MP := $(VENV)/bin/micropython
 STAMP := $(VENV)/.installed-$(shell cksum < requirements.txt | cut -d' ' -f1)
 MP_PATH := lib:.frozen
-MP_UNITS := $(sort $(wildcard host_tests/unit/test_*.py))
+# The unit tests that also run on the real MicroPython: their first line is
+# "# Runs on MicroPython too (make test-mp)." (`.` below stands for the `#` make would eat).
+MP_UNITS := $(sort $(shell grep -rlx --include='test_*.py' '. Runs on MicroPython too (make test-mp).' host_tests))
 
 .PHONY: setup test test-py test-mp compile typecheck lint bench fuzz clean demo demo-summary deploy flash bonds repl firmware nimble
 
@@ -26,14 +28,14 @@ test-py: $(STAMP)
 	@$(PY) -m pytest host_tests
 
 test-mp: $(STAMP)
-	@MICROPYPATH=$(MP_PATH) $(MP) tools/mptest.py $(MP_UNITS)
-	@MICROPYPATH=$(MP_PATH) $(MP) tools/mptest.py --pure $(MP_UNITS)
+	@MICROPYPATH=$(MP_PATH) $(MP) tools/checks/mptest.py $(MP_UNITS)
+	@MICROPYPATH=$(MP_PATH) $(MP) tools/checks/mptest.py --pure $(MP_UNITS)
 
 compile: $(STAMP)
-	@$(PY) tools/compile_lib.py xtensawin rv32imc
+	@$(PY) tools/checks/compile_lib.py xtensawin rv32imc
 
 typecheck: $(STAMP)
-	@$(PY) tools/typecheck.py
+	@$(PY) tools/checks/typecheck.py
 
 lint: $(STAMP)
 	@$(VENV)/bin/ruff check -q . && echo "ruff: no findings"
@@ -43,11 +45,11 @@ lint: $(STAMP)
 # MicroPython app from .py, .mpy (what a board gets), .mpy without line numbers
 # and a ROMFS image.
 bench: $(STAMP)
-	MICROPYPATH=lib:tools:.frozen $(MP) tools/bench.py --json
-	$(PY) tools/bench.py
-	$(PY) tools/bench_smp.py --json
-	$(PY) tools/bench_parts/heap.py
-	$(PY) tools/bench_parts/realhost.py --json
+	MICROPYPATH=lib:tools/bench:.frozen $(MP) tools/bench/bench.py --json
+	$(PY) tools/bench/bench.py
+	$(PY) tools/bench/bench_smp.py --json
+	$(PY) tools/bench/heap.py
+	$(PY) tools/bench/realhost.py --json
 
 # The real-host interpreters: MicroPython's unix port with esp-nimble (ESP32's host and
 # configuration) and with mynewt-nimble (MicroPython's unix configuration); cached by source
@@ -80,16 +82,16 @@ demo-summary: $(STAMP)
 	@$(PY) tools/demo.py --stack "$(STACK)" --summary-only
 
 deploy: $(STAMP)
-	$(PY) tools/deploy.py --port "$(PORT)" --board $(BOARD) --app $(APP) $(if $(SOURCE),--source) $(if $(FROZEN),--frozen) $(if $(DRY_RUN),--dry-run)
+	$(PY) tools/board/deploy.py --port "$(PORT)" --board $(BOARD) --app $(APP) $(if $(SOURCE),--source) $(if $(FROZEN),--frozen) $(if $(DRY_RUN),--dry-run)
 
 flash: $(STAMP)
-	$(PY) tools/flash.py --port "$(PORT)" --board $(BOARD) --firmware "$(FIRMWARE)"
+	$(PY) tools/board/flash.py --port "$(PORT)" --board $(BOARD) --firmware "$(FIRMWARE)"
 
 bonds: $(STAMP)
-	$(PY) tools/bonds.py --port "$(PORT)" $(if $(REMOVE),--remove $(REMOVE))
+	$(PY) tools/board/bonds.py --port "$(PORT)" $(if $(REMOVE),--remove $(REMOVE))
 
 repl: $(STAMP)
-	$(PY) tools/repl.py --port "$(or $(PORT),auto)" --app $(APP)
+	$(PY) tools/board/repl.py --port "$(or $(PORT),auto)" --app $(APP)
 
 # A MicroPython image with blesmp and the apps frozen in (not run by `make test`): needs a
 # MicroPython source tree (MPY_DIR) and ESP-IDF's environment (. $$IDF_PATH/export.sh).

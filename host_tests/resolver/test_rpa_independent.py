@@ -22,7 +22,7 @@ from hypothesis import strategies as st
 from blesmp import resolver
 from blesmp.resolver import Resolver, ScanFilter, generate
 
-VECTORS = Path(__file__).resolve().parent.parent / "vectors" / "smp_sample_data.json"
+VECTORS = Path(__file__).resolve().parent.parent / "crypto" / "smp_sample_data.json"
 
 
 def ah_ref(irk, prand):

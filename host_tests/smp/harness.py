@@ -1,5 +1,5 @@
 """Test harness: two SMP engines (ours) joined by a traced in-memory link, a scripted user on each
-side, a simulated link layer for encryption, and a virtual clock. Also used by tools/bench_smp.py.
+side, a simulated link layer for encryption, and a virtual clock. Also used by tools/bench/bench_smp.py.
 
 Every PDU passes through Link._deliver, which records a trace line (opcode name + hex) and can be
 changed or dropped by a tap(src, pdu) -> pdu | None.

@@ -1,11 +1,11 @@
-"""tools/bonds.py: the table of a store file, removal (local and through mpremote, faked)."""
+"""tools/board/bonds.py: the table of a store file, removal (local and through mpremote, faked)."""
 
 import io
 import os
 
 from blesmp import blob
 from blesmp.store import BondStore, addr_key
-from tools import bonds as T
+from tools.board import bonds as T
 
 
 def _sec(i, auth, sc, ks=16, irk=True):

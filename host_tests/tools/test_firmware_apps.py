@@ -13,7 +13,7 @@ from blesmp import const as C
 from blesmp.manager import SecurityManager
 from blesmp.store import BondStore
 from tools.blesim import World
-from tools.deploy import ROOT
+from tools.board.deploy import ROOT
 
 sys.path.insert(0, str(ROOT / "firmware"))
 import boardio  # noqa: E402

@@ -6,7 +6,7 @@ import sys
 
 import pytest
 
-from tools import bonds, deploy, ports, repl
+from tools.board import bonds, deploy, ports, repl
 
 PY = sys.executable
 

@@ -16,7 +16,7 @@ def test_mptest_shows_output_only_of_failing_tests(tmp_path):
     (tmp_path / "test_x.py").write_text(
         "def test_loud_but_passing():\n    print('expected noise')\n\n"
         "def test_failing():\n    print('why it failed')\n    assert 1 == 2, 'boom'\n")
-    r = subprocess.run([micropython_exe(), "tools/mptest.py", str(tmp_path / "test_x.py")], cwd=ROOT,
+    r = subprocess.run([micropython_exe(), "tools/checks/mptest.py", str(tmp_path / "test_x.py")], cwd=ROOT,
                        env=dict(os.environ, MICROPYPATH="lib:.frozen"), capture_output=True, text=True)
     assert r.returncode == 1
     assert "expected noise" not in r.stdout

@@ -17,7 +17,7 @@ import time
 import pytest
 from fakeboard_host import FakeBoard
 
-from tools import deploy, flash, repl
+from tools.board import deploy, flash, repl
 
 ROOT = deploy.ROOT
 ARCH_CODES = {"xtensawin": 10, "rv32imc": 11, "x64": 2}
@@ -141,7 +141,7 @@ def _test_app(tmp_path):
 
 
 def _run_deploy(*args):
-    return subprocess.run([sys.executable, str(ROOT / "tools/deploy.py"), *args],
+    return subprocess.run([sys.executable, str(ROOT / "tools/board/deploy.py"), *args],
                           capture_output=True, text=True, timeout=300)
 
 
@@ -273,7 +273,7 @@ def test_package_json_is_complete_for_mip():
     for target in listed:
         for dep in _imports_of(ROOT / "lib" / target):
             assert "blesmp/%s.py" % dep in listed, "%s imports blesmp.%s, which package.json lacks " \
-                "(python tools/deploy.py --write-package-json)" % (target, dep)
+                "(python tools/board/deploy.py --write-package-json)" % (target, dep)
 
 
 def test_mip_install_from_the_checkout(tmp_path):

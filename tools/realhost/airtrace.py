@@ -11,8 +11,8 @@ import time
 from bumble import att, ll
 from bumble.snoop import Snooper
 
-from tools.smp.const import OPCODE_NAMES as SMP_NAMES
 from tools.blesim.trace import Trace
+from tools.smp.const import OPCODE_NAMES as SMP_NAMES
 
 _CIDS = {4: "att", 6: "smp"}
 

@@ -1,4 +1,4 @@
-# The peripheral of `make bench`'s real-host figure (tools/bench_parts/realhost.py): blesmp on the
+# The peripheral of `make bench`'s real-host figure (tools/bench/realhost.py): blesmp on the
 # real NimBLE host with N bonds already stored, one Just Works pairing from a central; prints
 # how long blesmp's IRQ handler ran for each IRQ from the connection to the disconnection (on an
 # ESP32 the handler runs inside the NimBLE host task: while it runs, the stack waits).

@@ -1,5 +1,6 @@
+# Runs on MicroPython too (make test-mp).
 # The crypto toolbox against the specification's sample data and RFC 4493.
-# Runs under pytest (CPython) and under tools/mptest.py (MicroPython, viper and
+# Runs under pytest (CPython) and under tools/checks/mptest.py (MicroPython, viper and
 # pure backends): plain asserts only, no pytest features.
 import json
 import os
@@ -15,7 +16,7 @@ _HERE = __file__.rsplit("/", 1)[0]
 
 
 def _vectors(function):
-    with open(_HERE + "/../vectors/smp_sample_data.json") as f:
+    with open(_HERE + "/smp_sample_data.json") as f:
         data = json.load(f)
     out = [v for v in data if v["function"] == function]
     assert out, function

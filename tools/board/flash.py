@@ -1,6 +1,6 @@
 """Erases a board and writes a MicroPython firmware image with esptool.
 
-    python tools/flash.py --port /dev/ttyUSB0 --board esp32 --firmware ESP32_GENERIC-v1.26.1.bin
+    python tools/board/flash.py --port /dev/ttyUSB0 --board esp32 --firmware ESP32_GENERIC-v1.26.1.bin
                           [--no-erase] [--baud 460800] [--dry-run] [--force]
 
 The offset comes from boards/<board>/board.json (0x1000 on the original ESP32,
@@ -17,10 +17,10 @@ import subprocess
 import sys
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
-from tools.deploy import BOARDS, DeployError, list_boards, load_board  # noqa: E402
+from tools.board.deploy import BOARDS, DeployError, list_boards, load_board  # noqa: E402
 
 ESPTOOL = str(Path(sys.executable).with_name("esptool"))
 # esp_image_header_t.chip_id (esp_app_format.h / esptool's IMAGE_CHIP_ID)

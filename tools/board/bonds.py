@@ -1,10 +1,10 @@
 """Lists (and removes) the bonds of a blesmp bond store file.
 
-    python tools/bonds.py [FILE]                        # default bonds.db
-    python tools/bonds.py --port /dev/ttyUSB0 [--path bonds.db]
-    python tools/bonds.py --port /dev/ttyUSB0 --nvs blesmp   # store kept in esp32.NVS
-    python tools/bonds.py FILE --remove C0:11:22:33:44:55 [--type 1]
-    python tools/bonds.py --port /dev/ttyUSB0 --remove C0:11:22:33:44:55
+    python tools/board/bonds.py [FILE]                        # default bonds.db
+    python tools/board/bonds.py --port /dev/ttyUSB0 [--path bonds.db]
+    python tools/board/bonds.py --port /dev/ttyUSB0 --nvs blesmp   # store kept in esp32.NVS
+    python tools/board/bonds.py FILE --remove C0:11:22:33:44:55 [--type 1]
+    python tools/board/bonds.py --port /dev/ttyUSB0 --remove C0:11:22:33:44:55
 
 Prints one row per bond: address, type, keys present, security level (L4 =
 authenticated LE Secure Connections with a 16-byte key, L3 = authenticated, L2 =
@@ -24,7 +24,7 @@ import sys
 import tempfile
 import time
 
-_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 for _p in (os.path.join(_ROOT, "lib"), os.path.join(_ROOT, "tools", "blesim", "modules")):
     if _p not in sys.path:
         sys.path.insert(0, _p)
@@ -35,7 +35,7 @@ from blesmp import store as S  # noqa: E402
 
 if _ROOT not in sys.path:
     sys.path.append(_ROOT)
-from tools import ports  # noqa: E402
+from tools.board import ports  # noqa: E402
 
 _Y2K = 946684800  # MicroPython ports with the 2000 epoch
 

@@ -1,6 +1,7 @@
+# Runs on MicroPython too (make test-mp).
 # blesmp's log of a failure it contained (a raising callback, agent or handler): one line naming
-# what raised, then the traceback, all through print(), so that a test (or tools/mptest.py)
-# captures it instead of letting it reach the terminal. Runs under pytest and tools/mptest.py.
+# what raised, then the traceback, all through print(), so that a test (or tools/checks/mptest.py)
+# captures it instead of letting it reach the terminal. Runs under pytest and tools/checks/mptest.py.
 import builtins
 
 from blesmp import manager as M

@@ -1,8 +1,8 @@
 # make bench: speed and memory figures, measured in one run and printed as
 # ratios against the floor (one AES block). Runs under MicroPython (the figures
 # that count) and under CPython for comparison:
-#   MICROPYPATH=lib:tools:.frozen micropython tools/bench.py [--json]
-# Each module in tools/bench_parts/ exposing run(timeit, record) adds figures.
+#   MICROPYPATH=lib:tools/bench:.frozen micropython tools/bench/bench.py [--json]
+# Each module of PARTS (beside this file in tools/bench/) exposing run(timeit, record) adds figures.
 import gc
 import os
 import sys
@@ -11,8 +11,8 @@ import time
 try:
     from time import ticks_diff, ticks_us
 except ImportError:  # CPython: the board modules come from the simulator's stand-ins
-    _root = __file__.rsplit("/", 2)[0] if "/" in __file__ else "."
-    sys.path[:0] = [_root + "/lib", _root + "/tools/blesim/modules", _root + "/tools"]
+    _root = __file__.rsplit("/", 3)[0] if __file__.count("/") >= 3 else "."
+    sys.path[:0] = [_root + "/lib", _root + "/tools/blesim/modules", _root + "/tools/bench"]
 
     def ticks_us():
         return time.perf_counter_ns() // 1000
@@ -136,7 +136,7 @@ def main(argv):
     crypto_figures()
     for name in PARTS:
         try:
-            mod = __import__("bench_parts." + name, None, None, ["run"])
+            mod = __import__(name)
         except ImportError as e:
             print("(bench part %s not available: %s)" % (name, e))
             continue

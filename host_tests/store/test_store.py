@@ -1,7 +1,8 @@
+# Runs on MicroPython too (make test-mp).
 # BondStore (lib/blesmp/store.py): the firmware's secret-store protocol, crash-safe
 # persistence on the real filesystem (a temp dir), corruption, versions, layouts,
 # migration, LRU/pinning and the re-pairing transaction. Plain asserts: runs under
-# pytest and under MicroPython (tools/mptest.py).
+# pytest and under MicroPython (tools/checks/mptest.py).
 import binascii
 import json
 import os

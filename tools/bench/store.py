@@ -1,6 +1,6 @@
-# Bench part for `make bench` (tools/bench.py): the bond store.
-#   MICROPYPATH=lib:tools:.frozen micropython tools/bench.py
-#   MICROPYPATH=lib:tools:.frozen micropython tools/bench_parts/store.py   (this part alone)
+# Bench part for `make bench` (tools/bench/bench.py): the bond store.
+#   MICROPYPATH=lib:tools/bench:.frozen micropython tools/bench/bench.py
+#   MICROPYPATH=lib:tools/bench:.frozen micropython tools/bench/store.py   (this part alone)
 # Figures: store_load_32_us (a BondStore over a file of 32 bonds, on the
 # interpreter's real filesystem), store_get_us (one keyed GET_SECRET, the
 # re-encryption lookup), store_writes_per_pairing (file replacements per

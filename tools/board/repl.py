@@ -1,6 +1,6 @@
 """An mpremote REPL on the board with the app's helpers imported.
 
-    python tools/repl.py --port /dev/ttyUSB0 [--app main|central] [--soft-reset] [--dry-run]
+    python tools/board/repl.py --port /dev/ttyUSB0 [--app main|central] [--soft-reset] [--dry-run]
 
 The app keeps running: mpremote's `resume` skips the soft reset, and entering the
 raw REPL only interrupts the app's main loop (Ctrl-C); BLE events keep arriving
@@ -16,8 +16,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from tools import ports  # noqa: E402
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+from tools.board import ports  # noqa: E402
 
 MPREMOTE = str(Path(sys.executable).with_name("mpremote"))
 HELPERS = {"main": "lockapp", "central": "centralapp"}

@@ -1,8 +1,8 @@
 """Puts blesmp and an app on a board over USB: compile, copy, reset.
 
-    python tools/deploy.py --port /dev/ttyUSB0 --board esp32 [--app central]
+    python tools/board/deploy.py --port /dev/ttyUSB0 --board esp32 [--app central]
                            [--source | --frozen] [--no-reset] [--dry-run] [--force]
-    python tools/deploy.py --write-package-json
+    python tools/board/deploy.py --write-package-json
 
 1. Reads boards/<board>/board.json (the mpy-cross arch, the minimum firmware).
 2. Asks the board what it runs (`sys.implementation`: version, and the native
@@ -35,11 +35,11 @@ import subprocess
 import sys
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
-from tools import ports  # noqa: E402
-from tools.compile_lib import compile_tree  # noqa: E402
+from tools.board import ports  # noqa: E402
+from tools.checks.compile_lib import compile_tree  # noqa: E402
 
 BOARDS = ROOT / "boards"
 FIRMWARE = ROOT / "firmware"
@@ -246,7 +246,7 @@ def main(argv=None):
             bad = ports.problem(args.port, "deploy")
             if bad:
                 raise DeployError(bad + "\n(to see what would be copied without a board: make deploy DRY_RUN=1,"
-                                  " or tools/deploy.py --dry-run)")
+                                  " or tools/board/deploy.py --dry-run)")
             impl, version, native = probe(args.port)
             print("board on %s: %s v%s, native code for %s" % (args.port, impl, ".".join(map(str, version)),
                                                               native or "nothing (no native emitter)"))

@@ -1,6 +1,6 @@
 """Compiles every module of lib/ with mpy-cross for the ESP32 architectures.
 
-    python tools/compile_lib.py [ARCH ...] [--out DIR]
+    python tools/checks/compile_lib.py [ARCH ...] [--out DIR]
 
 Default: xtensawin (ESP32, S2, S3) and rv32imc (C3, C6). The .mpy files land
 in build/mpy/<arch>/, ready for `make deploy`. Viper type errors for the exact
@@ -11,7 +11,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 ARCHS = ("xtensawin", "rv32imc")
 
 

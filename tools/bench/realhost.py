@@ -4,7 +4,7 @@
 # largest of the handler's run times over one Just Works pairing (connection to disconnection)
 # of a lock that already holds 8 or 32 bonds. A PC is far faster than an ESP32: read them as
 # relative figures (8 vs 32 bonds, esp vs mynewt), not as board timings.
-#   .venv/bin/python tools/bench_parts/realhost.py [--json] [--runs N]
+#   .venv/bin/python tools/bench/realhost.py [--json] [--runs N]
 import ast
 import json
 import os

@@ -1,6 +1,6 @@
 """make bench: a complete simulated pairing, our SMP engine with itself vs Bumble with itself.
 
-    .venv/bin/python tools/bench_smp.py [--json] [-n N]
+    .venv/bin/python tools/bench/bench_smp.py [--json] [-n N]
 
 Each figure is the median wall time of N complete pairings (Pairing Request to both sides done,
 key distribution included, fresh P-256 keys each time on both stacks), in milliseconds.
@@ -18,7 +18,7 @@ import sys
 import time
 from collections import deque
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 sys.path[:0] = [ROOT, os.path.join(ROOT, "host_tests", "smp")]
 
 import tools.blesim  # noqa: E402,F401  (puts lib/ and the stand-ins on sys.path)

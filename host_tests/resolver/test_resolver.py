@@ -1,6 +1,7 @@
+# Runs on MicroPython too (make test-mp).
 # The RPA resolver (lib/blesmp/resolver.py) against the specification's ah
 # sample, RPAs built from AES directly, a small fake bond store and its events.
-# Runs under pytest (CPython) and under tools/mptest.py (MicroPython, viper and
+# Runs under pytest (CPython) and under tools/checks/mptest.py (MicroPython, viper and
 # pure backends): plain asserts only, no pytest features.
 import json
 import os
@@ -112,7 +113,7 @@ class _Spy:
 
 
 def test_ah_spec_sample():
-    with open(_HERE + "/../vectors/smp_sample_data.json") as f:
+    with open(_HERE + "/../crypto/smp_sample_data.json") as f:
         v = [x for x in json.load(f) if x["function"] == "ah"][0]
     irk = bytes.fromhex(v["inputs_msb_first"]["IRK (k)"])
     prand = bytes.fromhex(v["inputs_msb_first"]["prand (r)"])

@@ -1,3 +1,4 @@
+# Runs on MicroPython too (make test-mp).
 """blesmp/__init__.py: _drop gives code loaded from a file system back, and keeps code that runs in
 place from flash (frozen into the firmware, or on a ROMFS image)."""
 

@@ -1,6 +1,7 @@
+# Runs on MicroPython too (make test-mp).
 # NimBLE's ble_store_value_sec layouts (lib/blesmp/blob.py), checked against
 # blobs built byte by byte from the documented offsets (not from blob.py's own
-# struct formats). Runs under pytest and under MicroPython (tools/mptest.py).
+# struct formats). Runs under pytest and under MicroPython (tools/checks/mptest.py).
 from blesmp import blob
 
 ADDR = bytes((0xC0, 0x11, 0x22, 0x33, 0x44, 0x55))  # MSB first, as IRQs show it

@@ -1,6 +1,6 @@
-# Bench part for `make bench` (tools/bench.py): resolvable private addresses.
-#   MICROPYPATH=lib:tools:.frozen micropython tools/bench.py
-#   MICROPYPATH=lib:tools:.frozen micropython tools/bench_parts/resolver.py   (this part alone)
+# Bench part for `make bench` (tools/bench/bench.py): resolvable private addresses.
+#   MICROPYPATH=lib:tools/bench:.frozen micropython tools/bench/bench.py
+#   MICROPYPATH=lib:tools/bench:.frozen micropython tools/bench/resolver.py   (this part alone)
 # Figures: resolve_miss_{1,8,32,64}_us (an RPA that matches no IRK and is not
 # cached: the full AES loop), resolve_per_irk_us (slope 1 -> 64 IRKs),
 # resolve_hit_cached_us, the same as ratios to one AES block measured here

@@ -1,6 +1,7 @@
 # A tiny test runner for the real MicroPython interpreter: imports each test
 # file, calls its test_* functions, prints failures and "N passed, N failed".
-#   micropython tools/mptest.py [--pure] host_tests/unit/test_x.py ...
+#   micropython tools/checks/mptest.py [--pure] host_tests/store/test_x.py ...
+# (make test-mp runs every host_tests file whose first line is "# Runs on MicroPython too (make test-mp).")
 # --pure hides the viper kernels so the fallback backend is what gets tested.
 # What a test prints (e.g. blesmp's log of a deliberately raising callback) is captured, as
 # pytest does, and shown only if that test fails: a green run is quiet.

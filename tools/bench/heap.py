@@ -1,6 +1,6 @@
-# Bench part for `make bench` (tools/bench.py): heap use of the package on MicroPython.
-#   MICROPYPATH=lib:tools:.frozen micropython tools/bench.py
-#   MICROPYPATH=lib:tools:.frozen micropython tools/bench_parts/heap.py   (this part alone)
+# Bench part for `make bench` (tools/bench/bench.py): heap use of the package on MicroPython.
+#   MICROPYPATH=lib:tools/bench:.frozen micropython tools/bench/bench.py
+#   MICROPYPATH=lib:tools/bench:.frozen micropython tools/bench/heap.py   (this part alone)
 # Figures (bytes, gc.mem_alloc() deltas after gc.collect(); MicroPython only, nothing on CPython):
 #   heap_import_<module>  each module of the package, imported from .py in dependency order
 #                         (where the bytes go: code objects, constants, tables)
@@ -42,7 +42,7 @@
 # Modules are imported as found on MICROPYPATH (.py under `make bench`). Frozen modules keep
 # their bytecode in flash (only module dicts, functions and classes reach the heap), so on a
 # firmware with lib/ frozen the import figures shrink; the unix interpreter cannot show that.
-#   python tools/bench_parts/heap.py      (CPython) the same figures for lib/ as .py and as .mpy,
+#   python tools/bench/heap.py      (CPython) the same figures for lib/ as .py and as .mpy,
 #                                         plus heap_module_<m>: each module alone in a fresh interpreter
 import gc
 import os
@@ -407,7 +407,7 @@ def _compare():
     for k, v in _app_figures(out):
         cols.setdefault(k, {})["romfs"] = v
     for label, path in variants:
-        env = dict(os.environ, MICROPYPATH=os.pathsep.join([path, os.path.join(root, "tools"), ".frozen"]))
+        env = dict(os.environ, MICROPYPATH=os.pathsep.join([path, os.path.join(root, "tools", "bench"), ".frozen"]))
         out = subprocess.check_output([mp, os.path.abspath(__file__)], env=env, cwd=root, text=True)
         for m in MODULES + COLD:
             out += subprocess.check_output([mp, os.path.abspath(__file__), m], env=env, cwd=root, text=True)

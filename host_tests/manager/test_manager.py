@@ -1,6 +1,7 @@
+# Runs on MicroPython too (make test-mp).
 # SecurityManager logic driven by hand-written IRQ sequences (the ones the firmware reference
 # documents), against a tiny fake BLE object and a dict store. Runs under pytest (CPython) and
-# under tools/mptest.py (MicroPython): plain asserts only. The same flows on simulated boards
+# under tools/checks/mptest.py (MicroPython): plain asserts only. The same flows on simulated boards
 # with a real SMP underneath are in host_tests/manager/.
 import time
 

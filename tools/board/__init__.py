@@ -1,0 +1,1 @@
+"""Tools for people with a board: deploy, flash, bond table, REPL, serial ports."""
