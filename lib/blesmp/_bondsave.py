@@ -15,6 +15,7 @@ from micropython import const
 
 from blesmp import blob as _blob
 from blesmp import store as _store
+from blesmp._bondread import problem
 from blesmp._replace import may_replace
 from blesmp._secinfo import info as _info
 from blesmp.store import (
@@ -234,9 +235,7 @@ def pin(self, k, pinned):
 
 
 def set_layout(self, layout):
-    from blesmp._bondload import layout_arg  # (the store drops that module with this one)
-
-    layout = layout_arg(layout)
+    layout = _blob.layout_arg(layout)
     if layout is None:
         raise ValueError("layout")
     self._fixed = layout
@@ -256,11 +255,6 @@ def relayout(self, lay):
                        a, u, q, e[_FL]))
     self._b = b
     self.layout = lay
-
-
-def problem(self, msg):
-    self.problems.append(msg)
-    del self.problems[:-8]
 
 
 # ---------------------------------------------------------------- persistence

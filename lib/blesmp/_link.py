@@ -10,10 +10,10 @@ import time
 
 from micropython import const
 
+from . import _log
 from ._replace import may_replace
 from ._secinfo import addr_key as _key7
 from ._secinfo import info as blob_info
-from .manager import _log
 
 # Copies of the blesmp.const values used here: const() folds them into the bytecode.
 _AUTH_CMPL_EVT = const(5)

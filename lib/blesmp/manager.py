@@ -73,7 +73,7 @@ import time
 import micropython
 from micropython import const
 
-from . import _drop
+from . import _drop, _log
 from ._secinfo import addr_key as _key7  # NimBLE's ble_addr_t as the store key: type, address LSB first
 
 # blesmp.const is not imported here: its names are folded below, and the name tables for
@@ -103,21 +103,6 @@ _SEC_ENCRYPT = const(1)
 _SEC_ENCRYPT_MITM = const(3)
 _SEC_TYPE_OUR = const(1)
 _SEC_TYPE_PEER = const(2)
-
-
-def _log(msg, exc=None):
-    # Everything goes through print(), the traceback too: one channel a test can capture.
-    print("blesmp:", msg)
-    if exc is not None:
-        pe = getattr(sys, "print_exception", None)
-        if pe is not None:
-            import io
-
-            buf = io.StringIO()
-            pe(exc, buf)
-            print(buf.getvalue().rstrip("\n"))
-        else:  # CPython (the simulator)
-            print("  %s: %s" % (type(exc).__name__, exc))
 
 
 class SecurityManager:

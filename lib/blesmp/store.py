@@ -344,7 +344,7 @@ class BondStore:
         # too (CPython keeps them: there is no heap to save, and re-imports cost time).
         import sys
 
-        cold = ["_bondload", "_bondsave", "_bondfiles"]
+        cold = ["_bondload", "_bondsave", "_bondfiles", "_bondread"]
         for n in ("blob", "_replace"):  # (each only if nothing had loaded it before this call)
             if "blesmp." + n not in sys.modules:
                 cold.append(n)

@@ -10,7 +10,8 @@ import struct
 import sys
 import traceback
 
-from ..world import BoardDown, _irq_depth
+from ..unwind import BoardDown
+from ..unwind import irq_depth as _irq_depth
 from . import gatt as G
 from . import secstruct
 from .irq import (
