@@ -4,6 +4,7 @@ the board-process cases run the real-host interpreter."""
 
 import asyncio
 import os
+import select
 import subprocess
 import sys
 import time
@@ -111,17 +112,27 @@ def test_data_after_encryption_change_waits_until_the_host_read_it(air):
     pty = radios.add("host")
     fd = os.open(pty, os.O_RDWR | os.O_NOCTTY)
     try:
-        time.sleep(0.1)  # the port notices its board
         port = radios.ports["host"]
+        while not radios.call(lambda: port.up):  # the port notices its board
+            time.sleep(0.01)
         enc = bytes([4, 0x08, 4, 0, 1, 0, 1])
         acl = bytes([2, 1, 0x20, 5, 0, 1, 0, 6, 0, 0x08])
         radios.call(lambda: (port.on_packet(enc), port.on_packet(acl)))
-        time.sleep(0.05)
-        assert os.read(fd, 64) == enc  # the data waited: the board had not read the event
-        time.sleep(0.05)
-        assert os.read(fd, 64) == acl
+        # the board has not read the event: the data stays behind it however long that takes
+        assert radios.call(lambda: list(port.held)) == [acl]
+        assert _read(fd, len(enc)) == enc
+        assert _read(fd, len(acl)) == acl  # read: the data follows
     finally:
         os.close(fd)
+
+
+def _read(fd, n):
+    got = b""
+    while len(got) < n:
+        if not select.select([fd], [], [], 30)[0]:
+            break
+        got += os.read(fd, n - len(got))
+    return got
 
 
 def test_board_exit_drops_its_links_and_the_next_process_starts_clean(tmp_path):
@@ -183,7 +194,7 @@ def test_radios_cli_prints_the_ptys_and_stops():
         lines = [p.stdout.readline() for _ in range(3)]
     finally:
         p.send_signal(2)
-        p.wait(10)
+        p.wait(60)
         p.stdout.close()
     assert lines[0].startswith("board 0: MICROPYBTUART=/dev/pts/") and "A4:CF:12:52:00:01" in lines[0]
     assert lines[1].startswith("board 1: MICROPYBTUART=/dev/pts/")
