@@ -193,7 +193,7 @@ def test_radios_cli_prints_the_ptys_and_stops():
     try:
         lines = [p.stdout.readline() for _ in range(3)]
     finally:
-        p.send_signal(2)
+        p.terminate()  # SIGTERM: as a tool or a user's kill stops it
         p.wait(60)
         p.stdout.close()
     assert lines[0].startswith("board 0: MICROPYBTUART=/dev/pts/") and "A4:CF:12:52:00:01" in lines[0]

@@ -36,6 +36,7 @@ import fcntl
 import logging
 import os
 import pty
+import signal
 import struct
 import sys
 import termios
@@ -546,6 +547,13 @@ def main(argv=None):
     if a.count < 1:
         ap.error("count must be at least 1")
     events = lambda name, text: print("board %s: %s" % (name, text), flush=True)  # noqa: E731
+
+    def stop(signum, frame):
+        raise KeyboardInterrupt
+
+    # Ctrl-C or a plain kill stops the radios cleanly (also where a parent left SIGINT ignored)
+    signal.signal(signal.SIGINT, stop)
+    signal.signal(signal.SIGTERM, stop)
     r = Radios(a.count, btsnoop=a.btsnoop, on_event=events)
     try:
         r.start()
