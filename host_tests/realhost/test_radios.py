@@ -117,11 +117,10 @@ def test_data_after_encryption_change_waits_until_the_host_read_it(air):
             time.sleep(0.01)
         enc = bytes([4, 0x08, 4, 0, 1, 0, 1])
         acl = bytes([2, 1, 0x20, 5, 0, 1, 0, 6, 0, 0x08])
-        radios.call(lambda: (port.on_packet(enc), port.on_packet(acl)))
-        # the board has not read the event: the data stays behind it however long that takes
-        assert radios.call(lambda: list(port.held)) == [acl]
+        # the data waits behind the event (released once the board has read it)
+        assert radios.call(lambda: (port.on_packet(enc), port.on_packet(acl), list(port.held))[2]) == [acl]
         assert _read(fd, len(enc)) == enc
-        assert _read(fd, len(acl)) == acl  # read: the data follows
+        assert _read(fd, len(acl)) == acl  # read: the data follows, in order
     finally:
         os.close(fd)
 
@@ -150,7 +149,8 @@ def test_board_exit_drops_its_links_and_the_next_process_starts_clean(tmp_path):
             p = subprocess.Popen([exe, str(script)], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                                  cwd=str(tmp_path))
             try:
-                assert p.stdout.readline().startswith(b"UP (0, b'\\xa4\\xcf\\x12\\x00\\x00\\x11')")
+                line = p.stdout.readline()
+                assert line.startswith(b"UP (0, b'\\xa4\\xcf\\x12\\x00\\x00\\x11')"), (n, line, p.poll())
                 radios.call(phone.connect, _addr(A), hci.OwnAddressType.PUBLIC)
             finally:
                 p.kill()
