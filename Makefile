@@ -21,21 +21,22 @@ $(STAMP): requirements.txt
 # Every gate (docs/testing.md); stops at the first failure.
 test: $(STAMP) lint typecheck compile test-mp test-py demo-summary
 
+# Each gate prints one line when it passes (a green run is quiet), everything when it fails.
 test-py: $(STAMP)
-	$(PY) -m pytest host_tests
+	@$(PY) -m pytest host_tests
 
 test-mp: $(STAMP)
-	MICROPYPATH=$(MP_PATH) $(MP) tools/mptest.py $(MP_UNITS)
-	MICROPYPATH=$(MP_PATH) $(MP) tools/mptest.py --pure $(MP_UNITS)
+	@MICROPYPATH=$(MP_PATH) $(MP) tools/mptest.py $(MP_UNITS)
+	@MICROPYPATH=$(MP_PATH) $(MP) tools/mptest.py --pure $(MP_UNITS)
 
 compile: $(STAMP)
-	$(PY) tools/compile_lib.py xtensawin rv32imc
+	@$(PY) tools/compile_lib.py xtensawin rv32imc
 
 typecheck: $(STAMP)
-	$(PY) tools/typecheck.py
+	@$(PY) tools/typecheck.py
 
 lint: $(STAMP)
-	$(VENV)/bin/ruff check .
+	@$(VENV)/bin/ruff check -q . && echo "ruff: no findings"
 
 # Figures, not tests: the MicroPython run is the one that counts (its last
 # line is JSON); CPython's is printed for comparison. The heap table runs the
@@ -51,7 +52,7 @@ bench: $(STAMP)
 # The real-host interpreters: MicroPython's unix port with esp-nimble (ESP32's host and
 # configuration) and with mynewt-nimble (MicroPython's unix configuration); cached by source
 # hash outside the clone (docs/real-host.md). NIMBLE_HOST=esp|mynewt builds one; MPY_SRC /
-# ESP_NIMBLE_SRC name checkouts instead of the shared third-party tarballs.
+# ESP_NIMBLE_SRC name checkouts instead of the third-party tarballs beside the clone.
 nimble: $(STAMP)
 	$(PY) -m tools.realhost.build $(or $(NIMBLE_HOST),all)
 

@@ -106,11 +106,16 @@ _SEC_TYPE_PEER = const(2)
 
 
 def _log(msg, exc=None):
+    # Everything goes through print(), the traceback too: one channel a test can capture.
     print("blesmp:", msg)
     if exc is not None:
         pe = getattr(sys, "print_exception", None)
         if pe is not None:
-            pe(exc)
+            import io
+
+            buf = io.StringIO()
+            pe(exc, buf)
+            print(buf.getvalue().rstrip("\n"))
         else:  # CPython (the simulator)
             print("  %s: %s" % (type(exc).__name__, exc))
 

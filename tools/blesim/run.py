@@ -12,6 +12,9 @@ stopped when they have all ended. `python -m tools.blesim.run --help` lists the 
 --board NAME, --fs DIR, --addr HEX, --profile NAME, --phone. Words after a script are its
 arguments; boards without --addr get addresses in command-line order.
 
+BLESIM_PATH (environment, like PYTHONPATH): folders every board imports from first, on both
+interpreters, e.g. an aioble checkout (micropython-lib/micropython/bluetooth/aioble).
+
 Prefixes of a script (combinable, e.g. phone:mp:x.py): `mp:` runs it on MicroPython, `py:` on
 CPython, `phone:` gives its board the "phone" profile (not an ESP32: a central whose stack asks
 its user for passkeys, as Android and iOS do) and hands it this terminal's stdin (its user types
@@ -80,12 +83,13 @@ def board_env(broker, name, opts=None, mp=False, extra_path=()):
     bo = {k: opts[k] for k in ("addr", "addr_type", "profile", "seed", "pos", "restart") if opts.get(k) is not None}
     env["BLESIM_OPTS"] = json.dumps(bo)
     env["PYTHONUNBUFFERED"] = "1"
+    user_path = [p for p in env.get("BLESIM_PATH", "").split(os.pathsep) if p]  # e.g. an aioble checkout
     if mp:
-        env["MICROPYPATH"] = os.pathsep.join(list(extra_path) + [MP_ONLY_DIR, MP_DIR, LIB_DIR, FROZEN])
+        env["MICROPYPATH"] = os.pathsep.join(list(extra_path) + user_path + [MP_ONLY_DIR, MP_DIR, LIB_DIR, FROZEN])
     else:
         env["PYTHONPATH"] = os.pathsep.join([ROOT] + [p for p in env.get("PYTHONPATH", "").split(os.pathsep) if p])
-        if extra_path:
-            env["BLESIM_PATH"] = os.pathsep.join(extra_path)
+        if extra_path or user_path:
+            env["BLESIM_PATH"] = os.pathsep.join(list(extra_path) + user_path)
     return env
 
 
@@ -575,9 +579,14 @@ def main(argv=None):
         name = opts.get("name") or os.path.splitext(os.path.basename(script))[0]
         given = json.loads(os.environ.get("BLESIM_OPTS") or "{}")  # from a launcher (run_boards)
         given.update({k: v for k, v in opts.items() if k in ("addr", "profile")})
-        if opts.get("fs"):
-            os.makedirs(opts["fs"], exist_ok=True)
-            os.chdir(opts["fs"])  # the script's path is absolute already
+        fs = opts.get("fs")
+        if fs is None and "BLESIM_OPTS" not in os.environ:
+            # started by hand (a launcher sets BLESIM_OPTS and the working directory): the board's
+            # flash is a fresh folder, never the directory the user happens to be in
+            fs = tempfile.mkdtemp(prefix="blesim-%s-" % name)
+        if fs:
+            os.makedirs(fs, exist_ok=True)
+            os.chdir(fs)  # the script's path is absolute already
         if _is_mp(interp):
             argv2, env = board_command(script, name, glob["broker"], "mp", dict(given, args=args))
             return subprocess.call(argv2, env=env)
