@@ -192,10 +192,13 @@ def test_radios_cli_prints_the_ptys_and_stops():
                          cwd=boards.ROOT)
     try:
         lines = [p.stdout.readline() for _ in range(3)]
-    finally:
         p.terminate()  # SIGTERM: as a tool or a user's kill stops it
-        p.wait(60)
+        rc = p.wait(60)
+    finally:
+        if p.poll() is None:  # never leave it running, whatever failed
+            p.kill()
+            p.wait()
         p.stdout.close()
+    assert rc == 0
     assert lines[0].startswith("board 0: MICROPYBTUART=/dev/pts/") and "A4:CF:12:52:00:01" in lines[0]
     assert lines[1].startswith("board 1: MICROPYBTUART=/dev/pts/")
-    assert p.returncode == 0
