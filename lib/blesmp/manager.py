@@ -115,6 +115,16 @@ def _log(msg, exc=None):
             print("  %s: %s" % (type(exc).__name__, exc))
 
 
+def _tid():
+    # The calling thread: on ESP32 the NimBLE task runs IRQs too (notifications it sends by itself)
+    try:
+        import _thread
+
+        return _thread.get_ident()
+    except ImportError:
+        return 0
+
+
 class SecurityManager:
     """See the module docstring. Arguments (all keyword):
 
@@ -188,7 +198,7 @@ class SecurityManager:
     min_key_size = 16
     sc_only = False
     level = 1
-    _notify_to = None  # the connection notify() is sending to (see check)
+    _notify_to = None  # (connection, thread) of a notify() in progress (see check)
 
     # -- public API ------------------------------------------------------------------------
     def irq(self, handler):
@@ -284,9 +294,10 @@ class SecurityManager:
         if rule is None:
             return 0
         if conn == _CONN_HANDLE_NONE:
-            conn = self._notify_to
-            if conn is None:
+            n = self._notify_to
+            if n is None or n[1] != _tid():  # (the NimBLE task's own notifications run in another thread)
                 return self._lk().check_all(self, rule, attr_handle) if self._links else 0
+            conn = n[0]
         return self._lk().check(self, self._links.get(conn), rule, conn, attr_handle, write)
 
     def notify(self, conn, attr_handle, data=None, indicate=False):
@@ -298,7 +309,7 @@ class SecurityManager:
         conn = self._handle(conn)
         if self.check(conn, h):
             return False
-        self._notify_to = conn  # the firmware's read (conn 65535) inside this call is for conn
+        self._notify_to = (conn, _tid())  # the firmware's read (conn 65535) in this call, in this thread
         try:
             (self._ble.gatts_indicate if indicate else self._ble.gatts_notify)(conn, h, data)
             return True
