@@ -40,7 +40,7 @@ import time
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
-from tools.blesim import render  # noqa: E402
+from tools.blesim import capture, render  # noqa: E402
 from tools.blesim.broker import control, spawn_broker  # noqa: E402
 from tools.blesim.run import board_command  # noqa: E402
 from tools.blesim.trace import Trace  # noqa: E402
@@ -293,6 +293,12 @@ class Demo:
             with open(path, "w") as f:
                 f.write(render.svg(trace, boards=boards, skip=CHART_SKIP, att=False))
             self.say("   chart as SVG: %s" % os.path.relpath(path, ROOT))
+            # the air as a sniffer would have captured it (open in Wireshark), and the raw trace
+            pcap = os.path.join(self.svg_dir, "step%d.pcap" % n)
+            count = capture.write(trace, pcap)
+            with open(os.path.join(self.svg_dir, "step%d.jsonl" % n), "w") as f:
+                f.write(trace.to_jsonl())
+            self.say("   capture for Wireshark: %s (%d packets)" % (os.path.relpath(pcap, ROOT), count))
         return trace
 
     def step_failed(self, s, n, title, row, e):
@@ -503,7 +509,8 @@ def main(argv=None):
                     " (the ESP32 boards on the real MicroPython interpreter)")
     ap.add_argument("--mp", action="store_true", help=argparse.SUPPRESS)  # old spelling of --stack sim-mp
     ap.add_argument("--summary-only", action="store_true", help="print only the summary (and the log if a step failed)")
-    ap.add_argument("--svg-dir", default=os.path.join(ROOT, "build", "demo"), help="where the SVG charts go")
+    ap.add_argument("--svg-dir", default=os.path.join(ROOT, "build", "demo"),
+                    help="where the SVG charts, the captures (stepN.pcap) and the traces (stepN.jsonl) go")
     ap.add_argument("--width", type=int, default=None, help="chart width (default: the terminal's)")
     ap.add_argument("--no-chart", action="store_true", help="no sequence charts on the terminal")
     ap.add_argument("--steps", default="1,2,3,4", help="which steps to run (e.g. 1,3)")

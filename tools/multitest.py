@@ -1,6 +1,6 @@
 """Run MicroPython multitests (tests/multi_bluetooth format) on simulated ESP32 boards.
 
-    python tools/multitest.py [-i cpython|mp]... [--mp] [-s] [--trace DIR] test.py [...]
+    python tools/multitest.py [-i cpython|mp]... [--mp] [-s] [--trace DIR] [--pcap DIR] test.py [...]
 
 A test defines `instance0()`, `instance1()`, ...; each instance runs in its own process (one
 simulated board, joined to one air broker per test) on CPython (`python -m tools.blesim.run`)
@@ -157,8 +157,8 @@ class _Instance:
         self.finished = False
         self.last = time.monotonic()
 
-    def start(self, script, broker, fs, test_dir):
-        argv, env = board_command(script, self.name, broker, self.interp, extra_path=[test_dir])
+    def start(self, script, broker, fs, test_dir, path=()):
+        argv, env = board_command(script, self.name, broker, self.interp, extra_path=[test_dir] + list(path))
         self.proc = subprocess.Popen(argv, cwd=fs, env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                                      stderr=subprocess.STDOUT)
         self.last = time.monotonic()
@@ -197,9 +197,11 @@ class _Instance:
             self.proc.wait()
 
 
-def run_test(path, interps=("cpython",), trace=None, verbose=False, timeout=INSTANCE_READ_TIMEOUT_S):
+def run_test(path, interps=("cpython",), trace=None, verbose=False, timeout=INSTANCE_READ_TIMEOUT_S,
+             module_path=()):
     """Runs one multitest; `interps[i]` ("cpython" or "mp") for instance i (the last repeats).
-    `trace`: path of an SVG sequence chart to write."""
+    `trace`: path of an SVG sequence chart to write; `module_path`: more folders on every
+    instance's module path (a library the test imports, e.g. aioble)."""
     path = os.path.abspath(path)
     n = count_instances(path)
     with open(path) as f:
@@ -224,7 +226,7 @@ def run_test(path, interps=("cpython",), trace=None, verbose=False, timeout=INST
         fs = os.path.join(tmp, "fs-" + inst.name)
         os.makedirs(fs)
         control(addr, {"op": "expect", "board": inst.name})
-        inst.start(script, addr, fs, os.path.dirname(path))
+        inst.start(script, addr, fs, os.path.dirname(path), module_path)
 
     try:
         # Start-up: one after the other, each until NEXT / SKIP / exit.
@@ -328,7 +330,7 @@ def run_test(path, interps=("cpython",), trace=None, verbose=False, timeout=INST
     if expected is None and not skip and any(_is_mp(i) for i in interps[:n]):
         # as upstream without a .exp: the truth is the same test with every instance on
         # CPython (here: on the simulator's boards), so MicroPython is checked against it
-        truth = run_test(path, ("cpython",), timeout=timeout)
+        truth = run_test(path, ("cpython",), timeout=timeout, module_path=module_path)
         if truth.status != "skip" and "TIMEOUT" not in truth.output:
             expected = truth.output
             truth_from = "cpython"
@@ -352,6 +354,7 @@ def main(argv=None):
     ap.add_argument("-v", "--verbose", action="store_true", help="echo instance output as it comes")
     ap.add_argument("--trace", metavar="DIR", help="write each test's sequence chart as DIR/<test>.svg (and the "
                     "raw trace as .jsonl; `python -m tools.blesim.render DIR/<test>.jsonl` prints it)")
+    ap.add_argument("--pcap", metavar="DIR", help="write each test's air as DIR/<test>.pcap (open it in Wireshark)")
     ap.add_argument("files", nargs="+")
     a = ap.parse_args(argv)
     interps = a.instance or (["mp"] if a.mp else ["cpython"])
@@ -366,6 +369,11 @@ def main(argv=None):
             svg = os.path.join(a.trace, os.path.splitext(os.path.basename(path))[0] + ".svg")
         r = run_test(path, interps, trace=svg, verbose=a.verbose)
         print(r.status)
+        if a.pcap and r.trace is not None:
+            from tools.blesim import capture
+
+            os.makedirs(a.pcap, exist_ok=True)
+            capture.write(r.trace, os.path.join(a.pcap, os.path.splitext(os.path.basename(path))[0] + ".pcap"))
         if a.show_output or r.status == "fail":
             print("### TEST ###")
             print(r.output, end="")

@@ -71,7 +71,9 @@ def test_resolver_follows_bond_store():
     while store.set_secret(2, memoryview(key), None):
         pass
     new_irk = os.urandom(16)
+    store.vouched = True  # (Just Works keys replace a bond only when vouched for: may_replace)
     pair(store, 1, ident(5), new_irk)
+    store.vouched = False
     store.pairing_done(1, ident(5), 1, 1)
     assert r.resolve(1, addrs[5]) is None
     b = r.resolve(1, rpa(new_irk))

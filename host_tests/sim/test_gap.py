@@ -164,20 +164,54 @@ def test_get_secret_returning_wrong_size_or_str_and_none_handler():
     assert (30, 10) in calls  # so a new IRK was offered with SET(10, b'irk', ...)
 
 
-def test_active_false_drops_connections_and_peer_sees_disconnect():
+def test_active_false_raises_the_disconnect_inside_the_call_on_esp32():
+    """ESP32: mp_bluetooth_nimble_port_shutdown (ports/esp32/mpnimbleport.c) runs
+    nimble_port_stop() -> ble_hs_stop() while the binding is still ACTIVE, so the link's
+    disconnect reaches Python inside active(False), and a NimBLE call made from that handler
+    fails with BLE_HS_EDISABLED (OSError -30)."""
     w, p, c, rp, rc = two()
     hp, hc = connect(w, p, c)
     p.ble.gap_scan(0)
     rp.clear()
+    seen = []
+
+    def on_disconnect(event, data):
+        if event == _IRQ_CENTRAL_DISCONNECT:
+            seen.append(("active", p.ble.active()))
+            try:
+                p.ble.gap_advertise(100000)
+            except OSError as e:
+                seen.append(("gap_advertise", e.errno))
+        return rp(event, data)
+
+    p.ble.irq(on_disconnect)
     p.ble.active(False)
-    # scanning is stopped while the stack is still active (SCAN_DONE), the links silently
-    assert rp.events == [(_IRQ_SCAN_DONE, ())]
+    # scanning stops first (SCAN_DONE), then the link ends, all before active(False) returns
+    assert rp.events == [(_IRQ_SCAN_DONE, ()), (_IRQ_CENTRAL_DISCONNECT, (hp, 0, c.public_addr))]
+    assert seen == [("active", True), ("gap_advertise", -30)]
     assert p.ble.active() is False
     assert w.run_until(lambda: rc.last(_IRQ_PERIPHERAL_DISCONNECT), 2)
     assert rc.last(_IRQ_PERIPHERAL_DISCONNECT) == (hc, 0, p.public_addr)
     with pytest.raises(OSError) as e:
         p.ble.gap_advertise(100000)
     assert e.value.errno == 19
+
+
+def test_active_false_drops_links_silently_on_upstream_nimble():
+    """The default port (mp_bluetooth_nimble_port_shutdown in extmod/nimble/modbluetooth_nimble.c)
+    sets the state to STOPPING before ble_hs_stop(): the gap callbacks check
+    mp_bluetooth_is_active() and raise nothing; the peer still sees the disconnection."""
+    w, p, c, rp, rc = two(profile="nimble")
+    hp, hc = connect(w, p, c)
+    p.ble.gap_scan(0)
+    rp.clear()
+    p.ble.active(False)
+    assert rp.events == [(_IRQ_SCAN_DONE, ())]
+    assert p.ble.active() is False
+    assert w.run_until(lambda: rc.last(_IRQ_PERIPHERAL_DISCONNECT), 2)
+    assert rc.last(_IRQ_PERIPHERAL_DISCONNECT) == (hc, 0, p.public_addr)
+    w.run(1.0)
+    assert rp.last(_IRQ_CENTRAL_DISCONNECT) is None
 
 
 def test_connect_failure_reports_65535_255_zero_addr():

@@ -482,3 +482,19 @@ def test_config_validation():
     e = SmpEngine("central", SmpConfig(), INIT_ADDR, RESP_ADDR)
     with pytest.raises(ValueError):
         e.passkey(1000000, 0)
+
+
+def test_the_state_machine_table_names_a_wait_for_every_pdu_a_pairing_receives():
+    # The engine's transitions are data (engine._WAITS): each wait accepts its opcodes, and every
+    # opcode a pairing can receive (Pairing Failed and Keypress aside) is awaited by exactly one wait.
+    from tools.blesim.smp import engine as E
+
+    owners = {}
+    for wait, accepts in E._WAITS.items():
+        for op in accepts:
+            owners.setdefault(op, []).append(wait)
+    receivable = {op for op in range(1, 0x0F) if op not in (const.PAIRING_FAILED, const.KEYPRESS_NOTIFICATION)}
+    assert set(owners) == receivable and all(len(w) == 1 for w in owners.values())
+    assert E._WAITS[E._W_NOTHING] == {}
+    key_ops = [op for _, ops in E._KEY_PDUS for op in ops]
+    assert [E._KEY_WAITS[op] for op in key_ops] == sorted(E._KEY_WAITS[op] for op in key_ops)

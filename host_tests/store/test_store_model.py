@@ -68,7 +68,7 @@ def test_store_matches_model(history, max_bonds):
             ok = pair(st, i, seed, auth)
             if i in model:
                 model[i][3] = tick  # NimBLE's repeat-pairing lookup counts as a use
-                if auth >= model[i][1]:  # "stronger" policy: equal or stronger replaces
+                if auth:  # "stronger": not weaker, and unauthenticated keys never replace (may_replace)
                     model[i][0:2] = [seed, auth]
                     assert ok
                 else:
@@ -77,7 +77,8 @@ def test_store_matches_model(history, max_bonds):
                 model[i] = [seed, auth, False, tick]
                 assert ok
             else:
-                free = [k for k in model if not model[k][2]]
+                # LRU among unpinned bonds; unauthenticated keys evict only unauthenticated bonds
+                free = [k for k in model if not model[k][2] and (auth or not model[k][1])]
                 if free:
                     del model[min(free, key=lambda k: model[k][3])]
                     model[i] = [seed, auth, False, tick]

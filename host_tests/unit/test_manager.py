@@ -76,6 +76,11 @@ class FakeBLE:
         return self.handler(event, data)
 
 
+class _Bond:
+    def __init__(self, v):
+        self.key_size, self.authenticated, self.sc = v[10], v[80] & 1, (v[80] >> 1) & 1
+
+
 class DictStore:
     def __init__(self):
         self.d = {}
@@ -98,7 +103,10 @@ class DictStore:
         return True
 
     def find(self, t, a):
-        return None
+        v = self.d.get((2, _key(t, a))) or self.d.get((1, _key(t, a)))
+        if v is None:
+            return None
+        return _Bond(v)
 
     def pairing_done(self, t, a, ok, bonded=1):
         self.done.append(ok)
@@ -480,12 +488,36 @@ def test_backoff_keyed_by_identity_with_a_resolver():
     # a bonded peer's RPA changes between attempts: the resolver names the same identity
     rpa1 = b"\x41\x00\x00\x00\x00\x01"
     rpa2 = b"\x52\x00\x00\x00\x00\x02"
-    for resolver, refused in ((None, False), (_FakeResolver([rpa1, rpa2], _Ident()), True)):
+    for resolver, slot in ((None, _key(1, rpa1)), (_FakeResolver([rpa1, rpa2], _Ident()), KEY)):
         sm, ble, store, ev = make(backoff_ms=2000, resolver=resolver)
         _fail_once(ble, 0, peer=rpa1, t=1)
+        assert slot in sm._backoff
         ble.ev(C.IRQ_CENTRAL_CONNECT, 1, 1, memoryview(rpa2))
         incoming(ble, h=1, key=_key(1, rpa2))
-        assert (_reasons(ev)[-1] == C.REPEATED_ATTEMPTS) == refused, _reasons(ev)
+        # refused either way: by the identity's slot, or by the slot peers without a bond share
+        assert _reasons(ev)[-1] == C.REPEATED_ATTEMPTS, _reasons(ev)
+
+
+def test_backoff_shared_by_peers_without_a_bond():
+    # An attacker changing its random address for every guess gets no fresh slot: peers without
+    # a bond share one (issue 17's rotating-address limit); bonded peers keep their own.
+    sm, ble, store, ev = make(backoff_ms=2000)
+    a = b"\x41\x00\x00\x00\x00\x01"
+    b = b"\x52\x00\x00\x00\x00\x02"
+    _fail_once(ble, 0, peer=a, t=1)
+    ble.ev(C.IRQ_CENTRAL_CONNECT, 1, 1, memoryview(b))
+    assert incoming(ble, h=1, key=_key(1, b)) is None
+    assert _reasons(ev) == [C.LINK_LOST, C.REPEATED_ATTEMPTS]
+    ble.ev(C.IRQ_CENTRAL_DISCONNECT, 1, 1, memoryview(b))
+    store.d[(2, KEY)] = blob(auth=1)  # a bonded peer pairs again: not held up by strangers
+    store.d[(1, KEY)] = blob(auth=1)
+    connect(ble, h=2)
+    assert incoming(ble, h=2) is not None and sm.state(2).busy and len(_reasons(ev)) == 2
+    ble.ev(C.IRQ_CENTRAL_DISCONNECT, 2, 0, memoryview(PEER))
+    _CLOCK[0] += 2000  # the interval is over: a new peer may pair
+    ble.ev(C.IRQ_CENTRAL_CONNECT, 3, 1, memoryview(b))
+    incoming(ble, h=3, key=_key(1, b))
+    assert len(_reasons(ev)) == 3 and sm.state(3).busy
 
 
 def test_pairing_window():
@@ -802,6 +834,109 @@ def test_read_request_fails_closed_when_the_check_raises():
     sm.check = broken
     assert ble.ev(C.IRQ_GATTS_READ_REQUEST, 0, 20) == 0x0E
     assert sm.connections()  # the handler is still installed and the link still known
+
+
+# ---------------------------------------------------------------- issue 17 / issue 15 item 6
+
+
+def test_encryption_without_a_store_answered_look_up_is_a_pairing():
+    # upstream NimBLE as MicroPython's unix port builds it (BLE_SM_BONDING=0): no bond-count
+    # look-up, ENCRYPTION_UPDATE before the SET_SECRETs. Not a re-encryption: a new bond, and the
+    # incoming-pairing policy ran (SEC_REQ; the window refuses it when closed).
+    sm, ble, store, ev = make()
+    connect(ble)
+    ble.ev(C.IRQ_ENCRYPTION_UPDATE, 0, 1, 0, 1, 16)
+    assert names(ev) == ["SEC_REQ"]
+    assert ble.ev(C.IRQ_SET_SECRET, 1, memoryview(KEY), memoryview(blob()))
+    assert ble.ev(C.IRQ_SET_SECRET, 2, memoryview(KEY), memoryview(blob()))
+    r = auth(ev)
+    assert r.success and not r.reencrypt and r.sc == 1 and r.bonded == 1 and store.done == [True]
+    sm, ble, store, ev = make(window=True)
+    connect(ble)
+    ble.ev(C.IRQ_ENCRYPTION_UPDATE, 0, 1, 0, 1, 16)
+    assert auth(ev).reason == C.NOT_IN_WINDOW
+    assert not ble.ev(C.IRQ_SET_SECRET, 2, memoryview(KEY), memoryview(blob()))
+    assert store.d == {}
+    # a re-encryption is one whose LTK look-up the store answered
+    sm, ble, store, ev = make(window=True)
+    store.d[(1, KEY)] = blob()
+    store.d[(2, KEY)] = blob()
+    connect(ble)
+    assert ble.ev(C.IRQ_GET_SECRET, 1, 0, memoryview(KEY)) is not None
+    ble.ev(C.IRQ_ENCRYPTION_UPDATE, 0, 1, 0, 1, 16)
+    r = auth(ev)
+    assert r.success and r.reencrypt
+
+
+def test_keys_for_a_bonded_identity_follow_that_bonds_policy():
+    # a peer on another address distributes a bonded peer's identity: refused (WEAKER_THAN_BOND,
+    # not STORE_FULL), the bond untouched; even authenticated (numeric comparison: the user said
+    # "yes" to what looked like a new device), unless the pairing window is open
+    other = b"\xc5\x00\x00\x00\x00\x77"
+    sm, ble, store, ev = make()
+    store.d[(1, KEY)] = blob(auth=1)
+    store.d[(2, KEY)] = blob(auth=1)
+    ble.ev(C.IRQ_CENTRAL_CONNECT, 0, 1, memoryview(other))
+    incoming(ble, key=_key(1, other))
+    assert not ble.ev(C.IRQ_SET_SECRET, 1, memoryview(KEY), memoryview(blob(auth=1)))
+    assert not ble.ev(C.IRQ_SET_SECRET, 2, memoryview(KEY), memoryview(blob(auth=1)))
+    ble.ev(C.IRQ_ENCRYPTION_UPDATE, 0, 1, 1, 1, 16)
+    r = auth(ev)
+    assert r.reason == C.WEAKER_THAN_BOND and not r.success and r.bonded == 0
+    assert store.d[(2, KEY)] == blob(auth=1)
+    sm, ble, store, ev = make()
+    store.d[(2, KEY)] = blob(auth=1)
+    sm.open_window(30)
+    ble.ev(C.IRQ_CENTRAL_CONNECT, 0, 1, memoryview(other))
+    incoming(ble, key=_key(1, other))
+    assert ble.ev(C.IRQ_SET_SECRET, 2, memoryview(KEY), memoryview(blob(auth=1)))
+    # equal strength, authenticated, window open, but repeat="deny": refused
+    sm, ble, store, ev = make(repeat="deny")
+    sm.open_window(30)
+    store.d[(2, KEY)] = blob()
+    ble.ev(C.IRQ_CENTRAL_CONNECT, 0, 1, memoryview(other))
+    incoming(ble, key=_key(1, other))
+    assert not ble.ev(C.IRQ_SET_SECRET, 2, memoryview(KEY), memoryview(blob(auth=1)))
+
+
+def test_refusal_after_encryption_closes_gatt_at_once():
+    sm, ble, store, ev = make()
+    sm.protect(20, level=2)
+    connect(ble)
+    incoming(ble)
+    assert not ble.ev(C.IRQ_SET_SECRET, 2, memoryview(KEY), memoryview(blob(ks=7)))
+    ble.ev(C.IRQ_ENCRYPTION_UPDATE, 0, 1, 0, 1, 7)
+    assert auth(ev).reason == C.KEY_TOO_SHORT
+    # the DISCONNECT has not come yet: the link is refused for reads and writes already
+    assert ble.ev(C.IRQ_GATTS_READ_REQUEST, 0, 20) == C.ATT_INSUFFICIENT_AUTHENTICATION
+    assert sm.check(0, 20, True) != 0
+
+
+def test_sc_only_refuses_unknown_sc():
+    # no keys stored (the peer does not bond), no comparison: SC unknown -> refused
+    sm, ble, store, ev = make(sc_only=True, io=C.IO_DISPLAY_ONLY)
+    connect(ble)
+    incoming(ble)
+    ble.ev(C.IRQ_PASSKEY_ACTION, 0, 3, 0)
+    ble.ev(C.IRQ_ENCRYPTION_UPDATE, 0, 1, 1, 0, 16)
+    r = auth(ev)
+    assert r.reason == C.LEGACY_UNDER_SC_ONLY and r.sc is None and not r.success
+
+
+def test_answer_to_our_security_request_runs_the_policy():
+    sm, ble, store, ev = make(window=True)
+    connect(ble)
+    assert sm.pair(0)
+    assert incoming(ble) is None
+    assert auth(ev).reason == C.NOT_IN_WINDOW
+    advance(sm, 10)
+    assert ("disconnect", 0) in ble.calls
+    seen = []
+    sm, ble, store, ev = make(agent=CallbackAgent(accept=lambda c, t, a: seen.append(c) or False))
+    connect(ble)
+    sm.require(0, 2)
+    incoming(ble)
+    assert seen == [0] and auth(ev).reason == C.REJECTED
 
 
 class _NotifyBLE(FakeBLE):

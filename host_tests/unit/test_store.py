@@ -693,6 +693,64 @@ def test_weaker_replacement_refused():
     assert new_store(d).get_secret(1, 0, addr_key(1, addr(1))) == old
 
 
+def test_may_replace_is_the_rule():
+    from blesmp._secinfo import may_replace
+
+    jw, auth, legacy_auth, short_auth = (16, 0, 1), (16, 1, 1), (16, 1, 0), (10, 1, 1)
+    assert may_replace(jw, auth) and not may_replace(jw, jw) and may_replace(jw, jw, vouched=True)
+    assert not may_replace(auth, jw, vouched=True)  # never weaker, whoever vouches
+    assert not may_replace(auth, legacy_auth, vouched=True) and not may_replace(auth, short_auth)
+    assert not may_replace(auth, (16, 1, None))  # unknown SC is not SC
+    assert may_replace(auth, auth) and not may_replace(auth, auth, moved=True)
+    assert may_replace(auth, auth, vouched=True, moved=True)
+    assert not may_replace(jw, auth, "deny", True) and may_replace(auth, jw, "allow")
+    assert not may_replace(jw, auth, "bogus", True)  # an unknown policy fails closed
+
+
+def test_unauthenticated_keys_replace_a_bond_only_when_vouched_for():
+    # Zephyr's update_keys_check (blesmp._secinfo.may_replace): Just Works (anyone in range) may
+    # not overwrite a bond, even an unauthenticated one, unless someone vouches for the peer
+    # (the SecurityManager's open pairing window sets `vouched`).
+    d = _tmpdir()
+    st = new_store(d)
+    pair(st, 1)  # a Just Works bond
+    old = st.get_secret(1, 0, addr_key(1, addr(1)))
+    repeat_delete(st, 1)
+    assert keys(st, 1, ltk_seed=7)[1] is False
+    assert st.pairing_done(1, addr(1), 1, 1) == REFUSED
+    assert st.get_secret(1, 0, addr_key(1, addr(1))) == old
+    # keys under an already bonded identity with no repeat-pairing deletion (identity
+    # distribution from another address): same rule
+    assert keys(st, 1, ltk_seed=8)[1] is False
+    assert new_store(d).get_secret(1, 0, addr_key(1, addr(1))) == old
+    st.vouched = True
+    repeat_delete(st, 1)
+    assert keys(st, 1, ltk_seed=7) == (True, True)
+    assert st.find(1, addr(1)).ltk == sec(1, ltk_seed=7).ltk
+
+
+def test_unauthenticated_pairing_never_evicts_an_authenticated_or_pinned_bond():
+    st = new_store(_tmpdir(), max_bonds=3)
+    pair(st, 1, auth=1)  # the product's real peers: authenticated, or pinned
+    pair(st, 2)
+    st.pin(1, addr(2))
+    pair(st, 3)  # an unauthenticated bond: the only one a stranger may push out
+    ev = []
+    st.subscribe(lambda e, b: ev.append((e, b.addr if b else None)))
+    assert pair(st, 4) == (True, True) and ev == [("removed", addr(3)), ("added", addr(4))]
+    for i in (5, 6, 7, 8):  # a flood of Just Works pairings from fresh addresses
+        assert pair(st, i) == (True, True)
+    assert {b.addr for b in st.bonds()} == {addr(1), addr(2), addr(8)}  # they only push each other out
+    # an authenticated pairing may evict any unpinned bond (the least recently used)
+    assert pair(st, 9, auth=1) == (True, True)
+    assert {b.addr for b in st.bonds()} == {addr(2), addr(8), addr(9)}
+    # with only authenticated or pinned bonds left, Just Works keys are refused
+    st.pin(1, addr(8))
+    del ev[:]
+    assert pair(st, 10)[1] is False and set(ev) == {("refused", addr(10))}
+    assert {b.addr for b in st.bonds()} == {addr(2), addr(8), addr(9)}
+
+
 def test_policies_allow_deny_callable():
     st = new_store(_tmpdir(), policy="allow")
     pair(st, 1, auth=1)
@@ -863,7 +921,9 @@ def test_writer_is_dropped_after_each_write_on_micropython():
     assert st.get_secret(2, 0, addr_key(1, addr(2))) == blob.encode(sec(2), blob.ESP80)
     assert repeat_delete(st, 2) == 2  # answered without the cold module
     assert not (mp and _loaded("_bondsave"))
+    st.vouched = True  # (a Just Works re-pairing replaces a bond only when vouched for)
     assert keys(st, 2, layout=blob.ESP80, ltk_seed=4) == (True, True)
+    st.vouched = False
     assert st.pairing_done(1, addr(2), 1, 1) == STORED
     assert ev == ["added", "added", "removed", "added", "removed", "replaced"]
     st2 = new_store(d, layout=blob.ESP80, max_bonds=2)

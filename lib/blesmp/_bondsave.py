@@ -15,6 +15,8 @@ from micropython import const
 
 from blesmp import blob as _blob
 from blesmp import store as _store
+from blesmp._secinfo import info as _info
+from blesmp._secinfo import may_replace
 from blesmp.store import (
     _MAGIC,
     PENDING,
@@ -84,7 +86,7 @@ def set_secret(self, sec_type, key, value):
             _swap(self, e, entry(k, v, _part(e, 2), a, u, q, e[_FL] & ~2))
             save(self)
             return True
-        if e is None and len(self._b) >= self.max_bonds and _victim(self) is None:
+        if e is None and len(self._b) >= self.max_bonds and _victim(self, _info(v)[1]) is None:
             _refuse(self, k, entry(k, v, None, 0, 0, 0, 0))
             return False
         self._pend[k] = v
@@ -100,15 +102,9 @@ def _commit(self, k, our, peer, e):
     new = entry(k, our, peer, now, now, self._seq, 0)
     ev = []
     if e is not None:
-        p = self.policy  # may the new keys replace the bond?
-        if p == "allow":
-            ok = True
-        elif p == "deny":
-            ok = False
-        elif p == "stronger":
-            o = _strength(e)
-            n = _strength(new)
-            ok = n[0] >= o[0] and n[1] >= o[1] and n[2] >= o[2]
+        p = self.policy  # may the new keys replace the bond? (whoever connected: the key is the identity)
+        if isinstance(p, str):
+            ok = may_replace(_strength(e), _strength(new), p, self.vouched)
         else:
             ok = bool(p(Bond(e), Bond(new)))
         if not ok:
@@ -121,7 +117,7 @@ def _commit(self, k, our, peer, e):
     else:
         b = list(self._b)
         if len(b) >= self.max_bonds:
-            vic = _victim(self)
+            vic = _victim(self, _strength(new)[1])
             if vic is None:
                 _refuse(self, k, new)
                 return False
@@ -143,13 +139,16 @@ def _refuse(self, k, new):
     _emit(self, "refused", new)
 
 
-def _victim(self):
+def _victim(self, auth):
+    # The least recently used bond that keys of authentication `auth` may evict: never a pinned
+    # one, and an unauthenticated pairing (Just Works: anyone in range) never evicts an
+    # authenticated bond (strangers cannot flush a product's real peers).
     if self.when_full != "evict":
         return None
     best = None
     low = 0
     for e in self._b:
-        if not e[_FL] & (_PIN | _HID):
+        if not e[_FL] & (_PIN | _HID) and (auth or not _strength(e)[1]):
             q = _meta(e)[2]
             if best is None or q < low:
                 best = e

@@ -12,6 +12,7 @@ from micropython import const
 
 from ._secinfo import addr_key as _key7
 from ._secinfo import info as blob_info
+from ._secinfo import may_replace
 from .manager import _log
 
 # Copies of the blesmp.const values used here: const() folds them into the bytecode.
@@ -70,7 +71,8 @@ _F_SECREQ = const(128)  # SEC_REQ already reported
 _F_MARKED = const(256)  # the bond-count look-up of our own central pairing was seen
 _F_SETSEEN = const(512)  # NimBLE handed over keys (stored or refused)
 _F_DONE = const(1024)  # store.pairing_done() called for this procedure
-_F_OURS = const(145)  # _F_LOCAL | _F_ACCEPTED | _F_SECREQ: the application asked, nobody to ask
+_F_MOVED = const(2048)  # c.old is the bond of an identity the peer distributed (not its address)
+_F_OURS = const(129)  # _F_LOCAL | _F_SECREQ: the application asked (the policy still runs: item 6)
 
 _GRACE_MS = const(250)  # wait for a DISCONNECT after a failed update
 _KEYS_WAIT_MS = const(500)  # wait for SET_SECRET after an update (older order)
@@ -82,6 +84,7 @@ _ATT_INSUFFICIENT_ENCRYPTION = const(0x0F)
 _ATT_INSUFFICIENT_KEY_SIZE = const(0x0C)
 
 _ZERO7 = bytes(7)
+_ANY = b"\xff\xff\xff\xff\xff\xff\xff"  # the back-off slot all peers without a bond share
 
 
 def level_of(enc, auth, sc, key_size):
@@ -122,7 +125,7 @@ class AuthResult:
         self.reason = reason
         self.encrypted = c.enc
         self.authenticated = c.auth
-        self.bonded = c.bonded
+        self.bonded = c.bonded if success else 0  # (a failed procedure stored nothing)
         self.key_size = c.key_size
         self.sc = c.sc
         self.level = level_of(c.enc, c.auth, c.sc, c.key_size)
@@ -198,7 +201,9 @@ def start(sm, conn, level=None):
         c.state = _ST_ENCRYPTING
         report(sm, c, True, _OK)
         return True
-    begin(sm, c, _F_OURS)
+    # As central the pairing is the application's own decision (accepted); as peripheral the
+    # central answers our Security Request with a pairing: the policy runs for it (item 6).
+    begin(sm, c, _F_OURS | _F_ACCEPTED if c.role == _ROLE_CENTRAL else _F_OURS)
     if c.role == _ROLE_PERIPHERAL:
         c.state = _ST_REQUESTED
         c.deadline = time.ticks_add(sm._ms(), _SMP_TIMEOUT_MS)
@@ -296,6 +301,11 @@ def agent(sm, name, *args):
 
 def begin(sm, c, flags):
     # A new procedure on c (pairing unless proven otherwise).
+    if c.state == _ST_FAILING:
+        # A new procedure within the grace after a failed update: that failure ends now
+        # (reported, counted), and the new one is a procedure of its own (item 3).
+        c.state = c.proc
+        fail_update(sm, c)
     c.state = _ST_PAIRING
     c.flags = flags
     c.t0 = sm._ms()
@@ -329,24 +339,63 @@ def report(sm, c, success, reason):
     k = bkey(sm, c)
     if success:
         sm._backoff.pop(k, None)
+        if c.auth and not r.reencrypt:
+            sm._backoff.pop(_ANY, None)  # a user saw a code and it matched
     elif not r.reencrypt and reason not in (_REPEATED_ATTEMPTS, _CENTRAL_NO_PROMPTS, _BUSY, _NOT_IN_WINDOW,
                                             _NOT_ALLOWED, _KEY_MISSING):
         # Count the failed pairing (policy refusals are not attempts: opening the window works at
-        # once; a failed re-encryption is no pairing: nothing was guessed).
-        b = sm._backoff.get(k)
-        if b is None:
-            if len(sm._backoff) >= _BACKOFF_SLOTS:
-                # forget the entry with the fewest failures
-                drop = min(sm._backoff, key=lambda x: sm._backoff[x][0])
-                del sm._backoff[drop]
-            b = sm._backoff[k] = [0, None]
-        b[0] += 1
-        if sm.backoff_ms:
-            # The spec's waiting interval (Vol 3 Part H 2.3.6) after every failed pairing:
-            # backoff_ms after the first, doubling with every further one, up to 64x.
-            b[1] = time.ticks_add(sm._ms(), sm.backoff_ms << min(b[0] - 1, 6))
+        # once; a failed re-encryption is no pairing: nothing was guessed). A peer without a bond
+        # also counts in one slot all such peers share: an attacker changing its random address
+        # for every guess gets no fresh slot (new peers wait with it; bonded peers do not).
+        count(sm, k)
+        if strength(sm, k) is None:
+            count(sm, _ANY)
     sm._emit(_AUTH_CMPL_EVT, c.handle, r)
     agent(sm, "done", r)
+
+
+def count(sm, k):
+    b = sm._backoff.get(k)
+    if b is None:
+        if len(sm._backoff) >= _BACKOFF_SLOTS:
+            # forget the entry with the fewest failures (never the shared one)
+            drop = min((x for x in sm._backoff if x != _ANY), key=lambda x: sm._backoff[x][0])
+            del sm._backoff[drop]
+        b = sm._backoff[k] = [0, None]
+    b[0] += 1
+    if sm.backoff_ms:
+        # The spec's waiting interval (Vol 3 Part H 2.3.6) after every failed pairing:
+        # backoff_ms after the first, doubling with every further one, up to 64x.
+        b[1] = time.ticks_add(sm._ms(), sm.backoff_ms << min(b[0] - 1, 6))
+
+
+def waiting(sm, k):
+    b = sm._backoff.get(k)
+    return b is not None and b[1] is not None and time.ticks_diff(b[1], sm._ms()) > 0
+
+
+def strength(sm, k):
+    # (key_size, authenticated, sc) of the bond stored under key k (also one NimBLE has just
+    # deleted for a repeat pairing: the store only hides it), None if there is none.
+    st = sm.store
+    try:
+        f = getattr(st, "_find", None)
+        if f is not None:
+            e = f(k)
+            if e is None:
+                return None
+            from .store import _strength
+
+            s = _strength(e)
+        else:
+            b = st.find(k[0], bytes(k[6 - i] for i in range(6)))
+            if b is None:
+                return None
+            s = (b.key_size, b.authenticated, b.sc)
+        return s if s[0] else None
+    except Exception as e:  # noqa: BLE001
+        _log("store look-up failed", e)
+        return None
 
 
 def bkey(sm, c):
@@ -366,12 +415,14 @@ def bkey(sm, c):
 
 def fail(sm, c, reason, disconnect=True):
     # Our own decision that the procedure failed: tell the store, report, maybe drop the link.
+    if disconnect:
+        c.flags |= _F_REJECT  # + _ST_REPORTED = the link is being dropped: GATT refuses it now
+    else:
+        c.flags &= ~_F_REJECT
     store_done(sm, c, False)
     report(sm, c, False, reason)
     if disconnect:
-        sm._disconnect(c.handle)  # _F_REJECT + _ST_REPORTED = the link is being dropped
-    else:
-        c.flags &= ~_F_REJECT
+        sm._disconnect(c.handle)
 
 
 def reject(sm, c, reason):
@@ -404,27 +455,34 @@ def store_done(sm, c, ok):
 
 
 def incoming(sm, c, repeat_blob):
-    # A pairing the peer started (or a Security Request to us as central). False = refused.
-    if c.state == _ST_REPORTED and c.flags & _F_REJECT:
+    # A pairing starts on c (the peer's, an answer to our Security Request or our own gap_pair:
+    # the policy runs for every one). repeat_blob: the bond NimBLE's repeat-pairing look-up found.
+    # False = refused (reported, the link is being dropped).
+    st = c.state
+    if st == _ST_REPORTED and c.flags & _F_REJECT:
         return False  # refused already; the link is on its way down
-    if c.state == _ST_REQUESTED:
+    if st == _ST_REQUESTED:
         c.state = _ST_PAIRING  # the central answered our Security Request by pairing
         watchdog(sm, c)
-    elif not c.busy or c.state == _ST_REPORTED:
-        begin(sm, c, 0)
-    elif c.flags & _F_ACCEPTED:
-        return True
+    elif st == _ST_ENCRYPTING:
+        c.state = _ST_PAIRING  # the stored key was refused: NimBLE pairs afresh (the peer's doing)
+        c.flags &= ~_F_ACCEPTED
+        watchdog(sm, c)
+    elif st != _ST_PAIRING and st != _ST_WAITKEYS:
+        begin(sm, c, 0)  # (closes a failure still in its grace first)
     if repeat_blob is not None:
         info = blob_info(repeat_blob)
         if info[0]:
             c.old = info
+    if c.old is None:
+        c.old = strength(sm, c.key)  # (no look-up seen: the bond a pairing would replace)
+    if c.flags & _F_ACCEPTED:
+        return True
     # The policy: 0 if a pairing from this peer may go ahead, else the reason to refuse it.
     repeat = c.old is not None
-    b = sm._backoff.get(bkey(sm, c))
+    k = bkey(sm, c)
     reason = 0
-    if c.flags & _F_LOCAL:
-        pass  # the application asked for this pairing
-    elif b is not None and b[1] is not None and time.ticks_diff(b[1], sm._ms()) > 0:
+    if waiting(sm, k) or (waiting(sm, _ANY) and strength(sm, k) is None):
         reason = _REPEATED_ATTEMPTS
     elif sm._allow is not None and c.key not in sm._allow:
         reason = _NOT_ALLOWED
@@ -437,9 +495,8 @@ def incoming(sm, c, repeat_blob):
         sm._emit(_SEC_REQ_EVT, c.handle, (c.addr_type, c.addr))
         if c.flags & _F_REJECT or c.state == _ST_REPORTED:
             return False  # the application refused in its callback (security_rsp)
-        ok = agent(sm, "accept", c.handle, c.addr_type, c.addr)
-        if ok is False and not reason:
-            reason = _REJECTED
+    if not reason and agent(sm, "accept", c.handle, c.addr_type, c.addr) is False:
+        reason = _REJECTED
     if reason:
         reject(sm, c, reason)
         return False
@@ -447,18 +504,10 @@ def incoming(sm, c, repeat_blob):
     return True
 
 
-def weaker(sm, c, ks, auth, sc):
-    # Would keys of this strength replace c.old (the bond a repeat pairing deletes) badly?
-    if c.old is None or sm.repeat == "allow":
-        return False
-    if sm.repeat == "deny":
-        return True  # (as central, esp-nimble's key-missing re-pair gets here: F8)
-    oks, oauth, osc = c.old
-    if ks < oks or (oauth and not auth) or (osc and sc == 0):
-        return True
-    # Outside the pairing window nobody vouches for the peer: only an authenticated pairing
-    # (the user saw a code) may replace a bond (Zephyr: no unauthenticated overwrite).
-    return not auth and not sm.window_open()
+def weaker(sm, old, ks, auth, sc, moved=0):
+    # Would keys of this strength replace the bond of strength `old` (None: no bond) against the
+    # repeat-pairing policy? (As central, esp-nimble's key-missing re-pair gets here: F8.)
+    return old is not None and not may_replace(old, (ks, auth, sc), sm.repeat, sm.window_open(), moved)
 
 
 def finish(sm, c):
@@ -470,19 +519,20 @@ def finish(sm, c):
     reason = 0
     want = max(c.want, sm.level)
     lvl = c.level
-    if lvl == 3 and c.sc is None and c.key_size == 16:
+    if lvl == 3 and c.sc is None and c.key_size == 16 and not sm.sc_only:
         # SC cannot be told apart from legacy without stored keys or an NC step (the firmware
-        # has no SC flag): an authenticated 16-byte link is taken for level 4 (documented gap).
+        # has no SC flag): an authenticated 16-byte link is taken for level 4 (documented gap),
+        # except under sc_only, where unknown means refused (below).
         lvl = 4
     if c.key_size < min_ks(sm, c):
         reason = _KEY_TOO_SHORT
-    elif sm.sc_only and c.sc == 0:
-        reason = _LEGACY_UNDER_SC_ONLY
+    elif sm.sc_only and not c.sc:
+        reason = _LEGACY_UNDER_SC_ONLY  # legacy, or unknown (no bond, no comparison): item 4
     elif lvl < want:
         reason = _LEVEL_TOO_LOW
     elif not reenc and not (c.auth or sm.methods & 1):
         reason = _METHOD_NOT_ALLOWED  # Just Works (no prompt) while methods= excludes it
-    elif not reenc and weaker(sm, c, c.key_size, c.auth, c.sc):
+    elif not reenc and weaker(sm, c.old, c.key_size, c.auth, c.sc, c.flags & _F_MOVED):
         reason = _WEAKER_THAN_BOND
     if not reason and not reenc and c.bonded:
         r = store_done(sm, c, True)
@@ -557,13 +607,16 @@ def find_key(sm, key, role=None):
 def set_secret(sm, sec_type, kb, value):
     # SET_SECRET(sec_type 1 or 2, kb, value) while links exist: keys of a pairing on one of them
     # are checked against the policy before the store gets them. Returns what the firmware gets.
-    c = find_key(sm, kb)
+    c = None
+    for x in sm._links.values():
+        if x.state in (_ST_PAIRING, _ST_WAITKEYS) and (c is None or x.key == kb):
+            c = x  # a pairing link (the one named kb if several pair; another one may be named kb)
     if c is None:
-        # The peer distributed an identity address other than its connection address.
-        for x in sm._links.values():
-            if x.state in (_ST_PAIRING, _ST_WAITKEYS):
-                c = x
-                break
+        c = find_key(sm, kb)
+        if c is not None and not incoming(sm, c, None):
+            # Keys are evidence of a pairing nobody announced (no look-up we saw): the policy
+            # runs now, and a refusal keeps them out.
+            return False
     if c is None:
         return sm.store.set_secret(sec_type, kb, value)
     info = blob_info(value)
@@ -573,7 +626,14 @@ def set_secret(sm, sec_type, kb, value):
     if info[0]:
         ks, auth, sc = info
         c.sc = sc
-        if (ks < min_ks(sm, c) or (sm.sc_only and not sc) or weaker(sm, c, ks, auth, sc)
+        if c.key != kb:
+            # The peer distributed an identity address: keys for an identity that is already
+            # bonded follow the repeat-pairing rule of that bond, whoever connected (item 1).
+            old = strength(sm, kb)
+            if old is not None and (c.old is None or weaker(sm, old, ks, auth, sc, 1)):
+                c.old = old  # (finish() names the reason)
+                c.flags |= _F_MOVED
+        if (ks < min_ks(sm, c) or (sm.sc_only and not sc) or weaker(sm, c.old, ks, auth, sc, c.flags & _F_MOVED)
                 or level_of(1, auth, sc, ks) < max(c.want, sm.level)
                 or not (auth or sm.methods & 1)):
             return False  # finish() reports why and drops the link
@@ -581,7 +641,15 @@ def set_secret(sm, sec_type, kb, value):
         c.key = kb  # now known by its identity address
         c.addr_type = kb[0]
         c.addr = bytes(kb[6 - i] for i in range(6))
-    ok = sm.store.set_secret(sec_type, kb, value)
+    st = sm.store
+    v = (sm.repeat == "allow" or sm.window_open()) and hasattr(st, "vouched")
+    if v:
+        st.vouched = True  # (the store applies the same rule: may_replace)
+    try:
+        ok = st.set_secret(sec_type, kb, value)
+    finally:
+        if v:
+            st.vouched = False
     if ok:
         c.flags |= _F_KEYS
     if sec_type == _SEC_TYPE_PEER and c.state == _ST_WAITKEYS:
@@ -627,15 +695,24 @@ def on_encryption(sm, h, enc, auth, bonded, ks):
     if enc:
         c.enc, c.auth, c.bonded, c.key_size = 1, 1 if auth else 0, 1 if bonded else 0, ks
         if st == _ST_IDLE or st == _ST_REPORTED or st == _ST_REQUESTED:
-            # An encryption nobody announced (e.g. central re-encrypting after our Security
-            # Request without a look-up we could see): treat as re-encryption.
-            if st != _ST_REQUESTED:
-                begin(sm, c, 0)
-            c.state = _ST_ENCRYPTING  # (sc from the stored bond: below)
-        elif st == _ST_PAIRING and bonded and not (c.flags & (_F_SETSEEN | _F_REJECT)):
+            # An encryption is a re-encryption only when the store answered its LTK look-up
+            # (that made the state _ST_ENCRYPTING). This one ends a pairing nobody announced:
+            # MicroPython's unix NimBLE (BLE_SM_BONDING=0) makes no bond-count look-up at a
+            # pairing start, and the repeat-pairing look-up cannot be told from a GATT
+            # permission check. The policy runs now; a refusal drops the link.
+            if not incoming(sm, c, None):
+                return
+            st = c.state
+        if st == _ST_PAIRING and bonded and not (c.flags & (_F_SETSEEN | _F_REJECT)):
             # Older esp-nimble: the update comes before the SET_SECRETs. Wait for them.
             c.state = _ST_WAITKEYS
             c.deadline = time.ticks_add(sm._ms(), _KEYS_WAIT_MS)
+            return
+        if c.state == _ST_PAIRING and not bonded and time.ticks_diff(sm._ms(), c.t0) >= _SMP_TIMEOUT_MS - 1000:
+            # Encrypted, nothing bonded, 30 s after the last step: NimBLE's SMP timer ended the
+            # key distribution (the update has no status; the link is encrypted since the
+            # start of it): a failure, not an unbonded pairing (item 8)
+            fail(sm, c, _SMP_TIMEOUT)
             return
         if c.sc is None and c.state == _ST_ENCRYPTING:
             try:  # a re-encryption is as SC as the bond it used
@@ -727,9 +804,9 @@ def on_get(sm, sec_type, kb, r):
             if c.role != _ROLE_CENTRAL or c.flags & _F_MARKED:
                 continue
             if c.state == _ST_ENCRYPTING:
-                # The peripheral refused our stored key and NimBLE pairs afresh by itself.
-                c.state = _ST_PAIRING
-                watchdog(sm, c)
+                # The peripheral refused our stored key and NimBLE pairs afresh by itself:
+                # a pairing like any other (the policy runs; the repeat rule guards the bond).
+                incoming(sm, c, None)
             if c.state == _ST_PAIRING and time.ticks_diff(now, c.t0) < _MARK_MS:
                 c.flags |= _F_MARKED
                 return r
@@ -737,8 +814,11 @@ def on_get(sm, sec_type, kb, r):
         return r
     if sec_type == _SEC_TYPE_PEER:
         marked = sm._mark is not None and time.ticks_diff(now, sm._mark) < _MARK_MS
-        c = find_key(sm, kb, _ROLE_PERIPHERAL) if marked else None
-        if c is not None:
+        c = find_key(sm, kb, _ROLE_PERIPHERAL)
+        if c is not None and (marked or c.state == _ST_REQUESTED):
+            # The repeat-pairing look-up after NimBLE's bond-count look-up (if it makes one:
+            # BLE_SM_BONDING builds), or the central answering our Security Request. Else it
+            # may be a GATT permission check: the pairing is noticed at its next step.
             sm._mark = None
             # An incoming pairing; r = the bond it would replace. Refused: say "no bond", so
             # that NimBLE does not delete the bond for a pairing that will not complete.
@@ -782,7 +862,8 @@ def check(sm, c, rule, conn, attr_handle, write):
     # GATT authorization (SecurityManager.check): c is the Link of conn or None; rule is
     # (level, min_key_size, authorize) from protect()
     level, mks, authorize = rule
-    if c is None:
+    if c is None or (c.state == _ST_REPORTED and c.flags & _F_REJECT):
+        # (a link refused after it was encrypted is refused here at once, not at its DISCONNECT)
         return _ATT_INSUFFICIENT_AUTHENTICATION
     if c.level < level:
         if not c.enc:

@@ -93,7 +93,8 @@ and the file is rewritten once.
 Management: `bonds()`, `find(addr_type, addr)`, `remove(...)`, `clear()`
 (also forgets our IRK: NimBLE makes a new one at the next `active(True)`),
 `pin(...)`, `touch(...)`, `flush()`, `max_bonds` with `when_full="evict"`
-(least recently used unpinned bond) or "refuse", `subscribe(cb)`:
+(least recently used unpinned bond; keys of an unauthenticated pairing only
+evict unauthenticated bonds) or "refuse", `subscribe(cb)`:
 `cb(event, bond)` with "added", "replaced", "removed" (also eviction),
 "cleared" (bond None), "refused" (keys not stored: policy or full).
 Subscribers must ignore events they do not know; callbacks may run inside
@@ -105,9 +106,14 @@ SET(2,k,None)...).  The store only *hides* them (GET answers None, flash is
 untouched) and:
   * when the new keys arrive (SET(1), SET(2) for that peer), it replaces the
     bond if `policy` accepts it: "stronger" (default: key size not smaller,
-    not legacy after SC, not unauthenticated after authenticated), "allow",
-    "deny", or a callable `policy(old_bond, new_bond) -> bool`; otherwise the
-    old bond is shown again, the new keys are dropped and "refused" fires;
+    not legacy after SC, not unauthenticated after authenticated, and an
+    unauthenticated pairing only while `vouched` is True: the SecurityManager
+    sets it while its pairing window is open), "allow", "deny", or a callable
+    `policy(old_bond, new_bond) -> bool` (the rule is
+    `blesmp._secinfo.may_replace`, shared with the manager); otherwise the
+    old bond is shown again, the new keys are dropped and "refused" fires.
+    The rule holds for keys stored under an identity that is already bonded
+    whatever address the pairing peer connected from (identity distribution);
   * the manager calls, when a pairing ends (ENCRYPTION_UPDATE, or link lost
     during pairing)::
 
@@ -244,6 +250,8 @@ def _strength(e):
 
 class BondStore:
     """See the module docstring."""
+
+    vouched = False  # True: someone vouches for the pairing peer (the manager's open window)
 
     def __init__(self, path="bonds.db", fs=None, nvs=None, layout=None, max_bonds=8,
                  when_full="evict", policy="stronger", migrate=True):

@@ -313,7 +313,7 @@ class Air:
         self.set_advertising(peripheral, None)
         self._trace(central, "connect", peer=peripheral, conn=c_handle,
                     args={"role": "central", "peer_addr_type": p_addr[0], "peer_addr": p_addr[1],
-                          "interval": params.interval})
+                          "interval": params.interval, "timeout": params.timeout})
         self._trace(peripheral, "connect", peer=central, conn=p_handle,
                     args={"role": "peripheral", "peer_addr_type": c_addr[0], "peer_addr": c_addr[1],
                           "interval": params.interval})
@@ -411,7 +411,7 @@ class Air:
             return False
         link.pending_enc = (bytes(ltk), ediv, rand, key_size)
         self._trace(link.central, "enc_start", peer=link.peripheral, conn=link.handle(link.central),
-                    args={"ediv": ediv, "rand": rand, "key_size": key_size})
+                    args={"ediv": ediv, "rand": rand, "key_size": key_size, "ltk": bytes(ltk)})
         self.world.schedule(link.params.interval, self._ltk_request, link, ediv, rand)
         return True
 

@@ -19,6 +19,7 @@ stopped when they have all ended. Options:
     --trace [FILE]   after the run, print the sequence chart and write it as SVG to FILE
                      (default blesim-trace.svg); the raw trace goes to FILE.jsonl
     --width N        terminal chart width
+    --pcap FILE      after the run, write the air as a pcap sniffer capture (open it in Wireshark)
 
 Prefixes of a script (combinable, e.g. phone:mp:x.py): `mp:` runs it on MicroPython, `py:` on
 CPython, `phone:` gives its board the "phone" profile (not an ESP32: a central whose stack asks
@@ -159,9 +160,10 @@ def _install_cpython_board():
     for fn in (ticks_us, ticks_ms, ticks_diff, ticks_add, sleep_us, sleep_ms, sleep):
         setattr(time, fn.__name__, fn)
     time.ticks_cpu = ticks_us
-    from . import cpy_asyncio
+    from . import cpy_asyncio, cpy_json
 
     cpy_asyncio.install(_blesim)
+    cpy_json.install()
     return _blesim
 
 
@@ -352,6 +354,7 @@ def main(argv=None):
     ap.add_argument("--addr")
     ap.add_argument("--trace", nargs="?", const="blesim-trace.svg")
     ap.add_argument("--width", type=int)
+    ap.add_argument("--pcap", metavar="FILE")
     ap.add_argument("scripts", nargs="+", metavar="script.py")
     a, rest = ap.parse_known_args(argv)
     if a.broker:
@@ -396,6 +399,10 @@ def main(argv=None):
             opts["addr"] = a.addr
         entries.append((s, opts, interp))
     res = run_boards(entries, trace=a.trace, prefix=len(entries) > 1, width=a.width)
+    if a.pcap and res.trace is not None:
+        from . import capture
+
+        print("capture: %s (%d packets)" % (a.pcap, capture.write(res.trace, a.pcap)))
     return max([r.rc if isinstance(r.rc, int) and r.rc >= 0 else 1 for r in res] or [0])
 
 

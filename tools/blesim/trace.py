@@ -36,10 +36,11 @@ Kinds, with the swim-lane a renderer draws them in (app | api | host | smp/att |
                            "pdu_lost" record follows for it (args.ref = its seq).
     "link"    ll           a link-layer event on `board`: name in "adv_start", "adv_stop",
                            "scan_start", "scan_stop", "connect_start", "connect_cancel",
-                           "connect" (args.role, peer_addr_type, peer_addr, interval),
+                           "connect" (args.role, peer_addr_type, peer_addr, interval; timeout on the central),
                            "connect_failed", "terminate" (the host asked, args.reason sent),
                            "disconnect" (args.reason HCI code as this side sees it),
-                           "enc_start" (central asked to encrypt), "ltk_request", "ltk_reply"
+                           "enc_start" (central asked to encrypt: args.ediv, rand, key_size, ltk
+                           as a sniffer that knows the key would; capture.py), "ltk_request", "ltk_reply"
                            (args.found), "enc_change" (args.status, encrypted, key_size),
                            "out_of_range", "in_range", "power_off", "power_on", "reset"
     "host"    host         a NimBLE host decision not visible as an IRQ: "sync" (active(True):

@@ -39,6 +39,7 @@ PASSKEY_DISPLAY = 3
 PASSKEY_NUMCMP = 4
 
 CONN_HANDLE_NONE = 65535
+HCI_LOCAL_HOST_TERM = 0x16
 ATT_CID = 4
 SMP_CID = 6
 BLE_HS_EDISABLED = 30
@@ -91,6 +92,7 @@ class _Conn:
         self.outq = []
         self.outq_busy = False
         self.numcmp_rejected = False
+        self.request_rejected = False  # ble_sm_pair_req_rx refused a Pairing Request: no ENC event
 
 
 class BLE:
@@ -130,6 +132,7 @@ class BLE:
         self._sched_pending = False
         self._char_disc = None
         self._hung = False
+        self._stopping = False  # inside active(False) while ble_hs_stop ends the links (esp32)
         self._ram = {}  # ESP-IDF's RAM bond store (profile esp32-v1.22): lost with the RAM
         from ..smp import RepeatedAttempts
 
@@ -467,16 +470,30 @@ class BLE:
 
     def _stop_stack(self):
         """mp_bluetooth_deinit: stop advertising, stop scanning (raises _IRQ_SCAN_DONE while
-        still active), then the stack goes to STOPPING: the links are terminated (peers see
-        0x13) but no event reaches Python any more."""
+        still active), then the port's shutdown ends every link (peers see 0x13).
+        ESP32 (ports/esp32/mpnimbleport.c, mp_bluetooth_nimble_port_shutdown): nimble_port_stop()
+        -> ble_hs_stop() runs while the binding's state is still ACTIVE, so each link's
+        disconnect event (after an ENCRYPTION_UPDATE if a pairing was running) reaches Python
+        inside active(False); NimBLE calls made from those handlers fail with BLE_HS_EDISABLED
+        (OSError -30). The default port (extmod/nimble/modbluetooth_nimble.c) sets the state
+        to STOPPING first: the callbacks check mp_bluetooth_is_active() and raise nothing."""
         if self._advertising:
             self._air.set_advertising(self._board, None)
             self._advertising = False
         self._scan_stop()
-        self._active = False
         if self._connecting:
             self._air.cancel_connect(self._board)
             self._connecting = None
+        if self._profile.shutdown_irqs:
+            self._stopping = True
+            try:
+                for c in list(self._conns.values()):
+                    if self._conns.get(c.handle) is c:
+                        self._air.disconnect(c.link, self._board, 0x13)
+                        self._conn_gone(c, HCI_LOCAL_HOST_TERM)
+            finally:
+                self._stopping = False
+        self._active = False
         for c in list(self._conns.values()):
             self._air.disconnect(c.link, self._board, 0x13)
             if c.smp_timer:
@@ -581,6 +598,8 @@ class BLE:
     def _advertise_impl(self, interval_us, adv_data=None, resp_data=None, connectable=True):
         if not self._active:
             raise self._err("ENODEV")
+        if self._stopping:
+            raise self._err(-BLE_HS_EDISABLED)
         # mp_bluetooth_gap_advertise_start: stop, then set the data (each checked), then start
         if self._advertising:
             self._air.set_advertising(self._board, None)
@@ -613,6 +632,8 @@ class BLE:
     def _scan_impl(self, duration_ms=None, interval_us=1280000, window_us=11250, active=False):
         if not self._active:
             raise self._err("ENODEV")
+        if self._stopping:
+            raise self._err(-BLE_HS_EDISABLED)
         if duration_ms is None:
             self._scan_stop()
             return None
@@ -654,29 +675,42 @@ class BLE:
         self._irq(IRQ_SCAN_RESULT, (addr_type,), addr, (adv_type, rssi), bufs=(data,))
 
     # ================================================================ GAP: connections
-    def gap_connect(self, addr_type, addr=None, scan_duration_ms=2000, min_conn_interval_us=None,
-                    max_conn_interval_us=None, supervision_timeout_us=None, min_ce_length_us=None,
-                    max_ce_length_us=None):
-        return self._api_call("gap_connect", (addr_type, addr, scan_duration_ms),
-                              {"min_conn_interval_us": min_conn_interval_us,
-                               "max_conn_interval_us": max_conn_interval_us,
-                               "supervision_timeout_us": supervision_timeout_us},
-                              self._connect_impl)
+    def gap_connect(self, *args, **kwargs):
+        return self._api_call("gap_connect", args, kwargs, self._connect_impl)
 
-    def _connect_impl(self, addr_type, addr=None, scan_duration_ms=2000, min_conn_interval_us=None,
-                      max_conn_interval_us=None, supervision_timeout_us=None):
-        if addr_type is None:
+    def _connect_impl(self, *args, **kwargs):
+        """bluetooth_ble_gap_connect (extmod/modbluetooth.c): positional only,
+        (addr_type, addr, scan_duration_ms, min_conn_interval_us, max_conn_interval_us), None
+        meaning "default" for the last three; gap_connect(None) cancels."""
+        if kwargs:
+            raise TypeError("function doesn't take keyword arguments")
+        if not 1 <= len(args) <= 5:
+            raise TypeError("function expected at most 6 arguments, got %d" % (len(args) + 1))
+        if len(args) == 1:
+            if args[0] is not None:
+                raise TypeError("invalid addr")
             if not self._active:
                 raise self._err("ENODEV")
             if self._connecting:
                 self._air.cancel_connect(self._board)
                 self._connecting = None
             return None
-        if not self._active:
-            raise self._err("ENODEV")
+        args = args + (None,) * (5 - len(args))
+        addr_type, addr, scan_duration_ms, min_conn_interval_us, max_conn_interval_us = args
+        addr_type = _int(addr_type) & 0xFF
         a = _buf(addr)
         if len(a) != 6:
             raise ValueError("invalid addr")
+        # MP_BLUETOOTH_CONNECT_DEFAULT_SCAN_DURATION_MS; 0 -> BLE_GAP_CONN_DUR_DFLT (ble_gap_connect)
+        scan_duration_ms = 2000 if scan_duration_ms is None else _int(scan_duration_ms)
+        if scan_duration_ms == 0:
+            scan_duration_ms = 30000
+        min_conn_interval_us = 0 if min_conn_interval_us is None else _int(min_conn_interval_us)
+        max_conn_interval_us = 0 if max_conn_interval_us is None else _int(max_conn_interval_us)
+        if not self._active:
+            raise self._err("ENODEV")
+        if self._stopping:
+            raise self._err(-BLE_HS_EDISABLED)
         if self._connecting:
             raise self._err("EALREADY")
         if self._board.name in self._air.scan:
@@ -684,18 +718,18 @@ class BLE:
         from ..air import ConnParams
 
         interval = 0.030
-        if max_conn_interval_us is not None:
-            interval = _int(max_conn_interval_us) / 1e6
-        elif min_conn_interval_us is not None:
-            interval = _int(min_conn_interval_us) / 1e6
-        timeout = 2.56 if supervision_timeout_us is None else _int(supervision_timeout_us) / 1e6
-        target = (_int(addr_type), a)
+        if max_conn_interval_us:
+            interval = max_conn_interval_us / 1e6
+        elif min_conn_interval_us:
+            interval = min_conn_interval_us / 1e6
+        timeout = 2.56  # BLE_GAP_INITIAL_SUPERVISION_TIMEOUT
+        target = (addr_type, a)
 
         def matcher(adv_addr):
             return adv_addr == target or self._resolve(adv_addr) == target
 
         self._connecting = target
-        self._air.connect(self._board, self._current_addr(), target, _int(scan_duration_ms) / 1000.0,
+        self._air.connect(self._board, self._current_addr(), target, scan_duration_ms / 1000.0,
                           ConnParams(interval, 0, timeout), matcher)
         return None
 
@@ -839,8 +873,9 @@ class BLE:
         return c.smp
 
     def _start_pairing(self, c):
-        """ble_sm_pair_initiate (central): bond-count check, then Pairing Request."""
-        self._count_bonds()
+        """ble_sm_pair_initiate (central): bond-count check (BLE_SM_BONDING builds), then Pairing Request."""
+        if self._profile.bond_count_lookup:
+            self._count_bonds()
         c.io_action = None
         c.io_injected = False
         eng = self._engine(c)
@@ -945,7 +980,8 @@ class BLE:
         self._trace.add("host", self._board.name, "pairing_start", conn=c.handle, args={"role": c.role})
         c.io_action = None
         c.io_injected = False
-        self._count_bonds()
+        if self._profile.bond_count_lookup:
+            self._count_bonds()
         key = secstruct.store_key(*c.peer_id)
         for _ in range(self._LOOP_CAP):  # ble_sm_chk_repeat_pairing: do { ... } while (RETRY)
             v = self._get_secret(2, 0, key)
@@ -1006,6 +1042,10 @@ class BLE:
         if c.smp is not None and c.smp.busy and c.restore is None:
             c.encrypted = 1 if ok else c.encrypted
             c.key_size = key_size if ok else c.key_size
+            if ok and c.smp.authenticated:
+                # ble_sm_enc_event_rx (state ENC_START): the link is marked authenticated at the
+                # encryption change, before key distribution (a later failure keeps it)
+                c.authenticated = 1
             self._smp_outputs(c, c.smp.encryption_changed(ok, key_size, self._now()))
             return
         if c.smp is not None:
@@ -1066,6 +1106,9 @@ class BLE:
         c.io_action = None
         self._trace.add("host", self._board.name, "pairing_failed", conn=c.handle,
                         args={"reason": o.reason, "cause": o.cause, "local": int(bool(o.local))})
+        if c.request_rejected:
+            c.request_rejected = False
+            return
         if o.cause == "timeout":
             # NimBLE frees the procedure; it does not mark the link (the "tainted" XXX in
             # ble_sm_timer is not implemented): a later gap_pair pairs again
@@ -1226,9 +1269,57 @@ class BLE:
                     self._read_sec(2, c.peer_id)
                 self._trace.add("host", self._board.name, "security_request_ignored", conn=c.handle)
                 return
-            self._smp_outputs(c, self._engine(c).receive(payload, self._now()))
+            if self._profile.smp_ignores_strays:
+                payload = self._nimble_sm_rx(c, payload)
+                if payload is None:
+                    return
+            eng = self._engine(c)
+            fresh_request = payload[:1] == b"\x01" and (not eng.busy or eng.expects(0x01))
+            outs = eng.receive(payload, self._now())
+            if fresh_request and not any(type(o).__name__ == "PairingRequestReceived" for o in outs) \
+                    and any(type(o).__name__ == "Failed" or getattr(o, "pdu", b"")[:1] == b"\x05" for o in outs):
+                # ble_sm_pair_req_rx: ble_sm_chk_store_overflow (the bond-count look-ups) runs
+                # before the checks; a request they reject (we are central, key size, auth
+                # requirements) gets Pairing Failed without res->enc_cb: no ENCRYPTION_UPDATE
+                self._count_bonds()
+                c.request_rejected = True
+            self._smp_outputs(c, outs)
         elif cid == ATT_CID:
             self._att_rx(c, payload)
+
+    def _nimble_sm_rx(self, c, pdu):
+        """esp-nimble's ble_sm_rx before our engine sees a PDU (ble_sm.c): each handler only
+        pulls up the PDU's minimum length (ble_hs_mbuf_pullup_base), so a longer PDU is
+        accepted as its first bytes; a PDU the running procedure does not expect sets
+        res->out_of_order and ble_sm_process_result returns at once (no Pairing Failed, no
+        event), and so does a Keypress Notification (ble_sm_rx_noop) and a Pairing Response
+        received by a peripheral (ble_sm_pair_rsp_rx finds no initiator procedure). Returns
+        the PDU to process, or None to drop it."""
+        from ..smp import const as SC
+        from ..smp import pdu as P
+
+        op = pdu[0] if pdu else None
+        length = P.LENGTHS[op] if op is not None else 0
+        why = None
+        if not length or op == SC.PAIRING_FAILED:
+            return pdu
+        if len(pdu) > length:
+            self._trace.add("host", self._board.name, "smp_long_pdu_accepted", conn=c.handle,
+                            args={"op": op, "len": len(pdu), "used": length})
+            pdu = pdu[:length]
+        if len(pdu) < length:
+            return pdu
+        eng = c.smp
+        if op == SC.KEYPRESS_NOTIFICATION:
+            why = "keypress (ble_sm_rx_noop)"
+        elif op == SC.PAIRING_RESPONSE and c.role == "peripheral":
+            why = "pairing response to a peripheral"
+        elif eng is not None and eng.busy and not eng.expects(op):
+            why = "out of order"
+        if why is None:
+            return pdu
+        self._trace.add("host", self._board.name, "smp_ignored", conn=c.handle, args={"op": op, "why": why})
+        return None
 
     def _att_rx(self, c, p):
         if not p:

@@ -24,7 +24,17 @@ preferred_mtu, gap_name, max_name_len, rpa_timeout, central_passkey, numcmp_reje
 timeout: 30 s; upstream at once: 0), repair_on_key_missing (esp-nimble's ble_sm_process_result: when
 re-encryption with a stored LTK fails with HCI 0x06 "PIN or key missing", the central frees the
 procedure without an ENC event and starts a fresh pairing; upstream NimBLE reports the failure),
-ram_store (types 1/2 never reach Python), key_dist (sm_our/their_key_dist set at active()).
+ram_store (types 1/2 never reach Python), key_dist (sm_our/their_key_dist set at active()),
+shutdown_irqs (ESP32's mp_bluetooth_nimble_port_shutdown stops NimBLE while the binding is still
+ACTIVE: the disconnect IRQs of active(False) reach Python inside the call; the default port sets
+STOPPING first and raises none), smp_ignores_strays (esp-nimble's ble_sm_process_result drops a
+PDU the procedure does not expect (res->out_of_order), a Keypress Notification, a Pairing Response
+sent to a peripheral, and uses the first bytes of an over-long PDU; MicroPython's mynewt-nimble has
+no out_of_order: the engine's spec behaviour stays for that profile),
+bond_count_lookup (ble_sm_chk_store_overflow at every pairing start: GET_SECRET(2, 0.., None) then
+GET_SECRET(1, <7 zero bytes>); compiled in only with BLE_SM_BONDING=1: ESP-IDF's esp-nimble config
+has it, MicroPython's unix syscfg.h sets BLE_SM_BONDING=0, so upstream NimBLE as MicroPython builds
+it makes no such look-up: reference real-nimble.md, "What the real host showed").
 """
 
 __all__ = ["Profile", "PROFILES", "get_profile", "ESP32_ERRNO", "UNIX_ERRNO"]
@@ -40,7 +50,8 @@ class Profile:
     def __init__(self, name, layout="88", set_before_enc=True, authorize_rejects=True, bond=1, mitm=0,
                  le_secure=1, io=3, errno=None, first_conn_handle=0, preferred_mtu=256, gap_name=b"MPY ESP32",
                  max_name_len=31, rpa_timeout=900.0, central_passkey=False, numcmp_reject_delay=30.0,
-                 repair_on_key_missing=True, ram_store=False, key_dist=7, description=""):
+                 repair_on_key_missing=True, ram_store=False, key_dist=7, shutdown_irqs=True,
+                 smp_ignores_strays=True, bond_count_lookup=True, description=""):
         if layout not in ("88", "80", "80i"):
             raise ValueError("layout must be '88', '80' or '80i'")
         self.name = name
@@ -59,6 +70,9 @@ class Profile:
         self.repair_on_key_missing = repair_on_key_missing
         self.ram_store = ram_store
         self.key_dist = key_dist
+        self.shutdown_irqs = shutdown_irqs
+        self.smp_ignores_strays = smp_ignores_strays
+        self.bond_count_lookup = bond_count_lookup
         self.description = description
 
     @property
@@ -86,7 +100,8 @@ PROFILES = {
     "esp32-v1.22": Profile("esp32-v1.22", layout="80", set_before_enc=False, ram_store=True, key_dist=0,
                            description="MicroPython <= v1.22: ESP-IDF's RAM bond store, no key distribution"),
     "nimble": Profile("nimble", layout="80", set_before_enc=False, authorize_rejects=False, bond=0,
-                      numcmp_reject_delay=0.0, repair_on_key_missing=False,
+                      numcmp_reject_delay=0.0, repair_on_key_missing=False, shutdown_irqs=False,
+                      smp_ignores_strays=False, bond_count_lookup=False,
                       errno=UNIX_ERRNO, gap_name=b"MPY NIMBLE", description="upstream NimBLE (STM32/unix)"),
     # Not an ESP32: a peer device like a phone app (nRF Connect), whose user can answer passkey
     # and numeric-comparison requests in the central role too. Same API, same store protocol.

@@ -1,11 +1,12 @@
 """The SMP engine: one object per connection, sans-IO (see the package docstring for the API).
 
-Received PDUs go through one table indexed by opcode, `_TABLE[op] = (handler, exact length)`:
-a reserved opcode is ignored (Core v5.2+ Vol 3 Part H 3.3; NimBLE sends nothing either), a wrong
-length is answered with Invalid Parameters (0x0A), an opcode this role never receives with
-Command Not Supported (0x07), and an opcode the current state does not expect with Unspecified
-Reason (0x08), all before any handler runs. Handlers
-run under a catch-all that turns any internal error into Pairing Failed 0x08.
+Received PDUs are checked against `pdu.LENGTHS[op]`, the exact length of each opcode, then
+dispatched through `_WAITS[wait][op]`: the handler the engine's current wait accepts (the state
+machine as a table; each handler sets the next wait). A reserved opcode is ignored (Core v5.2+
+Vol 3 Part H 3.3; NimBLE sends nothing either), a wrong length is answered with Invalid
+Parameters (0x0A), an opcode this role never receives with Command Not Supported (0x07), and an
+opcode the current wait does not accept with Unspecified Reason (0x08), all before any handler
+runs. Handlers run under a catch-all that turns any internal error into Pairing Failed 0x08.
 """
 
 import os
@@ -51,6 +52,16 @@ _ENCRYPT = 5  # waiting for the link to be encrypted with the STK/LTK
 _KEYDIST = 6  # phase 3
 _DEAD = 7  # SMP timeout or link lost: no more SMP on this link
 
+# waits: the PDU the engine needs next (_WAITS below says which opcodes each accepts)
+_W_NOTHING = 0  # a local step: the user, a held Pairing Request, the encryption
+_W_SECURITY_REQUEST = 1  # central at rest
+_W_PAIRING_REQUEST = 2  # peripheral at rest, or after its Security Request
+_W_PAIRING_RESPONSE = 3
+_W_PUBLIC_KEY = 4
+_W_CONFIRM = 5
+_W_RANDOM = 6
+_W_DHKEY_CHECK = 7
+
 # the opcodes each role may receive (others: Command Not Supported)
 _RX_CENTRAL = frozenset(range(0x02, 0x0F))
 _RX_PERIPHERAL = frozenset(op for op in range(0x01, 0x0F) if op not in (0x02, 0x0B))
@@ -85,7 +96,7 @@ class _Abort(Exception):
 class SmpEngine:
     __slots__ = (
         "role", "central", "config", "local_addr", "peer_addr", "identity", "rng", "attempts", "_ecc",
-        "_phase", "_expect", "_deadline", "encrypted", "key_size", "_out", "_dead_cause",
+        "_phase", "_wait", "_deadline", "encrypted", "key_size", "_out", "_dead_cause",
         # negotiation
         "_preq", "_pres", "_sc", "_method", "_pk_roles", "_ks", "_bonded", "_init_kd", "_resp_kd",
         "_keypress",
@@ -144,7 +155,7 @@ class SmpEngine:
 
     def _reset(self, phase):
         self._phase = phase
-        self._expect = ()
+        self._wait = _W_NOTHING
         self._preq = self._pres = None
         self._sc = False
         self._method = None
@@ -167,7 +178,7 @@ class SmpEngine:
         self._local_keys = self._peer_keys = None
         self._rx_keys = []
         if phase == _IDLE:
-            self._expect = (C.SECURITY_REQUEST,) if self.central else (C.PAIRING_REQUEST,)
+            self._wait = _W_SECURITY_REQUEST if self.central else _W_PAIRING_REQUEST
         if phase in (_IDLE, _DEAD):
             self._deadline = None
 
@@ -182,6 +193,16 @@ class SmpEngine:
     @property
     def dead(self):
         return self._phase == _DEAD
+
+    @property
+    def authenticated(self):
+        """The pairing in progress uses a MITM-protected method (known once the method is chosen)."""
+        return self.busy and self._method is not None and self._method != C.JUST_WORKS
+
+    def expects(self, op):
+        """Whether the current state waits for opcode `op`. A firmware model that ignores the
+        other PDUs, as esp-nimble does, asks this before `receive`."""
+        return op in _WAITS[self._wait]
 
     def _send(self, pdu, now):
         self._out.append(Send(pdu))
@@ -262,13 +283,13 @@ class SmpEngine:
             self._preq = P.pairing_request(cfg.io_cap, self._oob_flag(), cfg.auth_req(), cfg.max_key_size,
                                            init_kd, resp_kd)
             self._phase = _WAIT_RSP
-            self._expect = (C.PAIRING_RESPONSE,)
+            self._wait = _W_PAIRING_RESPONSE
             self._send(self._preq, now)
         else:
             if self._phase not in (_IDLE, _SEC_REQ):
                 return
             self._phase = _SEC_REQ
-            self._expect = (C.PAIRING_REQUEST,)
+            self._wait = _W_PAIRING_REQUEST
             self._send(P.security_request(cfg.auth_req()), now)
 
     def fail(self, reason, now):
@@ -335,8 +356,8 @@ class SmpEngine:
         if not pdu:
             return []  # no opcode: nothing to answer (as Zephyr does)
         op = pdu[0]
-        handler, length = _TABLE[op]
-        if handler is None:
+        length = P.LENGTHS[op]  # 0: a reserved opcode
+        if not length:
             return []  # reserved opcode: "shall be ignored" (Vol 3 Part H 3.3, Core v5.2+)
         if len(pdu) != length:
             if op == C.PAIRING_FAILED:  # never answer a Pairing Failed, even a malformed one
@@ -352,12 +373,13 @@ class SmpEngine:
             if self._phase not in (_IDLE, _DEAD):
                 self._failed(pdu[1], "received", now)
             return self._take()
-        if op not in self._expect:
+        handler = _WAITS[self._wait].get(op)
+        if handler is None:
             if op == C.SECURITY_REQUEST and self._phase != _IDLE:
                 return []  # a central may ignore a Security Request while it is busy
             if op == C.KEYPRESS_NOTIFICATION and self._phase == _PAIRING and self._keypress:
                 self._deadline = now + C.TIMEOUT
-                return self._guard(_rx_keypress_fn, now, self, pdu)
+                return self._guard(_KEYPRESS, now, self, pdu)
             if self._phase == _IDLE:
                 return []  # no procedure: a straggler of one that ended (e.g. after Pairing Failed)
             self._abort(C.UNSPECIFIED_REASON, now)
@@ -391,7 +413,7 @@ class SmpEngine:
     def _rx_pairing_request(self, now, pdu):
         cfg = self.config
         self._phase = _HELD
-        self._expect = ()
+        self._wait = _W_NOTHING
         self._deadline = now + C.TIMEOUT
         self._check_fields(pdu[1], pdu[2], pdu[4])
         if not cfg.pairable:
@@ -425,7 +447,7 @@ class SmpEngine:
         if pdu[5] & ~req[5] & 0x0F or pdu[6] & ~req[6] & 0x0F:
             raise _Abort(C.INVALID_PARAMETERS)
         self._pres = bytes(pdu)
-        self._expect = ()
+        self._wait = _W_NOTHING
         self._negotiate()
         self._phase = _PAIRING
         self._begin(now)
@@ -497,14 +519,14 @@ class SmpEngine:
         elif self._method == C.JUST_WORKS and not self._sc:
             self._tk = _ZERO16
         if self._sc:
-            self._expect = (C.PAIRING_PUBLIC_KEY,)
+            self._wait = _W_PUBLIC_KEY
             if self.central:
                 self._send_public_key(now)
         else:
             if self.central:
                 self._legacy_send_confirm(now)
             else:
-                self._expect = (C.PAIRING_CONFIRM,)
+                self._wait = _W_CONFIRM
 
     def _set_passkey(self, value):
         self._passkey = value
@@ -557,7 +579,7 @@ class SmpEngine:
             return
         self._our_rand = self.rng(16)
         self._our_confirm = self._c1(self._our_rand)
-        self._expect = (C.PAIRING_CONFIRM,)
+        self._wait = _W_CONFIRM
         self._send(P.value16(C.PAIRING_CONFIRM, self._our_confirm), now)
 
     def _legacy_answer_confirm(self, now):
@@ -565,7 +587,7 @@ class SmpEngine:
             return
         self._our_rand = self.rng(16)
         self._our_confirm = self._c1(self._our_rand)
-        self._expect = (C.PAIRING_RANDOM,)
+        self._wait = _W_RANDOM
         self._send(P.value16(C.PAIRING_CONFIRM, self._our_confirm), now)
 
     # ------------------------------------------------------------ LE Secure Connections
@@ -611,22 +633,22 @@ class SmpEngine:
                     raise _Abort(C.CONFIRM_VALUE_FAILED)
             if self.central:
                 self._our_rand = self.rng(16)
-                self._expect = (C.PAIRING_RANDOM,)
+                self._wait = _W_RANDOM
                 self._send(P.value16(C.PAIRING_RANDOM, self._our_rand), now)
             else:
-                self._expect = (C.PAIRING_RANDOM,)
+                self._wait = _W_RANDOM
         elif method == C.PASSKEY:
-            self._expect = (C.PAIRING_CONFIRM,)
+            self._wait = _W_CONFIRM
             if self.central and self._passkey is not None:
                 self._sc_passkey_send_confirm(now)
         else:  # Just Works / Numeric Comparison
             if self.central:
-                self._expect = (C.PAIRING_CONFIRM,)
+                self._wait = _W_CONFIRM
             else:
                 self._our_rand = self.rng(16)
                 pka, pkb = self._pk()
                 self._our_confirm = crypto.f4(pkb, pka, self._our_rand, 0)
-                self._expect = (C.PAIRING_RANDOM,)
+                self._wait = _W_RANDOM
                 self._send(P.value16(C.PAIRING_CONFIRM, self._our_confirm), now)
 
     def _z(self):
@@ -636,38 +658,38 @@ class SmpEngine:
         pka, pkb = self._pk()
         self._our_rand = self.rng(16)
         self._our_confirm = crypto.f4(pka, pkb, self._our_rand, self._z())
-        self._expect = (C.PAIRING_CONFIRM,)
+        self._wait = _W_CONFIRM
         self._send(P.value16(C.PAIRING_CONFIRM, self._our_confirm), now)
 
     def _sc_passkey_answer_confirm(self, now):
         pka, pkb = self._pk()
         self._our_rand = self.rng(16)
         self._our_confirm = crypto.f4(pkb, pka, self._our_rand, self._z())
-        self._expect = (C.PAIRING_RANDOM,)
+        self._wait = _W_RANDOM
         self._send(P.value16(C.PAIRING_CONFIRM, self._our_confirm), now)
 
     def _rx_confirm(self, now, pdu):
         self._peer_confirm = bytes(pdu[16:0:-1])
         if not self._sc:
             if self.central:  # Sconfirm: reveal Mrand
-                self._expect = (C.PAIRING_RANDOM,)
+                self._wait = _W_RANDOM
                 self._send(P.value16(C.PAIRING_RANDOM, self._our_rand), now)
             else:
-                self._expect = ()
+                self._wait = _W_NOTHING
                 self._legacy_answer_confirm(now)
             return
         if self._method == C.PASSKEY:
             if self.central:
-                self._expect = (C.PAIRING_RANDOM,)
+                self._wait = _W_RANDOM
                 self._send(P.value16(C.PAIRING_RANDOM, self._our_rand), now)
             else:
-                self._expect = ()
+                self._wait = _W_NOTHING
                 if self._passkey is not None:
                     self._sc_passkey_answer_confirm(now)
             return
         # JW / NC: the responder's Cb; the initiator now reveals Na
         self._our_rand = self.rng(16)
-        self._expect = (C.PAIRING_RANDOM,)
+        self._wait = _W_RANDOM
         self._send(P.value16(C.PAIRING_RANDOM, self._our_rand), now)
 
     def _rx_random(self, now, pdu):
@@ -695,7 +717,7 @@ class SmpEngine:
                 self._send(P.value16(C.PAIRING_RANDOM, self._our_rand), now)
                 self._pk_round += 1
                 self._peer_confirm = None
-                self._expect = (C.PAIRING_CONFIRM,) if self._pk_round < 20 else (C.PAIRING_DHKEY_CHECK,)
+                self._wait = _W_CONFIRM if self._pk_round < 20 else _W_DHKEY_CHECK
             return
         if self.central:
             if method != C.OOB and not self._confirmed(crypto.f4(pkb, pka, r, 0)):
@@ -703,14 +725,14 @@ class SmpEngine:
             if method == C.NUMERIC_COMPARISON:
                 self._nc_state = 1
                 self._emit(NumericComparison(crypto.g2(pka, pkb, self._our_rand, r) % 1000000))
-                self._expect = ()
+                self._wait = _W_NOTHING
                 return
             self._send_dhkey_check(now)
         else:
             if method == C.OOB:
                 self._our_rand = self.rng(16)
             self._send(P.value16(C.PAIRING_RANDOM, self._our_rand), now)
-            self._expect = (C.PAIRING_DHKEY_CHECK,)
+            self._wait = _W_DHKEY_CHECK
             if method == C.NUMERIC_COMPARISON:
                 self._nc_state = 1
                 self._emit(NumericComparison(crypto.g2(pka, pkb, r, self._our_rand) % 1000000))
@@ -725,13 +747,13 @@ class SmpEngine:
         if self.central:
             self._stk = _mask(crypto.s1(self._tk, r, self._our_rand), self._ks)
             self._phase = _ENCRYPT
-            self._expect = ()
+            self._wait = _W_NOTHING
             self._emit(StartEncryption(self._stk, 0, 0, self._ks))
         else:
             self._stk = _mask(crypto.s1(self._tk, self._our_rand, r), self._ks)
             self._send(P.value16(C.PAIRING_RANDOM, self._our_rand), now)
             self._phase = _ENCRYPT
-            self._expect = ()
+            self._wait = _W_NOTHING
 
     def _stage2_values(self):
         na, nb = (self._our_rand, self._peer_rand) if self.central else (self._peer_rand, self._our_rand)
@@ -749,7 +771,7 @@ class SmpEngine:
     def _send_dhkey_check(self, now):
         ea, eb = self._stage2_values()
         self._peer_check = eb
-        self._expect = (C.PAIRING_DHKEY_CHECK,)
+        self._wait = _W_DHKEY_CHECK
         self._send(P.value16(C.PAIRING_DHKEY_CHECK, ea), now)
 
     def _rx_dhkey_check(self, now, pdu):
@@ -759,14 +781,14 @@ class SmpEngine:
                 raise _Abort(C.DHKEY_CHECK_FAILED)
             self._stk = _mask(self._ltk, self._ks)
             self._phase = _ENCRYPT
-            self._expect = ()
+            self._wait = _W_NOTHING
             self._emit(StartEncryption(self._stk, 0, 0, self._ks))
             return
         ea, eb = self._stage2_values()
         if not crypto.ct_eq(value, ea, 16):
             raise _Abort(C.DHKEY_CHECK_FAILED)
         self._peer_check = eb
-        self._expect = ()
+        self._wait = _W_NOTHING
         if self._nc_state == 1:
             return  # wait for the user
         self._answer_dhkey_check(now)
@@ -774,7 +796,7 @@ class SmpEngine:
     def _answer_dhkey_check(self, now):
         self._stk = _mask(self._ltk, self._ks)
         self._phase = _ENCRYPT
-        self._expect = ()
+        self._wait = _W_NOTHING
         self._send(P.value16(C.PAIRING_DHKEY_CHECK, self._peer_check), now)
 
     # ------------------------------------------------------------ key distribution
@@ -816,9 +838,9 @@ class SmpEngine:
 
     def _next_key(self, now):
         if self._rx_keys:
-            self._expect = (self._rx_keys[0],)
+            self._wait = _KEY_WAITS[self._rx_keys[0]]
             return
-        self._expect = ()
+        self._wait = _W_NOTHING
         if self.central:
             self._send_keys(self._init_kd, now)
         self._complete(now)
@@ -866,14 +888,6 @@ class SmpEngine:
         self._emit(Keypress(pdu[1]))
 
 
-def _rx_keypress_fn(now, self, pdu):
-    self._rx_keypress(now, pdu)
-
-
-def _never(now, self, pdu):  # Pairing Failed is handled before dispatch
-    return None
-
-
 def _bind(name):
     fn = getattr(SmpEngine, name)
 
@@ -883,25 +897,24 @@ def _bind(name):
     return call
 
 
-_HANDLERS = {
-    C.PAIRING_REQUEST: "_rx_pairing_request",
-    C.PAIRING_RESPONSE: "_rx_pairing_response",
-    C.PAIRING_CONFIRM: "_rx_confirm",
-    C.PAIRING_RANDOM: "_rx_random",
-    C.PAIRING_FAILED: None,  # handled in receive(): never answered
-    C.ENCRYPTION_INFORMATION: "_rx_key",
-    C.CENTRAL_IDENTIFICATION: "_rx_key",
-    C.IDENTITY_INFORMATION: "_rx_key",
-    C.IDENTITY_ADDRESS_INFORMATION: "_rx_key",
-    C.SIGNING_INFORMATION: "_rx_key",
-    C.SECURITY_REQUEST: "_rx_security_request",
-    C.PAIRING_PUBLIC_KEY: "_rx_public_key",
-    C.PAIRING_DHKEY_CHECK: "_rx_dhkey_check",
-    C.KEYPRESS_NOTIFICATION: "_rx_keypress",
+# What each wait accepts, and who handles it: the engine's state machine as data (h11 keeps its
+# transitions the same way). Handlers move the engine to its next wait.
+_WAITS = {
+    _W_NOTHING: {},
+    _W_SECURITY_REQUEST: {C.SECURITY_REQUEST: "_rx_security_request"},
+    _W_PAIRING_REQUEST: {C.PAIRING_REQUEST: "_rx_pairing_request"},
+    _W_PAIRING_RESPONSE: {C.PAIRING_RESPONSE: "_rx_pairing_response"},
+    _W_PUBLIC_KEY: {C.PAIRING_PUBLIC_KEY: "_rx_public_key"},
+    _W_CONFIRM: {C.PAIRING_CONFIRM: "_rx_confirm"},
+    _W_RANDOM: {C.PAIRING_RANDOM: "_rx_random"},
+    _W_DHKEY_CHECK: {C.PAIRING_DHKEY_CHECK: "_rx_dhkey_check"},
 }
+# key distribution: one wait per PDU, in the mandatory order (_KEY_PDUS)
+_KEY_WAITS = {}
+for _bit, _ops in _KEY_PDUS:
+    for _op in _ops:
+        _KEY_WAITS[_op] = len(_WAITS)
+        _WAITS[len(_WAITS)] = {_op: "_rx_key"}
+_WAITS = {w: {op: _bind(name) for op, name in ons.items()} for w, ons in _WAITS.items()}
+_KEYPRESS = _bind("_rx_keypress")  # accepted beside any wait of phase 2 once both sides set the flag
 
-# The dispatch table, indexed by opcode: (handler, exact PDU length); (None, 0) = unknown opcode.
-_TABLE = [(None, 0)] * 256
-for _op, _name in _HANDLERS.items():
-    _TABLE[_op] = (_bind(_name) if _name else _never, P.LENGTHS[_op])
-_TABLE = tuple(_TABLE)

@@ -58,8 +58,14 @@ class _Poll:
             return self._p.ipoll(timeout, flags)
         until = None if timeout < 0 else _blesim.now_us() + int(timeout) * 1000
         ext = self._p if self._fds else None
-        _blesim.wait(until, True, ext_poll=ext)
-        return self._p.poll(0)
+        while True:
+            _blesim.wait(until, True, ext_poll=ext)
+            r = self._p.poll(0)
+            # without a timeout, return only with something ready, as poll does: asyncio
+            # then pops a task without looking (an IRQ that readied nothing would make it
+            # pop from an empty queue)
+            if r or until is not None:
+                return r
 
 
 def _virtual_asyncio():
