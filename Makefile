@@ -8,7 +8,7 @@ STAMP := $(VENV)/.installed-$(shell cksum < requirements.txt | cut -d' ' -f1)
 MP_PATH := lib:.frozen
 MP_UNITS := $(sort $(wildcard host_tests/unit/test_*.py))
 
-.PHONY: setup test test-py test-mp compile typecheck lint bench fuzz clean demo demo-summary deploy flash bonds repl firmware
+.PHONY: setup test test-py test-mp compile typecheck lint bench fuzz clean demo demo-summary deploy flash bonds repl firmware nimble
 
 setup: $(STAMP)
 
@@ -21,21 +21,22 @@ $(STAMP): requirements.txt
 # Every gate (docs/testing.md); stops at the first failure.
 test: $(STAMP) lint typecheck compile test-mp test-py demo-summary
 
+# Each gate prints one line when it passes (a green run is quiet), everything when it fails.
 test-py: $(STAMP)
-	$(PY) -m pytest host_tests
+	@$(PY) -m pytest host_tests
 
 test-mp: $(STAMP)
-	MICROPYPATH=$(MP_PATH) $(MP) tools/mptest.py $(MP_UNITS)
-	MICROPYPATH=$(MP_PATH) $(MP) tools/mptest.py --pure $(MP_UNITS)
+	@MICROPYPATH=$(MP_PATH) $(MP) tools/mptest.py $(MP_UNITS)
+	@MICROPYPATH=$(MP_PATH) $(MP) tools/mptest.py --pure $(MP_UNITS)
 
 compile: $(STAMP)
-	$(PY) tools/compile_lib.py xtensawin rv32imc
+	@$(PY) tools/compile_lib.py xtensawin rv32imc
 
 typecheck: $(STAMP)
-	$(PY) tools/typecheck.py
+	@$(PY) tools/typecheck.py
 
 lint: $(STAMP)
-	$(VENV)/bin/ruff check .
+	@$(VENV)/bin/ruff check -q . && echo "ruff: no findings"
 
 # Figures, not tests: the MicroPython run is the one that counts (its last
 # line is JSON); CPython's is printed for comparison. The heap table runs the
@@ -46,6 +47,14 @@ bench: $(STAMP)
 	$(PY) tools/bench.py
 	$(PY) tools/bench_smp.py --json
 	$(PY) tools/bench_parts/heap.py
+	$(PY) tools/bench_parts/realhost.py --json
+
+# The real-host interpreters: MicroPython's unix port with esp-nimble (ESP32's host and
+# configuration) and with mynewt-nimble (MicroPython's unix configuration); cached by source
+# hash outside the clone (docs/real-host.md). NIMBLE_HOST=esp|mynewt builds one; MPY_SRC /
+# ESP_NIMBLE_SRC name checkouts instead of the third-party tarballs beside the clone.
+nimble: $(STAMP)
+	$(PY) -m tools.realhost.build $(or $(NIMBLE_HOST),all)
 
 # The long hardening run (SECURITY.md): >= 100,000 SMP engine fuzz cases, the attack tests,
 # faults at every SMP step / flash operation on simulated boards, fuzz through the air.
@@ -59,7 +68,8 @@ fuzz: $(STAMP)
 BOARD ?= esp32
 APP ?= main
 # STACK: where the demo's boards run: sim (simulated boards on CPython), sim-mp (the ESP32
-# boards on the real MicroPython interpreter). tools/demo.py lists the known ones.
+# boards on the real MicroPython interpreter), nimble (the real NimBLE host: esp-nimble on
+# MicroPython's unix port, virtual controllers), nimble-mynewt. tools/demo.py lists them.
 STACK ?= sim
 demo: $(STAMP)
 	@case "$(MP)" in 1|yes|true) echo "make demo: MP names the MicroPython binary; for the boards on MicroPython use: make demo STACK=sim-mp"; exit 2;; esac

@@ -1,6 +1,7 @@
 """`make demo`: blesmp on two simulated boards, one process each, with sequence charts.
 
-    python tools/demo.py [--stack sim|sim-mp] [--svg-dir build/demo] [--width 160] [--no-chart] [--summary-only]
+    python tools/demo.py [--stack sim|sim-mp|nimble|nimble-mynewt] [--svg-dir build/demo] [--width 160]
+                          [--no-chart] [--summary-only]
 
 The lock is firmware/main.py, unmodified, on a simulated ESP32 (the firmware model of
 tools/blesim: NimBLE under MicroPython, as the reference describes it). Its peers:
@@ -21,6 +22,9 @@ tools/blesim: NimBLE under MicroPython, as the reference describes it). Its peer
 Then a summary table. Exit status 0 only if every step gave the expected result.
 --stack sim-mp (`make demo STACK=sim-mp`) runs the ESP32 boards (the lock and the fob) on the real
 MicroPython interpreter (unix port) instead of CPython; the phone, not an ESP32, stays on CPython.
+--stack nimble / nimble-mynewt runs them on the real NimBLE host instead (MicroPython's unix port
+with esp-nimble or mynewt-nimble on virtual controllers, tools/realhost; docs/real-host.md), in real
+time; the phone is then a Bumble device on the same link. Same steps, checks and table.
 --summary-only (what `make test` uses) prints only the summary table and the verdict, and the
 whole log if a step failed.
 """
@@ -67,7 +71,8 @@ _LAUNCH = "import sys; from tools.blesim.run import run_here; sys.exit(run_here(
 
 
 # make demo STACK=...: where the boards run
-STACKS = ("sim", "sim-mp")
+STACKS = ("sim", "sim-mp", "nimble", "nimble-mynewt")
+NIMBLE_STACKS = {"nimble": "esp", "nimble-mynewt": "mynewt"}  # the real host's two builds
 
 
 class StepFailed(Exception):
@@ -156,6 +161,11 @@ class Session:
         p.stdin.write((text + "\n").encode())
         p.stdin.flush()
 
+    def announce(self, name):
+        """Holds the clock until board `name` joins: a step's second board starts once the lock
+        is READY, and however long the host takes to get there, no air time passes meanwhile."""
+        control(self.addr, {"op": "expect", "board": name})
+
     def power_cut(self, name):
         """Kills the board's process (RAM lost; its flash directory stays)."""
         control(self.addr, {"op": "expect", "board": name})  # freeze the clock until it is back
@@ -224,6 +234,9 @@ def secure_time(trace, board):
     for r in recs:
         if r.board == board and r.kind == "irq" and r.name == "_IRQ_ENCRYPTION_UPDATE":
             end = r.t
+    if end is None:  # the real host records no IRQs: the controller's Encryption Change
+        end = next((r.t for r in reversed(recs) if r.board == board and r.kind == "link"
+                    and r.name == "enc_change"), None)
     if start is None or end is None:
         return None
     return end - start
@@ -242,8 +255,10 @@ def chart(trace, width, boards):
 # ---------------------------------------------------------------------------- the steps
 
 class Demo:
-    def __init__(self, mp=False, width=None, svg_dir=None, show_chart=True, out=sys.stdout, summary_only=False):
+    def __init__(self, mp=False, width=None, svg_dir=None, show_chart=True, out=sys.stdout, summary_only=False,
+                 nimble=None):
         self.mp = mp
+        self.nimble = nimble  # None, or the real host: "esp" | "mynewt"
         # summary_only: everything goes to a buffer until the summary
         self.quiet_into = out if summary_only else None
         if summary_only:
@@ -256,14 +271,28 @@ class Demo:
         self.rows = []
         self.failures = []
         self.work = tempfile.mkdtemp(prefix="blesmp-demo-")
-        self.lock_interp = "mp" if mp else "cpython"
+        self.lock_interp = "mp" if mp or nimble else "cpython"
+        self.pause = "3" if nimble else "30"  # seconds between the fob's visits: real time on the real host
 
     def say(self, text=""):
         self.out.write(text + "\n")
         self.out.flush()
 
     def interp_name(self):
+        if self.nimble:
+            return "the real NimBLE host (%s), MicroPython unix port" % {"esp": "esp-nimble"}.get(
+                self.nimble, "mynewt-nimble")
         return "MicroPython, unix port" if self.mp else "CPython"
+
+    def board_kind(self):
+        return "virtual" if self.nimble else "simulated"
+
+    def session(self, title):
+        if self.nimble:
+            from tools.realhost.demo_air import make_session_class
+
+            return make_session_class(Session)(title, self.work, self.nimble, FIRMWARE, self.out)
+        return Session(title, self.work, self.mp, self.out)
 
     def board_fs(self, name, board="esp32"):
         fs = os.path.join(self.work, name)
@@ -319,11 +348,12 @@ class Demo:
     # 1 ---------------------------------------------------------------------------------------
     def step_just_works(self):
         n, title = 1, "Just Works pairing and encryption"
-        self.header(n, title, "lock = firmware/main.py on a simulated ESP32; fob = firmware/central.py on a "
-                    "second simulated ESP32 (both on %s)" % self.interp_name())
-        s = Session(title, self.work, self.mp, self.out)
+        self.header(n, title, "lock = firmware/main.py on a %s ESP32; fob = firmware/central.py on a "
+                    "second one (both on %s)" % (self.board_kind(), self.interp_name()))
+        s = self.session(title)
         row = {"flow": "1 Just Works (ESP32 fob)"}
         try:
+            s.announce("fob")
             self.start_lock(s, self.board_fs("s1-lock"))
             s.expect("lock", r"^READY")
             s.start("fob", os.path.join(FIRMWARE, "central.py"), self.board_fs("s1-fob"), self.lock_interp,
@@ -349,13 +379,16 @@ class Demo:
     # 2 and 4 ----------------------------------------------------------------------------------
     def step_passkey(self, n, wrong):
         title = "A failed pairing: wrong passkey" if wrong else "Passkey Entry"
-        self.header(n, title, "lock = firmware/main.py on a simulated ESP32 (%s; displays the passkey); phone = "
-                    % self.interp_name() +
+        self.header(n, title, "lock = firmware/main.py on a %s ESP32 (%s; displays the passkey); phone = "
+                    % (self.board_kind(), self.interp_name()) + ("a Bumble device on the same link (Bumble's own "
+                    "host, KeyboardOnly), a PHONE, not an ESP32: its stack hands passkey prompts to its user; "
+                    "stock ESP32 firmware as a central never does" if self.nimble else
                     "tools/demo_phone.py on a simulated PHONE, not an ESP32 (profile 'phone': its stack hands "
-                    "passkey prompts to the app; stock ESP32 firmware as a central never does)")
-        s = Session(title, self.work, self.mp, self.out)
+                    "passkey prompts to the app; stock ESP32 firmware as a central never does)"))
+        s = self.session(title)
         row = {"flow": "%d %s" % (n, "wrong passkey (phone)" if wrong else "Passkey Entry (phone)")}
         try:
+            s.announce("phone")
             self.start_lock(s, self.board_fs("s%d-lock" % n))
             s.expect("lock", r"^READY")
             s.start("phone", PHONE, self.board_fs("s%d-phone" % n), addr=PHONE_ADDR, profile="phone", stdin=True)
@@ -409,16 +442,18 @@ class Demo:
     # 3 ----------------------------------------------------------------------------------------
     def step_bond_power_cycle(self):
         n, title = 3, "Bonding, power cycle of the lock, reconnection with the stored LTK"
-        self.header(n, title, "lock = firmware/main.py, fob = firmware/central.py, on simulated ESP32s (%s); two "
-                    "visits 30 s apart, the lock's power is cut between them" % self.interp_name())
-        s = Session(title, self.work, self.mp, self.out)
+        self.header(n, title, "lock = firmware/main.py, fob = firmware/central.py, on %s ESP32s (%s); two "
+                    "visits %s s apart, the lock's power is cut between them"
+                    % (self.board_kind(), self.interp_name(), self.pause))
+        s = self.session(title)
         lock_fs = self.board_fs("s3-lock")
         row = {"flow": "3 reconnect after power cycle"}
         try:
+            s.announce("fob")
             self.start_lock(s, lock_fs)
             s.expect("lock", r"^READY")
             s.start("fob", os.path.join(FIRMWARE, "central.py"), self.board_fs("s3-fob"), self.lock_interp,
-                    addr=FOB_ADDR, args=["2", "30"])
+                    addr=FOB_ADDR, args=["2", self.pause])
             first = s.expect("lock", r"^SECURED|^PAIRING FAILED")
             s.expect("fob", r"^DISCONNECTED")
             self.check(any(x.startswith("BOND STORED") for x in s.lines["lock"]), "the lock stored the bond")
@@ -451,6 +486,8 @@ class Demo:
         conns = [r.t for r in trace.records if r.kind == "link" and r.name == "connect" and r.board == "lock"]
         encs = [r.t for r in trace.records
                 if r.kind == "irq" and r.board == "lock" and r.name == "_IRQ_ENCRYPTION_UPDATE"]
+        if not encs:  # the real host records no IRQs: the controller's Encryption Change
+            encs = [r.t for r in trace.records if r.kind == "link" and r.board == "lock" and r.name == "enc_change"]
         if conns and encs:
             row["time"] = encs[-1] - conns[-1]
         self.rows.append(row)
@@ -473,8 +510,9 @@ class Demo:
         self.say(fmt % tuple("-" * x for x in w))
         for r in rows:
             self.say(fmt % r)
-        self.say("(time: simulated air time from the first SMP PDU, or the connection, to the encryption update;"
-                 " the lock and the fob ran on %s)" % self.interp_name())
+        self.say("(time: %s from the first SMP PDU, or the connection, to the encryption update;"
+                 " the lock and the fob ran on %s)" % ("real time" if self.nimble else "simulated air time",
+                                                       self.interp_name()))
         if self.failures:
             self.say("\nDEMO FAILED: %d check(s) did not hold:" % len(self.failures))
             for f in self.failures:
@@ -505,8 +543,9 @@ class Demo:
 
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--stack", default="sim", help="sim (default: simulated boards on CPython) or sim-mp"
-                    " (the ESP32 boards on the real MicroPython interpreter)")
+    ap.add_argument("--stack", default="sim", help="sim (default: simulated boards on CPython), sim-mp"
+                    " (the ESP32 boards on the real MicroPython interpreter), nimble (the real NimBLE host,"
+                    " esp-nimble) or nimble-mynewt")
     ap.add_argument("--mp", action="store_true", help=argparse.SUPPRESS)  # old spelling of --stack sim-mp
     ap.add_argument("--summary-only", action="store_true", help="print only the summary (and the log if a step failed)")
     ap.add_argument("--svg-dir", default=os.path.join(ROOT, "build", "demo"),
@@ -514,11 +553,21 @@ def main(argv=None):
     ap.add_argument("--width", type=int, default=None, help="chart width (default: the terminal's)")
     ap.add_argument("--no-chart", action="store_true", help="no sequence charts on the terminal")
     ap.add_argument("--steps", default="1,2,3,4", help="which steps to run (e.g. 1,3)")
+    ap.add_argument("--nimble", nargs="?", const="esp", choices=["esp", "mynewt"], help=argparse.SUPPRESS)
     a = ap.parse_args(argv)
     if a.stack not in STACKS:
         ap.error("unknown stack %r; known stacks: %s" % (a.stack, ", ".join(STACKS)))
+    nimble = a.nimble or NIMBLE_STACKS.get(a.stack)
+    if nimble:
+        from tools.realhost import boards
+
+        try:
+            boards.interpreter(nimble)
+        except boards.Unavailable as e:
+            print("demo: %s" % e)
+            return 2
     demo = Demo(mp=a.mp or a.stack == "sim-mp", width=a.width, svg_dir=a.svg_dir, show_chart=not a.no_chart,
-                summary_only=a.summary_only)
+                summary_only=a.summary_only, nimble=nimble)
     return demo.run([int(x) for x in a.steps.split(",") if x])
 
 

@@ -50,6 +50,7 @@ if ROOT not in sys.path:
 from tools.blesim.broker import control as _control  # noqa: E402
 from tools.blesim.broker import spawn_broker  # noqa: E402
 from tools.blesim.run import board_command  # noqa: E402
+from tools.blesim.world import auto_addr  # noqa: E402
 
 INSTANCE_READ_TIMEOUT_S = 10
 
@@ -100,6 +101,11 @@ class multitest:
         multitest.flush()
 
     @staticmethod
+    def expect_reboot(resume, delay_ms=0):
+        print("WAIT_FOR_REBOOT", resume, delay_ms)
+        multitest.flush()
+
+    @staticmethod
     def output_metric(data):
         print("OUTPUT_METRIC", data)
         multitest.flush()
@@ -123,15 +129,65 @@ def _is_mp(interp):
     return interp in ("mp", "micropython")
 
 
+class _SimAir:
+    """The simulator's backend: one air broker per test, boards joined to it. tools/realhost/mtair.py
+    has the same interface for the real host (`--nimble`)."""
+
+    append = APPEND
+
+    def __init__(self, n, tmp, path):
+        self.trace_file = os.path.join(tmp, "trace.jsonl")
+        self.log = open(os.path.join(tmp, "broker.log"), "wb")
+        self.broker, self.addr = spawn_broker(trace=self.trace_file, log=self.log)
+
+    def expect(self, name):
+        control(self.addr, {"op": "expect", "board": name})
+
+    def unexpect(self, name):
+        control(self.addr, {"op": "unexpect", "board": name})
+
+    def command(self, script, name, interp, idx, path):
+        # restart: after machine.reset()/deepsleep() (exit 99) the clock waits for the next process;
+        # address and place by instance number, whichever process joins first
+        opts = {"restart": 1, "addr": auto_addr(idx + 1).hex(), "pos": [float(idx), 0.0]}
+        return board_command(script, name, self.addr, interp, opts, extra_path=path)
+
+    def after_next(self, inst):
+        inst.write("NEXT_OK\n")
+
+    def stuck(self, running):
+        """The broker says every board waits with nothing able to end a wait, and each running
+        instance is one of those boards (none still starting or ending)."""
+        st = control(self.addr, {"op": "status"})
+        return bool(st and st.get("stuck") and {i.name for i in running} <= set(st.get("boards", ())))
+
+    def label(self, interp):
+        return interp
+
+    def close(self):
+        control(self.addr, {"op": "shutdown"})
+        try:
+            self.broker.wait(5)
+        except subprocess.TimeoutExpired:
+            self.broker.terminate()
+            try:
+                self.broker.wait(5)
+            except subprocess.TimeoutExpired:
+                self.broker.kill()
+        self.log.close()
+
+
 class TestResult:
     truth_from = None  # "cpython" when there was no .exp and an all-CPython run gave the truth
 
-    def __init__(self, path, status, output, expected, trace=None):
+    def __init__(self, path, status, output, expected, trace=None, metrics=(), notes=()):
         self.path = path
         self.status = status
         self.output = output
         self.expected = expected
         self.trace = trace
+        self.metrics = list(metrics)  # OUTPUT_METRIC lines (without the word), not part of the output
+        self.notes = list(notes)  # the runner's own messages (a missed reboot)
 
     def __repr__(self):
         return "<TestResult %s %s>" % (os.path.basename(self.path), self.status)
@@ -157,8 +213,8 @@ class _Instance:
         self.finished = False
         self.last = time.monotonic()
 
-    def start(self, script, broker, fs, test_dir, path=()):
-        argv, env = board_command(script, self.name, broker, self.interp, extra_path=[test_dir] + list(path))
+    def start(self, script, air, fs, path):
+        argv, env = air.command(script, self.name, self.interp, self.idx, path)
         self.proc = subprocess.Popen(argv, cwd=fs, env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                                      stderr=subprocess.STDOUT)
         self.last = time.monotonic()
@@ -191,27 +247,44 @@ class _Instance:
         except (OSError, ValueError):
             pass
 
+    def wait_reboot(self, timeout):
+        """After WAIT_FOR_REBOOT: reads (and drops, as upstream's wait_for_reboot does) what the
+        instance prints until its process ends; its exit status, or None if it did not end
+        within `timeout` s of silence."""
+        while True:
+            line = self.readline(0.05)
+            if line is None:
+                return self.proc.returncode
+            if line == "" and time.monotonic() - self.last > timeout:
+                return None
+
     def stop(self):
         if self.proc is not None and self.proc.poll() is None:
             self.proc.kill()
             self.proc.wait()
 
 
-def run_test(path, interps=("cpython",), trace=None, verbose=False, timeout=INSTANCE_READ_TIMEOUT_S,
+def run_test(path, interps=("cpython",), trace=None, verbose=False, timeout=INSTANCE_READ_TIMEOUT_S, air=None,
              module_path=()):
     """Runs one multitest; `interps[i]` ("cpython" or "mp") for instance i (the last repeats).
     `trace`: path of an SVG sequence chart to write; `module_path`: more folders on every
-    instance's module path (a library the test imports, e.g. aioble)."""
+    instance's module path (a library the test imports, e.g. aioble). `air(n, workdir, path)`
+    makes the backend (default: the simulator's broker; tools.realhost.mtair.make(host) runs on
+    the real host)."""
     path = os.path.abspath(path)
     n = count_instances(path)
     with open(path) as f:
         source = f.read()
     tmp = tempfile.mkdtemp(prefix="multitest-")
     trace_file = os.path.join(tmp, "trace.jsonl")
-    log = open(os.path.join(tmp, "broker.log"), "wb")
-    broker, addr = spawn_broker(trace=trace_file, log=log)
+    try:
+        air = (air or _SimAir)(n, tmp, path)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
     instances = [_Instance(i, interps[min(i, len(interps) - 1)]) for i in range(n)]
     output = [[] for _ in range(n)]
+    metrics, notes = [], []
     injected = ""
     error = skip = False
 
@@ -219,14 +292,33 @@ def run_test(path, interps=("cpython",), trace=None, verbose=False, timeout=INST
         if verbose:
             print("  i%d: %s" % (inst.idx, line), flush=True)
 
-    def start(inst):
-        script = os.path.join(tmp, "%s_%s" % (inst.name, os.path.basename(path)))
+    def start(inst, entry=None):
+        # entry: the function to run, as a suffix of "instance" ("0", or "0_resume" after a reboot)
+        entry = str(inst.idx) if entry is None else entry
+        script = os.path.join(tmp, "instance%s_%s" % (entry, os.path.basename(path)))
         with open(script, "w") as f:
-            f.write(source + "\n" + APPEND.format(globals=injected, idx=inst.idx))
-        fs = os.path.join(tmp, "fs-" + inst.name)
-        os.makedirs(fs)
-        control(addr, {"op": "expect", "board": inst.name})
-        inst.start(script, addr, fs, os.path.dirname(path), module_path)
+            f.write(source + "\n" + air.append.format(globals=injected, idx=entry))
+        fs = os.path.join(tmp, "fs-" + inst.name)  # kept across a reboot, as a board's flash
+        os.makedirs(fs, exist_ok=True)
+        air.expect(inst.name)
+        inst.finished = False
+        inst.q = queue.Queue()
+        inst.start(script, air, fs, [os.path.dirname(path)] + list(module_path))
+
+    def reboot(inst, line):
+        # upstream run-multitests.py: the line stays in the output; the board must reboot
+        # (here: its process ends with machine.reset()/deepsleep()'s status 99), then the
+        # test file runs again with the resume function instead of instanceN()
+        _, resume, _delay_ms = line.split(" ")
+        if not resume.startswith(inst.name):
+            raise SystemExit('ERROR: resume function must start with "%s"' % inst.name)
+        rc = inst.wait_reboot(timeout)
+        if rc == 99:
+            start(inst, resume[len("instance"):])
+            return
+        notes.append("Reboot: %s did not reboot (%s)" % (inst.name, "exit status %s" % rc if rc is not None
+                                                         else "still running after %s s" % timeout))
+        air.unexpect(inst.name)
 
     try:
         # Start-up: one after the other, each until NEXT / SKIP / exit.
@@ -250,26 +342,38 @@ def run_test(path, interps=("cpython",), trace=None, verbose=False, timeout=INST
                     break
                 elif line == "NEXT":
                     if inst.idx + 1 < n:
-                        control(addr, {"op": "expect", "board": instances[inst.idx + 1].name})
-                    inst.write("NEXT_OK\n")
+                        air.expect(instances[inst.idx + 1].name)
+                    air.after_next(inst)
                     break
                 else:
                     output[inst.idx].append(line)
             if inst.finished:
-                control(addr, {"op": "unexpect", "board": inst.name})
+                air.unexpect(inst.name)
             if error or skip:
                 break
         # Run: collect output, forward broadcasts, until every instance has ended.
         if not error and not skip:
+            quiet_since = checked = time.monotonic()
             while True:
                 running = [i for i in instances if not i.finished]
                 if not running:
                     break
+                now = time.monotonic()
+                if now - quiet_since > 0.3 and now - checked > 0.3:
+                    checked = now
+                    if getattr(air, "stuck", None) is not None and air.stuck(running):  # not on a real host
+                        gone = [i.name for i in instances if i.finished]
+                        notes.append("blesim: every instance is waiting and nothing can wake it%s: stopped at "
+                                     "once (upstream would print TIMEOUT after %s s)"
+                                     % (" (%s ended)" % ", ".join(gone) if gone else "", timeout))
+                        output[running[0].idx].append("TIMEOUT")
+                        error = True
+                        break
                 got = False
                 for inst in running:
                     line = inst.readline(0.01)
                     if line is None:
-                        control(addr, {"op": "unexpect", "board": inst.name})
+                        air.unexpect(inst.name)
                         continue
                     if line == "":
                         if time.monotonic() - inst.last > timeout:
@@ -278,29 +382,27 @@ def run_test(path, interps=("cpython",), trace=None, verbose=False, timeout=INST
                         continue
                     got = True
                     show(inst, line)
-                    if line.startswith("BROADCAST "):
+                    if line.startswith("WAIT_FOR_REBOOT"):
+                        output[inst.idx].append(line)
+                        reboot(inst, line)
+                    elif line.startswith("BROADCAST "):
                         for other in instances:
                             if other is not inst:
                                 other.write(line + "\r\n")
+                    elif line.startswith("OUTPUT_METRIC "):
+                        metrics.append(line.split(" ", 1)[1])
                     else:
                         output[inst.idx].append(line)
                 if error:
                     break
-                if not got:
+                if got:
+                    quiet_since = time.monotonic()
+                else:
                     time.sleep(0.005)
     finally:
         for inst in instances:
             inst.stop()
-        control(addr, {"op": "shutdown"})
-        try:
-            broker.wait(5)
-        except subprocess.TimeoutExpired:
-            broker.terminate()
-            try:
-                broker.wait(5)
-            except subprocess.TimeoutExpired:
-                broker.kill()
-        log.close()
+        air.close()
     out = ""
     for i, lines in enumerate(output):
         out += "--- instance%d ---\n" % i
@@ -340,7 +442,7 @@ def run_test(path, interps=("cpython",), trace=None, verbose=False, timeout=INST
         status = "pass"
     else:
         status = "fail"
-    r = TestResult(path, status, out, expected, tr)
+    r = TestResult(path, status, out, expected, tr, metrics, notes)
     r.truth_from = truth_from
     return r
 
@@ -355,9 +457,26 @@ def main(argv=None):
     ap.add_argument("--trace", metavar="DIR", help="write each test's sequence chart as DIR/<test>.svg (and the "
                     "raw trace as .jsonl; `python -m tools.blesim.render DIR/<test>.jsonl` prints it)")
     ap.add_argument("--pcap", metavar="DIR", help="write each test's air as DIR/<test>.pcap (open it in Wireshark)")
+    ap.add_argument("--nimble", nargs="?", const="esp", choices=["esp", "mynewt"], metavar="HOST",
+                    help="run every instance on the real NimBLE host (MicroPython unix + NimBLE on virtual "
+                    "controllers; docs/real-host.md): esp (default: esp-nimble, ESP32's config) or mynewt")
+    ap.add_argument("--host", choices=["esp", "mynewt"], help="same as --nimble=HOST")
+    ap.add_argument("--btsnoop", metavar="DIR", help="with --nimble: each board's HCI traffic as "
+                    "DIR/<test>/instanceN.btsnoop")
     ap.add_argument("files", nargs="+")
     a = ap.parse_args(argv)
     interps = a.instance or (["mp"] if a.mp else ["cpython"])
+    air = None
+    if a.nimble or a.host:
+        from tools.realhost import boards, mtair
+
+        try:
+            boards.interpreter(a.host or a.nimble)
+        except boards.Unavailable as e:
+            print("multitest: %s" % e)
+            return 2
+        air = mtair.make(a.host or a.nimble, a.btsnoop)
+        interps = ["nimble-" + (a.host or a.nimble)]
     failed, passed, skipped = [], [], []
     for path in a.files:
         n = count_instances(path)
@@ -367,7 +486,7 @@ def main(argv=None):
         if a.trace:
             os.makedirs(a.trace, exist_ok=True)
             svg = os.path.join(a.trace, os.path.splitext(os.path.basename(path))[0] + ".svg")
-        r = run_test(path, interps, trace=svg, verbose=a.verbose)
+        r = run_test(path, interps, trace=svg, verbose=a.verbose, air=air)
         print(r.status)
         if a.pcap and r.trace is not None:
             from tools.blesim import capture
@@ -385,6 +504,10 @@ def main(argv=None):
                 print("### DIFF ###")
                 sys.stdout.writelines(difflib.unified_diff(r.expected.splitlines(True), r.output.splitlines(True),
                                                            "expected", "output"))
+        for note in r.notes:
+            print(note)
+        for metric in r.metrics:  # as upstream prints them: after the result, one a line
+            print("%s: %s" % (path, metric))
         {"pass": passed, "fail": failed, "skip": skipped}[r.status].append(path)
     print("%d tests performed" % len(a.files))
     print("%d tests passed" % len(passed))

@@ -8,7 +8,7 @@ import os
 import pytest
 
 from tools.blesim.run import micropython_exe
-from tools.multitest import run_test
+from tools.multitest import main, run_test
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 TESTS = sorted(glob.glob(os.path.join(HERE, "ble_*.py")))
@@ -98,10 +98,120 @@ def test_without_exp_micropython_is_checked_against_cpython(tmp_path):
         "    def irq(ev, data):\n        if ev == 5 and data[0] == BDADDR[0] and bytes(data[1]) == BDADDR[1]:\n"
         "            seen[data[2]] = bytes(data[4])\n        elif ev == 6:\n            done.append(1)\n\n"
         "    ble.irq(irq)\n    ble.gap_scan(1000, 30000, 30000)\n    while not done:\n        machine.idle()\n"
-        "    print('types', sorted(seen), 'data', seen.get(3))\n\n\n"
+        "    print('types', sorted(seen), 'data', seen.get(2))\n\n\n"
         "ble = bluetooth.BLE()\nble.active(1)\n")
     r = run_test(str(t), ["cpython", "mp"])
     assert r.truth_from == "cpython" and r.status == "pass", r.output
-    assert "types [3] data b'\\x02\\x01\\x06\\x04\\xffMPY'" in r.output
+    # non-connectable advertising is ADV_SCAN_IND (2) on the firmware (see test_gap)
+    assert "types [2] data b'\\x02\\x01\\x06\\x04\\xffMPY'" in r.output
     r = run_test(str(t), ["cpython"])
     assert r.status == "fail" and r.expected is None  # nothing to compare with
+
+
+def _interps():
+    out = [["cpython"]]
+    try:
+        micropython_exe()
+        out.append(["mp"])
+    except RuntimeError:
+        pass
+    return out
+
+
+def test_output_metric_lines_are_reported_apart_from_the_output(tmp_path, capsys):
+    """upstream run-multitests.py: an OUTPUT_METRIC line (multitest.output_metric) is not part
+    of the output compared with the .exp; the runner prints it after the result."""
+    t = tmp_path / "metric.py"
+    t.write_text("def instance0():\n    multitest.next()\n    print('a')\n    multitest.output_metric('took 5 ms')\n"
+                 "    print('b')\n\n\ndef instance1():\n    multitest.next()\n")
+    (tmp_path / "metric.py.exp").write_text("--- instance0 ---\na\nb\n--- instance1 ---\n\n")
+    for interps in _interps():
+        r = run_test(str(t), interps)
+        assert r.status == "pass" and r.metrics == ["took 5 ms"], (interps, r.output)
+    assert main([str(t)]) == 0
+    out = capsys.readouterr().out
+    assert out.index("pass") < out.index("%s: took 5 ms" % t)
+
+
+REBOOT = (
+    "import machine\nimport os\nimport time\n\n\n"
+    "def instance0():\n    multitest.next()\n    with open('state', 'w') as f:\n        f.write('kept')\n"
+    "    multitest.wait('ready')\n    multitest.expect_reboot(resume='instance0_resume', delay_ms=100)\n"
+    "    print('dropped: the runner reads nothing between WAIT_FOR_REBOOT and the reboot')\n"
+    "    machine.{how}\n\n\n"
+    "def instance0_resume():\n    print('restarted', open('state').read())\n    multitest.broadcast('back')\n\n\n"
+    "def instance1():\n    multitest.next()\n    multitest.broadcast('ready')\n    multitest.wait('back')\n"
+    "    print('peer saw it back')\n")
+REBOOT_EXP = ("--- instance0 ---\nWAIT_FOR_REBOOT instance0_resume 100\nrestarted kept\n"
+              "--- instance1 ---\npeer saw it back\n")
+
+
+@pytest.mark.parametrize("how", ["deepsleep(100)", "reset()"])
+def test_expect_reboot_restarts_the_instance_with_its_resume_function(tmp_path, how):
+    """upstream: multitest.expect_reboot(resume, delay_ms) prints WAIT_FOR_REBOOT (kept in the
+    output); the board reboots (here: its process ends with status 99, machine.deepsleep or
+    reset); the test file runs again with the resume function; the board's flash is kept."""
+    t = tmp_path / "reboot.py"
+    t.write_text(REBOOT.replace("{how}", how))
+    (tmp_path / "reboot.py.exp").write_text(REBOOT_EXP)
+    for interps in _interps():
+        r = run_test(str(t), interps)
+        assert r.status == "pass", (interps, r.output)
+
+
+def test_a_board_that_does_not_reboot_fails_the_test_with_a_note(tmp_path):
+    t = tmp_path / "noreboot.py"
+    t.write_text(REBOOT.replace("machine.{how}", "pass"))
+    (tmp_path / "noreboot.py.exp").write_text(REBOOT_EXP)
+    r = run_test(str(t), ["cpython"], timeout=2)
+    assert r.status == "fail"
+    assert r.notes[0] == "Reboot: instance0 did not reboot (exit status 0)"
+    assert r.notes[1].startswith("blesim: every instance is waiting")  # instance1 waits for "back" in vain
+
+
+def test_a_resume_function_of_another_instance_is_an_error(tmp_path):
+    t = tmp_path / "badresume.py"
+    t.write_text(REBOOT.replace("resume='instance0_resume'", "resume='instance1_resume'").replace("{how}", "reset()"))
+    with pytest.raises(SystemExit, match='must start with "instance0"'):
+        run_test(str(t), ["cpython"])
+
+
+def test_a_broadcast_before_the_receiver_has_joined_holds_the_clock(tmp_path):
+    """The line is on its way to a board that has not joined yet (the runner hands it over once
+    that board printed NEXT): the clock must not run meanwhile, or the broadcaster's 5 s wait
+    for the connection times out while the peer has not even read "adv" (upstream
+    ble_characteristic.py failed so: the central's gap_connect ended at once)."""
+    t = tmp_path / "early.py"
+    t.write_text(
+        "import time\nimport bluetooth\nimport machine\n\nev = []\n\n\n"
+        "def irq(e, d):\n    ev.append(e)\n\n\n"
+        "def instance0():\n    multitest.globals(BDADDR=ble.config('mac'))\n    multitest.next()\n"
+        "    ble.gap_advertise(20_000, b'\\x02\\x01\\x06')\n    multitest.broadcast('adv')\n"
+        "    t0 = time.ticks_ms()\n    while 1 not in ev and time.ticks_diff(time.ticks_ms(), t0) < 5000:\n"
+        "        machine.idle()\n    print('connected' if 1 in ev else 'timeout')\n\n\n"
+        "def instance1():\n    multitest.next()\n    multitest.wait('adv')\n    ble.gap_connect(*BDADDR)\n"
+        "    t0 = time.ticks_ms()\n    while 7 not in ev and time.ticks_diff(time.ticks_ms(), t0) < 5000:\n"
+        "        machine.idle()\n    print('connected' if 7 in ev else 'failed')\n\n\n"
+        "ble = bluetooth.BLE()\nble.active(1)\nble.irq(irq)\n")
+    (tmp_path / "early.py.exp").write_text("--- instance0 ---\nconnected\n--- instance1 ---\nconnected\n")
+    for interps in _interps():
+        r = run_test(str(t), interps)
+        assert r.status == "pass", (interps, r.output)
+
+
+def test_instances_left_waiting_on_a_peer_that_ended_stop_at_once_with_a_note(tmp_path):
+    """instance1 waits for a broadcast that instance0, which has ended, will never send: nothing
+    can wake it, so the runner ends the test with TIMEOUT and says why, instead of sitting out
+    the real-time timeout (here 60 s: the test must not need it)."""
+    t = tmp_path / "orphan.py"
+    t.write_text("import bluetooth\n\n\ndef instance0():\n    multitest.next()\n    print('bye')\n\n\n"
+                 "def instance1():\n    multitest.next()\n    bluetooth.BLE().active(1)\n"
+                 "    bluetooth.BLE().gap_advertise(100_000, b'\\x02\\x01\\x06')  # air events go on: no matter\n"
+                 "    multitest.wait('never')\n    print('woke')\n")
+    (tmp_path / "orphan.py.exp").write_text("--- instance0 ---\nbye\n--- instance1 ---\nwoke\n")
+    for interps in _interps():
+        r = run_test(str(t), interps, timeout=60)
+        assert r.status == "fail", (interps, r.output)
+        assert r.output == "--- instance0 ---\nbye\n--- instance1 ---\nTIMEOUT\n"
+        assert r.notes == ["blesim: every instance is waiting and nothing can wake it (instance0 ended): stopped at "
+                           "once (upstream would print TIMEOUT after 60 s)"]

@@ -131,3 +131,34 @@ def test_broker_survives_a_bad_client():
 
     assert control(addr, {"op": "status"})["op"] == "status"  # still serving
     b.stop()
+
+
+def test_broker_refuses_a_second_board_with_the_same_address():
+    import json
+    import socket
+
+    from tools.blesim.world import World
+
+    b = Broker(world=World())
+    addr = b.start_thread()
+    host, port = addr.split(":")
+
+    def hello(name, opts):
+        s = socket.create_connection((host, int(port)))
+        s.sendall((json.dumps({"op": "hello", "board": name, "opts": opts, "d": 0}) + "\n").encode())
+        buf = b""
+        while b"\n" not in buf:
+            buf += s.recv(4096)
+        return s, json.loads(buf.split(b"\n")[0])
+
+    s1, m1 = hello("a", {"addr": "a4cf12000002"})
+    s2, m2 = hello("b", {})  # the next address no board has: not a4cf12000002 again
+    s3, m3 = hello("c", {"addr": "a4cf12000002"})
+    try:
+        assert m1["op"] == "welcome" and m1["addr"] == "a4cf12000002"
+        assert m2["op"] == "welcome" and m2["addr"] == "a4cf12000003"
+        assert m3 == {"op": "refused", "why": "address a4cf12000002 is board 'a''s", "now": m3["now"]}
+    finally:
+        for s in (s1, s2, s3):
+            s.close()
+        b.stop()

@@ -47,8 +47,10 @@ def test_two_boards_pair_and_trace(periph_interp, tmp_path):
     # the chart: printed after the run, and as an SVG document
     text = out.getvalue()
     assert "[ lock ]" in text and "[ fob ]" in text
-    line = [ln for ln in text.splitlines() if "PAIRING_REQUEST" in ln][0]
-    assert "<" in line or ">" in line  # drawn as an arrow between the two hosts
+    lines = text.splitlines()
+    i = [n for n, ln in enumerate(lines) if "PAIRING_REQUEST" in ln][0]
+    # drawn as an arrow between the two hosts (under its label when the label is too long to sit on it)
+    assert any("<-" in ln or "->" in ln for ln in lines[i:i + 2])
     phases = [ln.strip("= ") for ln in text.splitlines() if ln.strip().startswith("===")]
     assert phases == ["Phase 1: Pairing Feature Exchange",
                       "Phase 2: LE Secure Connections (public keys, authentication, DHKey check)",
@@ -56,7 +58,7 @@ def test_two_boards_pair_and_trace(periph_interp, tmp_path):
     root = ET.parse(str(svg)).getroot()
     assert root.tag.endswith("svg")
     labels = [t.text for t in root.iter() if t.tag.endswith("text")]
-    assert "PAIRING_REQUEST" in labels and "Host (SMP/ATT)" in labels
+    assert any(x.startswith("PAIRING_REQUEST ") for x in labels) and "Host (SMP/ATT)" in labels
 
 
 def test_render_layout_directions():
@@ -111,3 +113,65 @@ def test_blesmp_aio_central_pairs_and_bonds(interp, tmp_path):
     assert by["lock"].lines == ["connected", "encrypted 1 bonded 1 key_size 16", "disconnected",
                                 "stored types [1, 2, 10]"]
     assert (tmp_path / "bonds.db").exists()
+
+
+@pytest.mark.parametrize("interp", ["mp", "cpython"])
+def test_a_refused_pairing_and_disconnect_leave_the_board_process_running(interp, tmp_path):
+    """lib refuses the pairing (window closed) and disconnects from a micropython.schedule()d
+    callback; the broker may end the board's sleep before it answers that gap_disconnect.
+    The CPython board process died of it ("OSError: [Errno 5] blesim: unexpected res")."""
+    if interp == "mp" and not _mp_ok():
+        pytest.skip("no micropython")
+    res = run_boards([(HERE + "/scripts/periph_window.py", {"name": "lock", "addr": "a4cf12000001",
+                                                            "fs": str(tmp_path)}, interp),
+                      (HERE + "/scripts/central_pair.py", {"name": "fob"}, "cpython")],
+                     quiet=True, timeout=60)
+    by = {r.name: r for r in res}
+    assert by["lock"].rc == 0, by["lock"].lines
+    assert by["lock"].lines == ["refused NOT_IN_WINDOW", "still running, bonds 0"]
+    assert by["fob"].lines == ["disconnected by the peripheral False"]
+
+
+def test_addresses_follow_the_order_of_the_boards_not_who_joins_first(tmp_path):
+    """The i-th board gets the i-th address (a4cf12000001, ...02) whichever process reaches the
+    broker first; one given with --addr is skipped by the others (no two boards share one)."""
+    mac = HERE + "/scripts/mac.py"
+    for _ in range(2):
+        res = run_boards([(mac, {"name": "a"}, "cpython"), (mac, {"name": "b"}, "cpython"),
+                          (mac, {"name": "c"}, "cpython")], quiet=True, timeout=60)
+        assert [(r.name, r.lines) for r in res] == [("a", ["a4cf12000001"]), ("b", ["a4cf12000002"]),
+                                                   ("c", ["a4cf12000003"])]
+    res = run_boards([(mac, {"name": "a"}, "cpython"), (mac, {"name": "b", "addr": "a4cf12000001"}, "cpython")],
+                     quiet=True, timeout=60)
+    assert [(r.name, r.lines) for r in res] == [("a", ["a4cf12000002"]), ("b", ["a4cf12000001"])]
+
+
+@pytest.mark.parametrize("interp", ["mp", "cpython"])
+def test_an_exception_lib_catches_is_logged_with_its_traceback(interp, tmp_path):
+    """lib logs what the app's handler raised with sys.print_exception, which the firmware has;
+    a CPython board process has one too (MicroPython's format), so the log shows the frames."""
+    if interp == "mp" and not _mp_ok():
+        pytest.skip("no micropython")
+    res = run_boards([(HERE + "/scripts/handler_raises.py", {"name": "b", "fs": str(tmp_path)}, interp)],
+                     quiet=True, timeout=60)
+    lines = [ln.replace(HERE + "/scripts/", "") for ln in res[0].lines]
+    with open(HERE + "/scripts/handler_raises.py") as f:
+        IRQ_LINE = f.read().split("\n").index("    helper(0)") + 1
+    assert lines[0] == "blesmp: application IRQ handler raised on event 6"
+    assert lines[1] == "Traceback (most recent call last):"
+    assert lines[3:5] == ['  File "handler_raises.py", line %d, in irq' % IRQ_LINE,
+                          '  File "handler_raises.py", line %d, in helper' % (IRQ_LINE - 4)]
+    assert lines[5].startswith("ZeroDivisionError: divi") and lines[-1] == "done"
+
+
+def test_boards_left_waiting_with_nothing_to_wake_them_end_the_run_with_a_message():
+    """The lock waits (asyncio, no timeout) for a connection; the fob has ended. No launcher
+    timeout is set: the run ends anyway, saying why, with the waiting board killed."""
+    out = io.StringIO()
+    res = run_boards([(HERE + "/scripts/wait_forever.py", {"name": "lock"}, "cpython"),
+                      (HERE + "/scripts/mac.py", {"name": "fob"}, "cpython")], out=out, prefix=False)
+    by = {r.name: r for r in res}
+    assert by["lock"].lines == ["waiting"] and by["lock"].rc != 0
+    assert by["fob"].rc == 0
+    assert out.getvalue().splitlines()[-1] == ("blesim: every board is waiting and nothing can wake them (fob ended): "
+                                               "lock stopped")

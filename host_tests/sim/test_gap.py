@@ -402,3 +402,33 @@ def test_trace_records_calls_irqs_pdus_and_link_events():
     assert [r.to_dict() for r in again.records] == [r.to_dict() for r in w.trace.records]
     pdus = [r for r in w.trace.records if r.kind == "pdu" and r.args["layer"] == "smp"]
     assert pdus[0].name == "PAIRING_REQUEST" and pdus[0].board == "c" and pdus[0].peer == "p"
+
+
+def test_non_connectable_advertising_is_adv_scan_ind_and_answers_scan_requests():
+    """modbluetooth_nimble.c mp_bluetooth_gap_advertise_start passes disc_mode =
+    BLE_GAP_DISC_MODE_GEN whatever `connectable` is, and NimBLE's ble_gap_adv_type() makes a
+    non-connectable, discoverable set ADV_SCAN_IND (2), never ADV_NONCONN_IND (3): so the
+    upstream ble_gap_advertise.py.exp prints "adv_types: [0, 2]". A scannable advertiser
+    answers an active scan's SCAN_REQ (type 4), with empty data when no response was set."""
+    w, p, c, rp, rc = two()
+    p.ble.gap_advertise(50000, ADV, connectable=False)
+    c.ble.gap_scan(500, 30000, 30000, True)
+    w.run(0.6)
+    types = {d[2] for e, d in rc.of(_IRQ_SCAN_RESULT)}
+    assert types == {2, 4}
+    assert {d[4] for e, d in rc.of(_IRQ_SCAN_RESULT) if d[2] == 4} == {b""}
+    rc.clear()
+    p.ble.gap_advertise(50000, ADV, connectable=True)
+    c.ble.gap_scan(300, 30000, 30000)  # passive: no scan requests, no type 4
+    w.run(0.4)
+    assert {d[2] for e, d in rc.of(_IRQ_SCAN_RESULT)} == {0}
+
+
+def test_boards_get_addresses_no_board_has():
+    w = World()
+    a = w.board("a", addr=bytes.fromhex("a4cf12000002"))
+    b = w.board("b")  # the next simulator address no board has
+    assert (a.public_addr.hex(), b.public_addr.hex()) == ("a4cf12000002", "a4cf12000003")
+    # given explicitly, another board's address is allowed in-process: a spoofing attacker
+    # (the broker refuses it for board processes: host_tests/process/test_protocol.py)
+    assert w.board("spoof", addr=a.public_addr).public_addr == a.public_addr

@@ -243,3 +243,30 @@ def test_client_errors_not_connected():
     with pytest.raises(OSError) as e:
         c.ble.gattc_write(hc, hs[5], b"x", 2)
     assert e.value.errno == 22
+
+
+def test_writes_without_response_beyond_the_buffer_pool_get_enomem_until_pdus_leave():
+    """NimBLE takes an msys mbuf for each outgoing PDU (ble_hs_mbuf_from_flat) and frees it
+    once sent; with the pool (ESP-IDF default 24 blocks) empty the write fails with
+    BLE_HS_ENOMEM -> OSError(ENOMEM = 12). upstream perf_gatt_char_write.py retries on OSError;
+    a simulator without the limit took no time for 40 writes (and divided by zero)."""
+    from tools.blesim.firmware.ble import TX_BUFFERS
+
+    w, p, c, rp, rc, hp, hc, hs = setup()
+    sent = 0
+    with pytest.raises(OSError) as e:
+        for i in range(TX_BUFFERS + 1):
+            c.ble.gattc_write(hc, hs[5], bytes([i]), 0)
+            sent += 1
+    assert e.value.errno == 12 and sent == TX_BUFFERS
+    with pytest.raises(OSError):
+        c.ble.gattc_write(hc, hs[5], b"x", 0)  # still full: nothing has left yet
+    assert w.run_until(lambda: len(rp.of(_IRQ_GATTS_WRITE)) == TX_BUFFERS, 1)
+    c.ble.gattc_write(hc, hs[5], b"again", 0)  # delivered PDUs gave their buffers back
+    assert w.run_until(lambda: len(rp.of(_IRQ_GATTS_WRITE)) == TX_BUFFERS + 1, 1)
+    # notifications draw on the same pool
+    for _ in range(TX_BUFFERS):
+        p.ble.gatts_notify(hp, hs[0], b"n")
+    with pytest.raises(OSError) as e:
+        p.ble.gatts_notify(hp, hs[0], b"n")
+    assert e.value.errno == 12

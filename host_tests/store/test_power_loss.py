@@ -19,6 +19,7 @@ from blesmp.store import BondStore, addr_key
 from tools.blesim.flash import Flash, PowerLoss
 
 MAX = 4
+FIGURES = []  # one entry per flash kind; conftest prints them in pytest's summary
 
 
 def addr(i):
@@ -140,7 +141,7 @@ FLASHES = [
 
 
 @pytest.mark.parametrize("kind,kw", FLASHES, ids=[f[0] for f in FLASHES])
-def test_power_loss_at_every_cut_point(kind, kw, capsys):
+def test_power_loss_at_every_cut_point(kind, kw):
     states, total = reference(kw)
     assert total > 60
     tried = 0
@@ -161,16 +162,13 @@ def test_power_loss_at_every_cut_point(kind, kw, capsys):
                 _pair(st, 20)
                 assert st.find(1, addr(20)) is not None
                 assert open_store(st._io).find(1, addr(20)) is not None
-    with capsys.disabled():
-        print("\n[store power loss] %s flash: %d cut points tried (%d flash ops, torn and whole, "
-              "with and without a second cut during recovery), %d of %d steps interrupted"
-              % (kind, tried, total, len(interrupted), len(HISTORY)))
+    FIGURES.append("%s %d (%d flash ops, %d of %d steps hit)" % (kind, tried, total, len(interrupted), len(HISTORY)))
     # every step that writes was hit by some cut
     writing = [i for i in range(len(HISTORY)) if states[i] != states[i + 1]]
     assert set(writing) <= interrupted
 
 
-def test_power_loss_during_migration_from_aioble(capsys):
+def test_power_loss_during_migration_from_aioble():
     import binascii
     import json
 
@@ -205,5 +203,4 @@ def test_power_loss_during_migration_from_aioble(capsys):
             tried += 1
             assert [b.addr[5] for b in st.bonds()] == [1, 2, 3], (cut, tear)
             assert st.find(1, addr(2)).ltk == sec(2).ltk
-    with capsys.disabled():
-        print("\n[store power loss] migration from ble_secrets.json: %d cut points tried" % tried)
+    FIGURES.append("migration from ble_secrets.json %d" % tried)

@@ -75,7 +75,8 @@ def test_demo_summary_only_prints_the_table_and_verdict(tmp_path):
 def test_demo_unknown_stack_lists_the_known_ones():
     r = subprocess.run([sys.executable, "tools/demo.py", "--stack", "esp"], cwd=ROOT, capture_output=True, text=True)
     assert r.returncode == 2
-    assert "unknown stack 'esp'; known stacks: sim, sim-mp" in r.stderr
+    assert "unknown stack 'esp'; known stacks: %s" % ", ".join(demo.STACKS) in r.stderr
+    assert "sim, sim-mp" in r.stderr
 
 
 def test_make_demo_mp_1_points_to_stack():
@@ -83,3 +84,25 @@ def test_make_demo_mp_1_points_to_stack():
     r = subprocess.run(["make", "-s", "demo", "MP=1", "STAMP=" ], cwd=ROOT, capture_output=True, text=True)
     assert r.returncode != 0
     assert "make demo STACK=sim-mp" in r.stdout + r.stderr
+
+
+def test_no_air_time_passes_while_the_host_is_slow_to_start_the_second_board(tmp_path, monkeypatch):
+    # On a loaded machine the second board's process starts late; the lock must not advertise
+    # alone meanwhile (the clock waits for the announced board), or the step's air depends on load.
+    import io
+    import json
+    import time as _time
+
+    real_start = demo.Session.start
+
+    def slow_start(self, name, *a, **k):
+        if name == "fob":
+            _time.sleep(1.5)  # wall time only
+        return real_start(self, name, *a, **k)
+
+    monkeypatch.setattr(demo.Session, "start", slow_start)
+    d = demo.Demo(svg_dir=str(tmp_path), show_chart=False, out=io.StringIO())
+    assert d.run([1]) == 0
+    with open(tmp_path / "step1.jsonl") as f:
+        joins = {r["board"]: r["t"] for r in map(json.loads, f) if r["kind"] == "note" and r["name"] == "join"}
+    assert joins["fob"] - joins["lock"] < 0.05, joins

@@ -939,6 +939,22 @@ def test_answer_to_our_security_request_runs_the_policy():
     assert seen == [0] and auth(ev).reason == C.REJECTED
 
 
+def test_bond_rewrite_outside_pairing_is_no_pairing():
+    # esp-nimble rewrites our keys of a bond (the sign counter after a signed write) on an
+    # encrypted link: same LTK, no pairing: stored, no SEC_REQ, no policy (even repeat="deny")
+    sm, ble, store, ev = make(repeat="deny")
+    store.d[(1, KEY)] = blob()
+    store.d[(2, KEY)] = blob()
+    connect(ble)
+    assert ble.ev(C.IRQ_GET_SECRET, 1, 0, memoryview(KEY)) is not None
+    ble.ev(C.IRQ_ENCRYPTION_UPDATE, 0, 1, 0, 1, 16)
+    assert auth(ev).reencrypt
+    b = bytearray(blob())
+    b[84] = 5  # (the sign counter of the 88-byte layout)
+    assert ble.ev(C.IRQ_SET_SECRET, 1, memoryview(KEY), memoryview(bytes(b)))
+    assert names(ev) == ["AUTH_CMPL"] and not sm.state(0).busy and ("disconnect", 0) not in ble.calls
+
+
 class _NotifyBLE(FakeBLE):
     # gatts_notify/indicate without data: the firmware reads the value with conn 65535 through the
     # handler (ble_gattc_notify_custom -> ble_att_svr_read_handle(BLE_HS_CONN_HANDLE_NONE, ...));

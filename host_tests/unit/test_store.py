@@ -694,7 +694,7 @@ def test_weaker_replacement_refused():
 
 
 def test_may_replace_is_the_rule():
-    from blesmp._secinfo import may_replace
+    from blesmp._replace import may_replace
 
     jw, auth, legacy_auth, short_auth = (16, 0, 1), (16, 1, 1), (16, 1, 0), (10, 1, 1)
     assert may_replace(jw, auth) and not may_replace(jw, jw) and may_replace(jw, jw, vouched=True)
@@ -708,7 +708,7 @@ def test_may_replace_is_the_rule():
 
 
 def test_unauthenticated_keys_replace_a_bond_only_when_vouched_for():
-    # Zephyr's update_keys_check (blesmp._secinfo.may_replace): Just Works (anyone in range) may
+    # Zephyr's update_keys_check (blesmp._replace.may_replace): Just Works (anyone in range) may
     # not overwrite a bond, even an unauthenticated one, unless someone vouches for the peer
     # (the SecurityManager's open pairing window sets `vouched`).
     d = _tmpdir()

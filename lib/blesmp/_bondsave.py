@@ -15,8 +15,8 @@ from micropython import const
 
 from blesmp import blob as _blob
 from blesmp import store as _store
+from blesmp._replace import may_replace
 from blesmp._secinfo import info as _info
-from blesmp._secinfo import may_replace
 from blesmp.store import (
     _MAGIC,
     PENDING,
@@ -104,7 +104,7 @@ def _commit(self, k, our, peer, e):
     if e is not None:
         p = self.policy  # may the new keys replace the bond? (whoever connected: the key is the identity)
         if isinstance(p, str):
-            ok = may_replace(_strength(e), _strength(new), p, self.vouched)
+            ok = may_replace(_strength(e), _strength(new), p, getattr(self, "vouched", False))
         else:
             ok = bool(p(Bond(e), Bond(new)))
         if not ok:

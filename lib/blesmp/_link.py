@@ -10,9 +10,9 @@ import time
 
 from micropython import const
 
+from ._replace import may_replace
 from ._secinfo import addr_key as _key7
 from ._secinfo import info as blob_info
-from ._secinfo import may_replace
 from .manager import _log
 
 # Copies of the blesmp.const values used here: const() folds them into the bytecode.
@@ -614,9 +614,9 @@ def set_secret(sm, sec_type, kb, value):
             c = x  # a pairing link (the one named kb if several pair; another one may be named kb)
     if c is None:
         c = find_key(sm, kb)
-        if c is not None and not incoming(sm, c, None):
-            # Keys are evidence of a pairing nobody announced (no look-up we saw): the policy
-            # runs now, and a refusal keeps them out.
+        if c is not None and not rewrite(sm, sec_type, kb, value) and not incoming(sm, c, None):
+            # New keys are evidence of a pairing nobody announced (no look-up we saw): the
+            # policy runs now, and a refusal keeps them out.
             return False
     if c is None:
         return sm.store.set_secret(sec_type, kb, value)
@@ -643,7 +643,7 @@ def set_secret(sm, sec_type, kb, value):
         c.addr_type = kb[0]
         c.addr = bytes(kb[6 - i] for i in range(6))
     st = sm.store
-    v = (sm.repeat == "allow" or sm.window_open()) and hasattr(st, "vouched")
+    v = sm.repeat == "allow" or sm.window_open()
     if v:
         st.vouched = True  # (the store applies the same rule: may_replace)
     try:
@@ -658,6 +658,16 @@ def set_secret(sm, sec_type, kb, value):
         c.deadline = None
         finish(sm, c)  # inside a store callback: disconnects are deferred
     return ok
+
+
+def rewrite(sm, sec_type, kb, value):
+    # NimBLE rewrites a stored bond outside any pairing (esp-nimble's sign counter after a
+    # signed write): same LTK as the stored one. That is no pairing.
+    try:
+        r = sm.store.get_secret(sec_type, 0, kb)
+    except Exception:  # noqa: BLE001
+        return False
+    return r is not None and len(r) == len(value) and bytes(r[24:40]) == bytes(value[24:40])
 
 
 def on_disconnect(sm, h):

@@ -34,18 +34,3 @@ def info(blob):
         return (blob[10], blob[80] & 1, (blob[80] >> 1) & 1)
     return (blob[7] if lay == NIMBLE80 else blob[10], (blob[74] >> 1) & 1, (blob[74] >> 2) & 1)
 
-
-def may_replace(old, new, policy="stronger", vouched=False, moved=False):
-    """May keys of strength `new` replace a bond of strength `old`? Both (key_size,
-    authenticated, sc); sc None = unknown, taken as legacy. The one rule for the manager and the
-    store (Zephyr's update_keys_check is the model): "allow" yes; "stronger" (default) only if
-    not weaker (key not shorter, not unauthenticated after authenticated, not legacy after SC),
-    and then an unauthenticated pairing (Just Works) only if someone vouches for the peer (the
-    open pairing window); "deny" (or anything else: fail closed) never. moved: the keys came
-    over a connection from another address (the peer distributed the bonded identity): a code
-    the user confirmed vouches for that connection, not for the bond's owner: only the window."""
-    if policy == "allow":
-        return True
-    if policy != "stronger" or new[0] < old[0] or (old[1] and not new[1]) or (old[2] and not new[2]):
-        return False
-    return bool(vouched or (new[1] and not moved))

@@ -106,11 +106,16 @@ _SEC_TYPE_PEER = const(2)
 
 
 def _log(msg, exc=None):
+    # Everything goes through print(), the traceback too: one channel a test can capture.
     print("blesmp:", msg)
     if exc is not None:
         pe = getattr(sys, "print_exception", None)
         if pe is not None:
-            pe(exc)
+            import io
+
+            buf = io.StringIO()
+            pe(exc, buf)
+            print(buf.getvalue().rstrip("\n"))
         else:  # CPython (the simulator)
             print("  %s: %s" % (type(exc).__name__, exc))
 
@@ -166,6 +171,7 @@ class SecurityManager:
             _drop("_setup")
             if not link:
                 _drop("_link")
+                _drop("_replace")
         if active:
             ble.active(True)
 
@@ -427,6 +433,7 @@ class SecurityManager:
                     self._lk().on_disconnect(self, data[0])
                     if not self._links:
                         _drop("_link")  # at rest again: give the link-time code's RAM back
+                        _drop("_replace")
             elif event == _IRQ_ENCRYPTION_UPDATE:
                 if self._links:
                     self._lk().on_encryption(self, *data)

@@ -107,10 +107,10 @@ untouched) and:
   * when the new keys arrive (SET(1), SET(2) for that peer), it replaces the
     bond if `policy` accepts it: "stronger" (default: key size not smaller,
     not legacy after SC, not unauthenticated after authenticated, and an
-    unauthenticated pairing only while `vouched` is True: the SecurityManager
-    sets it while its pairing window is open), "allow", "deny", or a callable
-    `policy(old_bond, new_bond) -> bool` (the rule is
-    `blesmp._secinfo.may_replace`, shared with the manager); otherwise the
+    unauthenticated pairing only while the attribute `vouched` is True: the
+    SecurityManager sets it while its pairing window is open), "allow", "deny",
+    or a callable `policy(old_bond, new_bond) -> bool` (the rule is
+    `blesmp._replace.may_replace`, shared with the manager); otherwise the
     old bond is shown again, the new keys are dropped and "refused" fires.
     The rule holds for keys stored under an identity that is already bonded
     whatever address the pairing peer connected from (identity distribution);
@@ -251,8 +251,6 @@ def _strength(e):
 class BondStore:
     """See the module docstring."""
 
-    vouched = False  # True: someone vouches for the pairing peer (the manager's open window)
-
     def __init__(self, path="bonds.db", fs=None, nvs=None, layout=None, max_bonds=8,
                  when_full="evict", policy="stronger", migrate=True):
         self.path = path
@@ -348,16 +346,19 @@ class BondStore:
 
     def _c(self, mod, name, *args):
         # Cold code, `name` of blesmp._bondload (loading) or blesmp._bondsave (changes), imported for
-        # this call and dropped again on the board, with the other one and blesmp.blob if they came
+        # this call and dropped again on the board, with the other one, blesmp.blob and blesmp._replace if they came
         # too (CPython keeps them: there is no heap to save, and re-imports cost time).
         import sys
 
-        cold = ("_bondload", "_bondsave") if "blesmp.blob" in sys.modules else ("_bondload", "_bondsave", "blob")
+        cold = ["_bondload", "_bondsave"]  # (_bondsave drops blesmp._bondfiles itself)
+        for n in ("blob", "_replace"):  # (each only if nothing had loaded it before this call)
+            if "blesmp." + n not in sys.modules:
+                cold.append(n)
         __import__("blesmp." + mod)
         try:
             return getattr(sys.modules["blesmp." + mod], name)(self, *args)
         finally:
-            for n in cold:  # (blesmp.blob too, unless something had loaded it before)
+            for n in cold:
                 _drop(n)
 
     # ---------------------------------------------------------------- manager

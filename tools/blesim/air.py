@@ -46,20 +46,23 @@ SCAN_RSP = 4
 
 
 class AdvParams:
-    __slots__ = ("interval", "adv_data", "resp_data", "connectable", "addr")
+    __slots__ = ("interval", "adv_data", "resp_data", "connectable", "addr", "scannable")
 
-    def __init__(self, interval, adv_data, resp_data, connectable, addr):
+    def __init__(self, interval, adv_data, resp_data, connectable, addr, scannable=True):
         self.interval = interval  # seconds
         self.adv_data = bytes(adv_data)
         self.resp_data = bytes(resp_data)
         self.connectable = connectable
         self.addr = addr  # (type, 6 bytes) the advertising address
+        self.scannable = scannable  # the host's discoverable mode is not "non-discoverable"
 
     @property
     def adv_type(self):
+        # NimBLE ble_gap_adv_type(): connectable -> ADV_IND; non-connectable -> ADV_SCAN_IND
+        # unless the discoverable mode is NON (then ADV_NONCONN_IND), whatever the response data
         if self.connectable:
             return ADV_IND
-        if self.resp_data:
+        if self.scannable:
             return ADV_SCAN_IND
         return ADV_NONCONN_IND
 
@@ -105,6 +108,7 @@ class Link:
         self.ltk = None
         self.pending_enc = None  # (ltk, ediv, rand, key_size) while the LTK request is out
         self.held = []  # PDUs waiting for the peer to come back in range
+        self.tx = {}  # board name -> PDUs it sent on this link that have not reached the peer yet
         self.lost_since = None
         self.sup_timer = None
 
@@ -188,7 +192,7 @@ class Air:
                     link.sup_timer = None
                 held, link.held = link.held, []
                 for sender, cid, payload in held:
-                    self._deliver_later(link, sender, cid, payload)
+                    self._deliver_later(link, sender, cid, payload)  # still counted in link.tx
         elif link.lost_since is None:
             link.lost_since = self.world.now
             link.sup_timer = self.world.schedule(link.params.timeout, self._supervision, link)
@@ -259,7 +263,8 @@ class Air:
                 continue
             rssi = self.rssi(board, scanner)
             scanner.ble._ll_adv_report(params.addr[0], params.addr[1], params.adv_type, rssi, params.adv_data)
-            if sp.active and (params.connectable or params.resp_data) and self.scan.get(name) is sp:
+            # ADV_IND and ADV_SCAN_IND answer a SCAN_REQ (with empty data if none was set)
+            if sp.active and params.adv_type in (ADV_IND, ADV_SCAN_IND) and self.scan.get(name) is sp:
                 scanner.ble._ll_adv_report(params.addr[0], params.addr[1], SCAN_RSP, rssi, params.resp_data)
 
     def set_scanning(self, board, params):
@@ -337,6 +342,7 @@ class Air:
                              text=text)
         if not link.alive:
             return False
+        link.tx[board.name] = link.tx.get(board.name, 0) + 1
         if not self.reachable(board, peer):
             link.held.append((board, cid, bytes(payload)))
             self._check_link(link)
@@ -347,14 +353,19 @@ class Air:
     def _deliver_later(self, link, sender, cid, payload):
         self.world.schedule(link.params.interval, self._deliver, link, sender, cid, payload)
 
+    def tx_pending(self, board):
+        """PDUs `board` has sent that have not reached their peer (each holds a host buffer)."""
+        return sum(link.tx.get(board.name, 0) for link in self.links if link.alive)
+
     def _deliver(self, link, sender, cid, payload):
         peer = link.peer(sender)
         if not link.alive:
             return
         if not self.reachable(sender, peer):
-            link.held.append((sender, cid, payload))
+            link.held.append((sender, cid, payload))  # still counted in link.tx
             self._check_link(link)
             return
+        link.tx[sender.name] -= 1
         if link.up(peer):
             peer.ble._ll_rx(link, cid, payload)
 

@@ -179,6 +179,7 @@ class Broker:
         self.addr = "127.0.0.1:%d" % self.listener.getsockname()[1]
         self.clients = []
         self.expected = set(expect)
+        self.lines_pending = {}  # board name -> broadcast lines sent before that board joined
         self.joined_once = False
         self.exit_when_idle = exit_when_idle
         self.log = log or (lambda msg: None)
@@ -281,6 +282,9 @@ class Broker:
             for other in self._boards():
                 if other is not c:
                     other.lines_due += 1
+            for name in self.expected:  # announced, not joined yet: it reads the line once it runs
+                if name != c.name:
+                    self.lines_pending[name] = self.lines_pending.get(name, 0) + 1
             c.send({"op": "res", "v": None})
         elif op == "consumed":
             c.lines_due = max(0, c.lines_due - int(msg.get("n", 1)))
@@ -301,7 +305,8 @@ class Broker:
         elif op == "status":
             c.control = True
             c.send({"op": "status", "boards": [x.name for x in self._boards()],
-                    "expected": sorted(self.expected)})
+                    "expected": sorted(self.expected), "stuck": self._stuck(),
+                    "stdin": sorted(x.name for x in self._boards() if x.state == "wait" and x.ext)})
         else:
             c.send({"op": "err", "c": "OSError", "a": [5, "blesim broker: unexpected %r" % (op,)]})
 
@@ -332,12 +337,18 @@ class Broker:
                     kw[k] = opts[k]
             if opts.get("pos") is not None:
                 kw["pos"] = tuple(opts["pos"])
+            owner = [b.name for b in w.boards.values() if "addr" in kw and b.public_addr == kw["addr"][1]]
+            if owner:  # two board processes given one address: a mistake on the command line
+                c.send({"op": "refused", "why": "address %s is board %r's" % (kw["addr"][1].hex(), owner[0])})
+                c.alive = False
+                return
             board = w.board(name, **kw)
         c.name = name
         c.board = board
         c.restart = bool(opts.get("restart"))
         c.interp = msg.get("interp")
         self.expected.discard(name)
+        c.lines_due = self.lines_pending.pop(name, 0)
         self.joined_once = True
         self.log("join %s (%s)" % (name, c.interp))
         w.trace.add("note", name, "join", text="process joined (%s)" % c.interp)
@@ -446,6 +457,25 @@ class Broker:
         if any(c.until is not None for c in boards):
             return True
         return self.world.next_time() is not None
+
+    def _stuck(self):
+        """Every board waits and nothing in the simulation can end a wait: no deadline, no board
+        still to join, no broadcast line on its way; a board waiting on its stdin (a multitest
+        wait, input()) only for a line (advertising events may go on but wake no one), one
+        waiting for IRQs only if the air has nothing left to do. Only its launcher can help."""
+        boards = self._boards()
+        if self.expected or not boards:
+            return False
+        quiet = self.world.next_time() is None
+        for c in boards:
+            if c.state != "wait" or c.inbox or c.deferred or c.until is not None:
+                return False
+            if c.ext:
+                if c.lines_due:
+                    return False
+            elif not quiet:
+                return False
+        return True
 
     def _advance(self):
         w = self.world

@@ -91,6 +91,41 @@ def _irq_label(rec):
     return s
 
 
+_REASONS = {1: "Passkey Entry Failed", 2: "OOB Not Available", 3: "Authentication Requirements",
+            4: "Confirm Value Failed", 5: "Pairing Not Supported", 6: "Encryption Key Size",
+            7: "Command Not Supported", 8: "Unspecified Reason", 9: "Repeated Attempts",
+            10: "Invalid Parameters", 11: "DHKey Check Failed", 12: "Numeric Comparison Failed",
+            13: "BR/EDR Pairing In Progress", 14: "Cross-transport Key Derivation Not Allowed",
+            15: "Key Rejected"}
+_IO = ("DisplayOnly", "DisplayYesNo", "KeyboardOnly", "NoInputNoOutput", "KeyboardDisplay")
+
+
+def _auth(b):
+    flags = [n for bit, n in ((1, "bond"), (4, "MITM"), (8, "SC"), (16, "keypress")) if b & bit]
+    return "+".join(flags) or "none"
+
+
+def _pdu_label(rec):
+    """An SMP PDU's name with what decides the pairing: the reason of a Pairing Failed, the IO
+    capability, AuthReq and key size of the feature exchange."""
+    name = rec.name
+    h = (rec.args or {}).get("hex")
+    if (rec.args or {}).get("layer", "smp") != "smp" or not isinstance(h, str):
+        return name
+    try:
+        b = bytes.fromhex(h)
+    except ValueError:
+        return name
+    if name == "PAIRING_FAILED" and len(b) >= 2:
+        return "%s 0x%02x %s" % (name, b[1], _REASONS.get(b[1], "(reserved)"))
+    if name in ("PAIRING_REQUEST", "PAIRING_RESPONSE") and len(b) >= 5:
+        io = _IO[b[1]] if b[1] < len(_IO) else "io 0x%02x" % b[1]
+        return "%s %s, %s, key %d" % (name, io, _auth(b[3]), b[4])
+    if name == "SECURITY_REQUEST" and len(b) >= 2:
+        return "%s %s" % (name, _auth(b[1]))
+    return name
+
+
 def _order(trace, boards):
     if boards:
         return list(boards)
@@ -193,10 +228,11 @@ def layout(trace, boards=None, kinds=None, skip=DEFAULT_SKIP, att=True, phases=T
             if layer == "att" and not att:
                 i += 1
                 continue
+            label = _pdu_label(r)
             if r.peer in order:
-                rows.append(Row(r.t, col[(r.board, "host")], col[(r.peer, "host")], r.name, layer))
+                rows.append(Row(r.t, col[(r.board, "host")], col[(r.peer, "host")], label, layer))
             else:
-                rows.append(Row(r.t, col[(r.board, "host")], col[(r.board, "host")], "tx " + r.name, layer))
+                rows.append(Row(r.t, col[(r.board, "host")], col[(r.board, "host")], "tx " + label, layer))
         elif k == "pdu_lost":
             rows.append(Row(r.t, col[(r.board, "ll")], col[(r.board, "ll")], "lost " + r.name, "error"))
         elif k == "link":
@@ -317,15 +353,46 @@ def _esc(s):
     return s.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;").replace('"', "&quot;")
 
 
+# Text widths at font-size 11 (Helvetica/Arial average, a little generous): the canvas and the
+# label positions are computed from them, so that no label runs past an edge.
+_CHAR_W = 6.4
+_TIME_W = 56  # the time column at the left
+
+
+def _text_w(s):
+    return int(len(s) * _CHAR_W) + 4
+
+
+def _extent(r, xs, col_w):
+    """(x0, x1) of a row's label (a note: its box) for lifeline positions xs."""
+    if r.src == r.dst:
+        x = xs[r.src]
+        return x + 6, x + 6 + _note_w(r.label, col_w)
+    xm = (xs[r.src] + xs[r.dst]) / 2.0
+    w = _text_w(r.label)
+    return xm - w / 2.0, xm + w / 2.0
+
+
+def _note_w(label, col_w):
+    return _text_w(label) + 10
+
+
 def svg(trace, col_w=120, row_h=24, **kw):
-    """The chart as an SVG document (str)."""
+    """The chart as an SVG document (str). The canvas grows to fit the longest labels."""
     titles, rows = layout(trace, **kw)
-    left = 70
     top = 70
     ncol = max(1, len(titles))
-    width = left + ncol * col_w + 20
-    height = top + (len(rows) + 1) * row_h + 20
+    left = _TIME_W + 10
     xs = [left + col_w // 2 + i * col_w for i in range(ncol)]
+    ext = [_extent(r, xs, col_w) for r in rows if r.style != "phase"]
+    lo = min([x0 for x0, _ in ext] + [left])
+    if lo < _TIME_W + 4:  # a label would reach into the time column: move the lanes right
+        left += int(_TIME_W + 4 - lo) + 1
+        xs = [left + col_w // 2 + i * col_w for i in range(ncol)]
+        ext = [_extent(r, xs, col_w) for r in rows if r.style != "phase"]
+    phase_w = max([_text_w(r.label) + 24 for r in rows if r.style == "phase"] + [0])
+    width = int(max([x1 for _, x1 in ext] + [left + ncol * col_w, left + phase_w]) + 12)
+    height = top + (len(rows) + 1) * row_h + 20
     o = []
     o.append('<svg xmlns="http://www.w3.org/2000/svg" width="%d" height="%d" viewBox="0 0 %d %d" '
              'font-family="Helvetica, Arial, sans-serif" font-size="11">' % (width, height, width, height))
@@ -359,18 +426,17 @@ def svg(trace, col_w=120, row_h=24, **kw):
         if r.style == "phase":
             o.append('<line x1="%d" y1="%d" x2="%d" y2="%d" stroke="#6c3483" stroke-dasharray="8,4"/>'
                      % (left, y + 2, width - 10, y + 2))
+            pw = _text_w(r.label) + 24  # bold: a little wider
             o.append('<rect x="%d" y="%d" width="%d" height="16" fill="#f5eef8" stroke="#6c3483"/>'
-                     % ((left + width) // 2 - 4 * len(r.label) - 8, y - 6, 8 * len(r.label) + 16))
+                     % ((left + width) // 2 - pw // 2, y - 6, pw))
             o.append('<text x="%d" y="%d" text-anchor="middle" fill="#6c3483" font-weight="bold">%s</text>'
                      % ((left + width) // 2, y + 6, _esc(r.label)))
             continue
         o.append('<text x="6" y="%d" fill="#888">%.3f</text>' % (y + 4, r.t))
         if r.src == r.dst:
             x = xs[r.src]
-            w = min(col_w * 3, 7 * len(r.label) + 12)
+            w = _note_w(r.label, col_w)
             x0 = x + 6
-            if x0 + w > width - 4:
-                x0 = x - 6 - w
             o.append('<rect x="%d" y="%d" width="%d" height="%d" rx="3" fill="white" stroke="%s"/>'
                      % (x0, y - 9, w, row_h - 6, color))
             o.append('<text x="%d" y="%d" fill="%s">%s</text>' % (x0 + 6, y + 4, color, _esc(r.label)))
@@ -380,7 +446,9 @@ def svg(trace, col_w=120, row_h=24, **kw):
         o.append('<line x1="%d" y1="%d" x2="%d" y2="%d" stroke="%s" stroke-width="1.4" marker-end="url(#ah-%s)"%s/>'
                  % (x1, y + 6, x2, y + 6, color, r.style if r.style in _STYLE else "note", dash))
         xm = (x1 + x2) // 2
-        o.append('<text x="%d" y="%d" text-anchor="middle" fill="%s">%s</text>' % (xm, y + 1, color, _esc(r.label)))
+        # a white halo keeps the label readable where it crosses lifelines
+        o.append('<text x="%d" y="%d" text-anchor="middle" fill="%s" stroke="white" stroke-width="3" '
+                 'paint-order="stroke">%s</text>' % (xm, y + 1, color, _esc(r.label)))
     o.append("</svg>")
     return "\n".join(o) + "\n"
 

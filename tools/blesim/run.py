@@ -1,25 +1,19 @@
 """Run unmodified MicroPython board scripts on simulated ESP32 boards, one process per board.
 
-    python -m tools.blesim.run [options] script.py [script2.py ...]
+    python -m tools.blesim.run [options] [board options] script.py [args] [[board options] script2.py ...]
 
 Each script runs in its own process, on CPython or (`--mp`, or `mp:script.py` for one of
 them) on the real MicroPython interpreter (`.venv/bin/micropython`), with a `bluetooth`
 module that forwards every call to the air broker (`tools/blesim/broker.py`) where the
 board's firmware model lives. Without `--broker`, a broker is started for these scripts and
-stopped when they have all ended. Options:
+stopped when they have all ended. `python -m tools.blesim.run --help` lists the options:
+--mp, --trace [FILE.svg], --width N, --pcap FILE, --broker HOST:PORT, --nimble [esp|mynewt],
+--btsnoop DIR, and per board (before its script)
+--board NAME, --fs DIR, --addr HEX, --profile NAME, --phone. Words after a script are its
+arguments; boards without --addr get addresses in command-line order.
 
-    --board NAME     board name (default: the script's file name without .py); with several
-                     scripts, names are taken from the scripts
-    --broker ADDR    join a running broker (host:port) instead; one script, run in this
-                     process (CPython) or in a micropython child (--mp)
-    --mp             run the script(s) on MicroPython
-    --fs DIR         the board's filesystem directory (its working directory; bonds.db,
-                     NVS files); default: a fresh temporary directory per board
-    --addr HEX       the board's public address (MSB first, e.g. a4cf12000001)
-    --trace [FILE]   after the run, print the sequence chart and write it as SVG to FILE
-                     (default blesim-trace.svg); the raw trace goes to FILE.jsonl
-    --width N        terminal chart width
-    --pcap FILE      after the run, write the air as a pcap sniffer capture (open it in Wireshark)
+BLESIM_PATH (environment, like PYTHONPATH): folders every board imports from first, on both
+interpreters, e.g. an aioble checkout (micropython-lib/micropython/bluetooth/aioble).
 
 Prefixes of a script (combinable, e.g. phone:mp:x.py): `mp:` runs it on MicroPython, `py:` on
 CPython, `phone:` gives its board the "phone" profile (not an ESP32: a central whose stack asks
@@ -48,6 +42,7 @@ import subprocess
 import sys
 import tempfile
 import threading
+import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 MP_DIR = os.path.join(ROOT, "tools", "blesim", "mp")
@@ -88,12 +83,13 @@ def board_env(broker, name, opts=None, mp=False, extra_path=()):
     bo = {k: opts[k] for k in ("addr", "addr_type", "profile", "seed", "pos", "restart") if opts.get(k) is not None}
     env["BLESIM_OPTS"] = json.dumps(bo)
     env["PYTHONUNBUFFERED"] = "1"
+    user_path = [p for p in env.get("BLESIM_PATH", "").split(os.pathsep) if p]  # e.g. an aioble checkout
     if mp:
-        env["MICROPYPATH"] = os.pathsep.join(list(extra_path) + [MP_ONLY_DIR, MP_DIR, LIB_DIR, FROZEN])
+        env["MICROPYPATH"] = os.pathsep.join(list(extra_path) + user_path + [MP_ONLY_DIR, MP_DIR, LIB_DIR, FROZEN])
     else:
         env["PYTHONPATH"] = os.pathsep.join([ROOT] + [p for p in env.get("PYTHONPATH", "").split(os.pathsep) if p])
-        if extra_path:
-            env["BLESIM_PATH"] = os.pathsep.join(extra_path)
+        if extra_path or user_path:
+            env["BLESIM_PATH"] = os.pathsep.join(list(extra_path) + user_path)
     return env
 
 
@@ -109,7 +105,7 @@ def board_command(script, name, broker, interp="cpython", opts=None, extra_path=
         argv += [os.path.abspath(script)] + args
     else:
         argv = [sys.executable, "-u", "-m", "tools.blesim.run", "--broker", broker, "--board", name,
-                os.path.abspath(script)] + args
+                os.path.abspath(script)] + (["--"] + args if args else [])
     return argv, board_env(broker, name, opts, mp, extra_path)
 
 
@@ -132,6 +128,7 @@ def _install_cpython_board():
         sys.modules.pop(m, None)
     import _blesim
 
+    sys.print_exception = _blesim.print_exception  # the firmware's sys has it (lib logs with it)
     _blesim.connect()
     mask = (1 << 30) - 1
     half = 1 << 29
@@ -196,6 +193,42 @@ def run_here(script, args=()):
 # ---------------------------------------------------------------------------- launcher
 
 
+def _stuck(addr, procs, typist):
+    """Why the run cannot go on (every board waits and nothing can end a wait), or None."""
+    from .broker import control
+
+    try:
+        st = control(addr, {"op": "status"})
+    except OSError:
+        return None
+    if not st or not st.get("stuck") or typist in st.get("stdin", ()):  # its user may still type
+        return None
+    running = [n for n, p in procs.items() if p.poll() is None]
+    if not running or not set(running) <= set(st.get("boards", ())):
+        return None
+    ended = [n for n, p in procs.items() if p.poll() is not None]
+    return ("every board is waiting and nothing can wake them%s: %s stopped"
+            % (" (%s ended)" % ", ".join(ended) if ended else "", ", ".join(running)))
+
+
+def _place(norm):
+    """Addresses and positions by order on the command line, not by which process joins the
+    broker first: the i-th board without --addr gets the i-th simulator address not given to
+    another board; it stands i metres along the x axis unless given a position."""
+    from .world import auto_addr
+
+    given = {bytes.fromhex(o["addr"].replace(":", "")) for _, _, o, _ in norm if o.get("addr")}
+    k = 1
+    for i, (_, _, opts, _) in enumerate(norm):
+        if not opts.get("addr"):
+            while auto_addr(k) in given:
+                k += 1
+            opts["addr"] = auto_addr(k).hex()
+            k += 1
+        if opts.get("pos") is None:
+            opts["pos"] = [float(i), 0.0]
+
+
 class BoardResult:
     def __init__(self, name, rc, lines):
         self.name = name
@@ -251,6 +284,7 @@ def run_boards(entries, trace=None, prefix=True, out=None, timeout=None, profile
         if any(n == name for n, _, _, _ in norm):
             name = "%s%d" % (name, i)
         norm.append((name, script, opts, interp or "cpython"))
+    _place(norm)
     trace_file = os.path.join(tmp, "trace.jsonl")
     log = open(os.path.join(tmp, "broker.log"), "wb")
     broker, addr = spawn_broker(expect=[n for n, _, _, _ in norm], trace=trace_file, profile=profile,
@@ -281,18 +315,27 @@ def run_boards(entries, trace=None, prefix=True, out=None, timeout=None, profile
         resets = {n: 0 for n in launch}
         open_streams = len(procs)
         width_name = max(len(n) for n in procs)
+        quiet_since = time.monotonic()
         while open_streams:
             try:
-                name, line = q.get(timeout=timeout)
+                name, line = q.get(timeout=0.3 if timeout is None else min(0.3, timeout))
             except KeyboardInterrupt:
                 out.write("blesim: stopped (Ctrl-C)\n")
                 break
             except queue.Empty:
+                why = None
+                if timeout is not None and time.monotonic() - quiet_since > timeout:
+                    why = "timeout, boards killed"
+                else:
+                    why = _stuck(addr, procs, typist)
+                if why is None:
+                    continue
                 for p in procs.values():
                     if p.poll() is None:
                         p.kill()
-                out.write("blesim: timeout, boards killed\n")
+                out.write("blesim: %s\n" % why)
                 break
+            quiet_since = time.monotonic()
             if line is None:
                 if procs[name].wait() == 99 and resets[name] < max_resets:  # machine.reset(): boot again
                     resets[name] += 1
@@ -344,65 +387,222 @@ def run_boards(entries, trace=None, prefix=True, out=None, timeout=None, profile
     return results
 
 
-def main(argv=None):
-    ap = argparse.ArgumentParser(prog="python -m tools.blesim.run",
-                                 description="Run MicroPython board scripts on simulated ESP32 boards.")
-    ap.add_argument("--board")
-    ap.add_argument("--broker")
-    ap.add_argument("--mp", action="store_true")
-    ap.add_argument("--fs")
-    ap.add_argument("--addr")
-    ap.add_argument("--trace", nargs="?", const="blesim-trace.svg")
-    ap.add_argument("--width", type=int)
-    ap.add_argument("--pcap", metavar="FILE")
-    ap.add_argument("scripts", nargs="+", metavar="script.py")
-    a, rest = ap.parse_known_args(argv)
-    if a.broker:
-        script = a.scripts[0]
-        args = a.scripts[1:] + rest
-        name = a.board or os.path.splitext(os.path.basename(script))[0]
-        if a.fs:
-            os.makedirs(a.fs, exist_ok=True)
-            os.chdir(a.fs)
-        opts = {"addr": a.addr} if a.addr else {}
-        if a.mp:
-            import json
+USAGE = "python -m tools.blesim.run [options] [board options] script.py [args] [[board options] script.py [args]] ..."
 
-            given = json.loads(os.environ.get("BLESIM_OPTS") or "{}")
-            given.update(opts)
-            argv2, env = board_command(script, name, a.broker, "mp", dict(given, args=args))
-            return subprocess.call(argv2, env=env)
+EPILOG = """\
+Board options go before the script they are for; words after a script are its arguments
+(sys.argv[1:]) up to the next board option or script; after "--" every word is an argument of
+the last script. A word ending in .py is a script (a board) unless it follows "--".
+Prefixes of a script (combinable): mp:x.py (MicroPython), py:x.py (CPython), phone:x.py (the
+same as --phone). Boards without --addr get a4cf12000001, ...02, ... in command-line order.
+
+examples:
+  python -m tools.blesim.run examples/peripheral.py
+  python -m tools.blesim.run --trace lock.py mp:fob.py
+  python -m tools.blesim.run --fs build/lockfs --board lock lock.py --phone phone.py
+  python -m tools.blesim.run --broker 127.0.0.1:PORT --board fob --mp fob.py
+"""
+
+_BOARD_VALUE = {"--board": "name", "--fs": "fs", "--addr": "addr", "--profile": "profile"}
+_GLOBAL_VALUE = {"--broker": "broker", "--width": "width", "--pcap": "pcap", "--btsnoop": "btsnoop"}
+
+
+def _parser():
+    from .firmware.profile import PROFILES
+
+    ap = argparse.ArgumentParser(prog="python -m tools.blesim.run", usage=USAGE, epilog=EPILOG,
+                                 formatter_class=argparse.RawDescriptionHelpFormatter,
+                                 description="Run unmodified MicroPython board scripts on simulated ESP32 boards, "
+                                             "one process per board, all on one simulated air.")
+    g = ap
+    g.add_argument("--mp", action="store_true", help="run every script on MicroPython (a mp:/py: prefix wins)")
+    g.add_argument("--trace", metavar="FILE.svg", nargs="?",
+                   help="after the run, print the sequence chart and write it as SVG (default blesim-trace.svg) "
+                        "and FILE.svg.jsonl")
+    g.add_argument("--width", metavar="N", type=int, help="width of the printed chart")
+    g.add_argument("--pcap", metavar="FILE", help="after the run, write the air as a pcap sniffer capture "
+                                                   "(open it in Wireshark)")
+    g.add_argument("--nimble", metavar="HOST", nargs="?", choices=["esp", "mynewt"],
+                   help="run the scripts on the real NimBLE host instead (docs/real-host.md): esp (default) or mynewt")
+    g.add_argument("--btsnoop", metavar="DIR", help="with --nimble: each board's HCI traffic as DIR/<board>.btsnoop")
+    g.add_argument("--broker", metavar="HOST:PORT",
+                   help="join a running broker (python -m tools.blesim.broker) instead: one script, in this process")
+    b = ap.add_argument_group("board options (for the script that follows)")
+    b.add_argument("--board", metavar="NAME", help="the board's name (default: the script's file name)")
+    b.add_argument("--fs", metavar="DIR", help="the board's filesystem and working directory (bonds.db, NVS); "
+                                                "default: a fresh temporary directory")
+    b.add_argument("--addr", metavar="HEX", help="the board's public address, MSB first (e.g. a4cf12000001)")
+    b.add_argument("--profile", metavar="NAME", choices=sorted(PROFILES),
+                   help="the firmware profile: %s (default esp32)" % ", ".join(sorted(PROFILES)))
+    b.add_argument("--phone", action="store_true", help="a phone, not an ESP32 (profile phone): its stack asks "
+                                                        "its user for passkeys; it reads this terminal's stdin")
+    return ap
+
+
+def parse_command_line(argv):
+    """(options dict, [(script, board_opts, interp, args)]) for main(); bad input: the parser's
+    error (usage and one line saying what is wrong, exit status 2)."""
+    ap = _parser()
+    from .firmware.profile import PROFILES
+
+    glob = {"mp": False, "trace": None, "width": None, "broker": None, "pcap": None, "btsnoop": None, "nimble": None}
+    entries = []
+    pending = {}  # board options for the next script
+    pending_words = []
+    i = 0
+    verbatim = False
+    while i < len(argv):
+        w = argv[i]
+        i += 1
+        if verbatim:
+            entries[-1][3].append(w)
+            continue
+        if w == "--":
+            if not entries:
+                ap.error('"--" comes after a script: the words after it are that script\'s arguments')
+            verbatim = True
+            continue
+        if w in ("-h", "--help"):
+            ap.print_help()
+            raise SystemExit(0)
+        name, eq, val = w.partition("=")
+        if name in _BOARD_VALUE or name in _GLOBAL_VALUE or name == "--trace":
+            if not eq:
+                if name == "--trace":  # optional value: a .svg file, never a script
+                    if i < len(argv) and not argv[i].startswith("-") and not argv[i].endswith(".py"):
+                        val = argv[i]
+                        i += 1
+                    else:
+                        val = "blesim-trace.svg"
+                elif i < len(argv):
+                    val = argv[i]
+                    i += 1
+                else:
+                    ap.error("%s needs a value" % name)
+            if name == "--trace":
+                glob["trace"] = val
+            elif name in _GLOBAL_VALUE:
+                if name == "--width":
+                    try:
+                        val = int(val)
+                    except ValueError:
+                        ap.error("--width needs a number, not %r" % val)
+                glob[_GLOBAL_VALUE[name]] = val
+            else:
+                if name == "--profile" and val not in PROFILES:
+                    ap.error("--profile %s: no such profile (%s)" % (val, ", ".join(sorted(PROFILES))))
+                pending[_BOARD_VALUE[name]] = val
+                pending_words.append(name)
+            continue
+        if w == "--mp":
+            glob["mp"] = True
+            continue
+        if name == "--nimble":  # optional value: the host to build with
+            if not eq and i < len(argv) and argv[i] in ("esp", "mynewt"):
+                val = argv[i]
+                i += 1
+            if val and val not in ("esp", "mynewt"):
+                ap.error("--nimble %s: the real host is esp or mynewt" % val)
+            glob["nimble"] = val or "esp"
+            continue
+        if w == "--phone":
+            pending.update(profile="phone", stdin=True)
+            pending_words.append(w)
+            continue
+        if w.startswith("-") and len(w) > 1:
+            ap.error("unknown option %s (a script's own arguments that start with - go after --)" % w)
+        script, interp, prefix_opts = _split_prefixes(w)
+        if script.endswith(".py"):
+            if not os.path.isfile(script):
+                ap.error("no such script: %s" % script)
+            opts = dict(prefix_opts)
+            opts.update(pending)
+            entries.append([script, opts, interp, []])
+            pending, pending_words = {}, []
+        elif entries:
+            entries[-1][3].append(w)  # an argument of the script before
+        else:
+            ap.error("%s is not a script (.py): give a board script first" % w)
+    if pending_words:
+        ap.error("%s: board options go before the script they are for, and none follows" % " ".join(pending_words))
+    if not entries:
+        ap.error("no script given")
+    if glob["nimble"] and (glob["broker"] or glob["mp"] or any(e[3] for e in entries)):
+        ap.error("--nimble runs scripts (with --board/--fs/--addr, --trace, --btsnoop), not %s"
+                 % ("--broker" if glob["broker"] else "--mp" if glob["mp"] else "script arguments"))
+    if glob["broker"] and len(entries) > 1:
+        ap.error("--broker runs one script (this process is that board); start one per board")
+    out = []
+    for script, opts, interp, args in entries:
+        if interp is None:
+            interp = "mp" if glob["mp"] else "cpython"
+        out.append((os.path.abspath(script), opts, interp, args))  # before any --fs chdir
+    return glob, out
+
+
+def _split_prefixes(word):
+    opts, interp = {}, None
+    while True:
+        prefix, sep, rest = word.partition(":")
+        if not sep or prefix not in ("mp", "py", "phone"):
+            return word, interp, opts
+        word = rest
+        if prefix == "phone":
+            opts.update(profile="phone", stdin=True)
+        else:
+            interp = "mp" if prefix == "mp" else "cpython"
+
+
+def _run_nimble(glob, entries):
+    """--nimble: the same scripts on the real host (tools/realhost/runner.py)."""
+    from tools.realhost import boards, runner
+
+    one = len(entries) == 1
+    real = [(s, {"name": o.get("name"), "fs": o.get("fs"), "addr": o.get("addr")}) for s, o, _, _ in entries]
+    try:
+        res = runner.run_boards(real, host=glob["nimble"], prefix=not one, btsnoop=glob["btsnoop"],
+                                trace=glob["trace"], width=glob["width"])
+    except boards.Unavailable as e:
+        print("blesim.run --nimble: %s" % e)
+        return 2
+    return max([r.rc if isinstance(r.rc, int) and r.rc >= 0 else 1 for r in res] or [0])
+
+
+def main(argv=None):
+    glob, entries = parse_command_line(sys.argv[1:] if argv is None else list(argv))
+    if glob["nimble"]:
+        return _run_nimble(glob, entries)
+    if glob["broker"]:
         import json
 
+        script, opts, interp, args = entries[0]
+        name = opts.get("name") or os.path.splitext(os.path.basename(script))[0]
         given = json.loads(os.environ.get("BLESIM_OPTS") or "{}")  # from a launcher (run_boards)
-        given.update(opts)
-        os.environ.update({k: v for k, v in board_env(a.broker, name, given).items() if k.startswith("BLESIM_")})
+        given.update({k: v for k, v in opts.items() if k in ("addr", "profile")})
+        fs = opts.get("fs")
+        if fs is None and "BLESIM_OPTS" not in os.environ:
+            # started by hand (a launcher sets BLESIM_OPTS and the working directory): the board's
+            # flash is a fresh folder, never the directory the user happens to be in
+            fs = tempfile.mkdtemp(prefix="blesim-%s-" % name)
+        if fs:
+            os.makedirs(fs, exist_ok=True)
+            os.chdir(fs)  # the script's path is absolute already
+        if _is_mp(interp):
+            argv2, env = board_command(script, name, glob["broker"], "mp", dict(given, args=args))
+            return subprocess.call(argv2, env=env)
+        os.environ.update({k: v for k, v in board_env(glob["broker"], name, given).items()
+                           if k.startswith("BLESIM_")})
         return run_here(script, args)
-    entries = []
-    for s in a.scripts:
-        interp = "mp" if a.mp else "cpython"
-        opts = {}
-        while True:
-            prefix, sep, rest = s.partition(":")
-            if not sep or prefix not in ("mp", "py", "phone"):
-                break
-            s = rest
-            if prefix == "phone":
-                opts.update(profile="phone", stdin=True)
-            else:
-                interp = "mp" if prefix == "mp" else "cpython"
-        if a.board and len(a.scripts) == 1:
-            opts["name"] = a.board
-        if a.fs and len(a.scripts) == 1:
-            opts["fs"] = a.fs
-        if a.addr and len(a.scripts) == 1:
-            opts["addr"] = a.addr
-        entries.append((s, opts, interp))
-    res = run_boards(entries, trace=a.trace, prefix=len(entries) > 1, width=a.width)
-    if a.pcap and res.trace is not None:
+    runs = []
+    for script, opts, interp, args in entries:
+        if args:
+            opts = dict(opts, args=args)
+        runs.append((script, opts, interp))
+    res = run_boards(runs, trace=glob["trace"], prefix=len(runs) > 1, width=glob["width"])
+    if glob["pcap"] and res.trace is not None:
         from . import capture
 
-        print("capture: %s (%d packets)" % (a.pcap, capture.write(res.trace, a.pcap)))
+        print("capture: %s (%d packets)" % (glob["pcap"], capture.write(res.trace, glob["pcap"])))
     return max([r.rc if isinstance(r.rc, int) and r.rc >= 0 else 1 for r in res] or [0])
 
 

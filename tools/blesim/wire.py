@@ -9,7 +9,7 @@ tagged objects for the rest:
     {"b": "hex"}        bytes / bytearray / memoryview passed as a value
     {"m": "hex"}        (IRQ data only) a read-only memoryview on the receiving side,
                         released (CPython) or wiped (MicroPython) when the handler returns
-    {"u": 0x2a6e}       bluetooth.UUID, 16/32-bit as int, 128-bit as "xxxxxxxx-xxxx-..."
+    {"u": "hex"}        bluetooth.UUID: its 2, 4 or 16 bytes (little-endian), rebuilt by UUID(bytes)
     {"k": [[k, v]...]}  dict
     {"o": "repr"}       anything else (opaque; truthy)
 
@@ -59,21 +59,14 @@ class Opaque:
         return True
 
 
-def _uuid_value(u):
-    r = repr(u)
-    if r.startswith("UUID('"):
-        return r[6:-2]
-    if r.startswith("UUID(0x"):
-        return int(r[5:-1], 16)
-    return None
-
-
 def enc(v, views=False):
     """Encodes a value; `views=True` sends memoryviews as {"m": ...} (IRQ data)."""
     if v is None or isinstance(v, (bool, str, float)):
         return v
     if isinstance(v, int):
         return int(v)
+    if type(v).__name__ == "UUID":  # before bytes: the model's UUID is a bytes subclass
+        return {"u": binascii.hexlify(bytes(v)).decode()}
     if isinstance(v, tuple):
         return {"t": [enc(x, views) for x in v]}
     if isinstance(v, list):
@@ -88,10 +81,6 @@ def enc(v, views=False):
         return {"m" if views else "b": binascii.hexlify(data).decode()}
     if isinstance(v, (bytes, bytearray)):
         return {"b": binascii.hexlify(bytes(v)).decode()}
-    if type(v).__name__ == "UUID":
-        uv = _uuid_value(v)
-        if uv is not None:
-            return {"u": uv}
     return {"o": repr(v)}
 
 
@@ -108,7 +97,8 @@ def dec(v, uuid=None):
     if "t" in v:
         return tuple(dec(x, uuid) for x in v["t"])
     if "u" in v:
-        return uuid(v["u"]) if uuid is not None else v["u"]
+        b = binascii.unhexlify(v["u"])
+        return uuid(b) if uuid is not None else b
     if "k" in v:
         return {dec(k, uuid): dec(x, uuid) for k, x in v["k"]}
     if "o" in v:

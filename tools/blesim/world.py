@@ -35,6 +35,11 @@ from .trace import Trace
 __all__ = ["World", "Board", "BoardReset", "BoardDown", "Timer", "current_board", "current_world"]
 
 
+def auto_addr(n):
+    """The address the simulator gives the n-th board (1, 2, ...) when none is set."""
+    return bytes([0xA4, 0xCF, 0x12, 0x00, (n >> 8) & 0xFF, n & 0xFF])
+
+
 class BoardReset(BaseException):
     """Raised by machine.reset() to unwind the script that called it."""
 
@@ -74,6 +79,39 @@ def current_world():
     return None
 
 
+def _board_open(path, mode="r", *args, **kwargs):
+    if _current:
+        return _current[-1].fs.open(path, mode)
+    return _HOST_FILES[0](path, mode, *args, **kwargs)
+
+
+def _board_rename(a, b):
+    return _current[-1].fs.rename(a, b) if _current else _HOST_FILES[1](a, b)
+
+
+def _board_remove(path):
+    return _current[-1].fs.remove(path) if _current else _HOST_FILES[2](path)
+
+
+_HOST_FILES = (open, __import__("os").rename, __import__("os").remove)
+
+
+def _route_lib_files():
+    """blesmp.store's default files (`BondStore()` without fs=: the board's `open`, `os.rename`,
+    `os.remove`, taken when the module loads) are the current board's flash while its code runs
+    (in `with board:`, `board.exec`, IRQ handlers), as each board has its own file system;
+    outside, the host's. Without this an in-process board wrote bonds.db into the host's cwd."""
+    import sys
+
+    st = sys.modules.get("blesmp.store")
+    files = getattr(st, "_Files", None)
+    if files is not None and files.__dict__.get("open") is not _ROUTED[0]:
+        files.open, files.rename, files.remove = _ROUTED
+
+
+_ROUTED = (staticmethod(_board_open), staticmethod(_board_rename), staticmethod(_board_remove))
+
+
 def current_board():
     """The board whose code is running (set while an IRQ is delivered or in `with board:`)."""
     if _current:
@@ -94,12 +132,15 @@ class Board:
         self.world = world
         self.name = name
         self.profile = profile or world.profile
+        taken = {b.public_addr: b.name for b in world.boards.values()}
         if addr is None:
-            # Espressif OUI and a per-board suffix (deterministic)
+            # Espressif OUI and a per-board suffix: the next one no board has
             n = len(world.boards) + 1
-            addr = (0, bytes([0xA4, 0xCF, 0x12, 0x00, 0x00, n & 0xFF]))
+            while auto_addr(n) in taken:
+                n += 1
+            addr = (0, auto_addr(n))
         if isinstance(addr, (bytes, bytearray)):
-            addr = (0, bytes(addr))
+            addr = (0, bytes(addr))  # may be another board's: a spoofing attacker (the broker refuses it)
         self.addr_type = addr[0]  # 0: public address present; 1: only a random static one
         self.public_addr = bytes(addr[1])
         if fs is None:
@@ -123,6 +164,7 @@ class Board:
 
     # -- context
     def __enter__(self):
+        _route_lib_files()
         _current.append(self)
         return self
 

@@ -46,6 +46,7 @@ BLE_HS_EDISABLED = 30
 BLE_HS_EAPP = 9
 BLE_HS_ENOTCONN = 7
 GATT_STATUS_ATT_BASE = 0x100
+TX_BUFFERS = 24  # ESP-IDF's default msys pool (CONFIG_BT_NIMBLE_MSYS_1_BLOCK_COUNT): outgoing PDUs in flight
 
 # NimBLE's fixed default IRK (ble_hs_pvcy.c), used until load_irk applies one
 DEFAULT_IRK = bytes([0xEF, 0x8D, 0xE2, 0x16, 0x4F, 0xEC, 0x43, 0x0D, 0xBF, 0x5B, 0xDD, 0x34, 0xC0, 0x53, 0x1E,
@@ -92,7 +93,9 @@ class _Conn:
         self.outq = []
         self.outq_busy = False
         self.numcmp_rejected = False
+        self.late_enc = None  # esp-nimble's pending ENC event after a local numeric-comparison "no"
         self.request_rejected = False  # ble_sm_pair_req_rx refused a Pairing Request: no ENC event
+        self.ltk_req = (0, 0)  # EDIV and Rand of the controller's last LTK request
 
 
 class BLE:
@@ -408,9 +411,14 @@ class BLE:
         return secstruct.unpack(self._profile.layout, v)
 
     def _count_bonds(self):
-        """ble_store_util_count for PEER_SEC then OUR_SEC (the type-1 quirk)."""
+        """ble_store_util_count for PEER_SEC then OUR_SEC. ble_store_iterate asks index 0, 1, ...
+        until ENOENT; for OUR_SEC the binding passes the all-zero "any" address as the key (the
+        type-1 quirk), so a store that answers by key finds nothing at index 0, and one that
+        answers by index is asked again and again."""
         n = sum(1 for _ in self._iter_peer_sec())
-        self._get_secret(1, 0, _ZERO_KEY)
+        i = 0
+        while self._get_secret(1, i, _ZERO_KEY) is not None and i < 1000:
+            i += 1
         return n
 
     _LOOP_CAP = 64  # stands in for "forever" in NimBLE's store loops
@@ -621,7 +629,10 @@ class BLE:
             raise self._err("EINVAL")
         from ..air import AdvParams
 
-        p = AdvParams(interval_us / 1e6, self._adv_data, self._resp_data, bool(connectable), self._current_addr())
+        # modbluetooth_nimble.c advertises with disc_mode = BLE_GAP_DISC_MODE_GEN in both modes,
+        # so non-connectable advertising is scannable (ADV_SCAN_IND), never ADV_NONCONN_IND
+        p = AdvParams(interval_us / 1e6, self._adv_data, self._resp_data, bool(connectable), self._current_addr(),
+                      scannable=True)
         self._air.set_advertising(self._board, p)
         self._advertising = True
         return None
@@ -784,6 +795,10 @@ class BLE:
             # ble_sm_connection_broken: a running restore procedure ends with an ENC event
             c.restore = None
             self._enc_update(c)
+        if c.late_enc is not None:  # ... and so does esp-nimble's rejected numeric comparison
+            c.late_enc.cancel()
+            c.late_enc = None
+            self._enc_update(c)
         if c.smp_timer:
             c.smp_timer.cancel()
         # pending GATT client procedures end with BLE_HS_ENOTCONN
@@ -834,6 +849,19 @@ class BLE:
         if action not in (PASSKEY_INPUT, PASSKEY_DISPLAY, PASSKEY_NUMCMP):
             raise self._err("EINVAL")
         c = self._conns.get(conn_handle)
+        if c is not None and c.numcmp_rejected and c.smp is not None and not c.smp.busy:
+            # esp-nimble ble_sm_inject_io: a "no" to a comparison sends Pairing Failed but leaves
+            # the procedure (no app_status) until the SM timer: the next answer is taken (0)
+            # and a "yes" sets IO_INJECTED; the peer has already given up
+            if c.io_injected:
+                raise self._err("EALREADY")
+            if action != PASSKEY_NUMCMP:
+                raise self._err("EINVAL")
+            c.io_injected = passkey != 0
+            if passkey == 0:
+                self._air.send(c.link, self._board, SMP_CID, bytes([0x05, 0x0C]), name="PAIRING_FAILED",
+                               text="PAIRING_FAILED reason=0x0c")
+            return None
         if c is None or c.smp is None or not c.smp.busy:
             raise self._err("ENOENT")
         if c.io_injected:
@@ -859,10 +887,12 @@ class BLE:
         if c.smp is None:
             from ..smp import Identity, SmpConfig, SmpEngine
 
-            io = self._io if self._io <= 4 else 3  # reserved values: NimBLE falls back to Just Works
-            cfg = SmpConfig(io_cap=io, bonding=bool(self._bond), mitm=bool(self._mitm), sc=bool(self._le_secure),
-                            init_key_dist=self._profile.key_dist, resp_key_dist=self._profile.key_dist,
-                            hold_pairing_request=True)
+            # keys_without_bonding: ble_sm_pair_req_fill/rsp_fill use sm_our/their_key_dist
+            # whatever sm_bonding says (esp-nimble and mynewt-nimble alike)
+            cfg = SmpConfig(io_cap=_io_cap(self._io), bonding=bool(self._bond), mitm=bool(self._mitm),
+                            sc=bool(self._le_secure), init_key_dist=self._profile.key_dist,
+                            resp_key_dist=self._profile.key_dist, max_key_size=self._profile.max_key_size,
+                            hold_pairing_request=True, keys_without_bonding=True)
             me = self._board
             ident = self._id_addr()
             if self._ecc_key is None:
@@ -879,11 +909,17 @@ class BLE:
         c.io_action = None
         c.io_injected = False
         eng = self._engine(c)
+        self._refresh_config(eng)
+        self._trace.add("host", self._board.name, "pairing_start", conn=c.handle, args={"role": c.role})
+        self._smp_outputs(c, eng.pair(self._now()))
+
+    def _refresh_config(self, eng):
+        """ble_sm_pair_base_fill reads ble_hs_cfg for each Pairing Request/Response: a second
+        pairing on the same link uses the configuration of that moment."""
+        eng.config.io_cap = _io_cap(self._io)
         eng.config.bonding = bool(self._bond)
         eng.config.mitm = bool(self._mitm)
         eng.config.sc = bool(self._le_secure)
-        self._trace.add("host", self._board.name, "pairing_start", conn=c.handle, args={"role": c.role})
-        self._smp_outputs(c, eng.pair(self._now()))
 
     def _start_restore(self, c, d):
         """Central: encrypt with the stored LTK (no pairing)."""
@@ -928,12 +964,17 @@ class BLE:
 
         if True:
             if isinstance(o, Send):
-                self._air.send(c.link, self._board, SMP_CID, o.pdu, name=P.name(o.pdu), text=P.describe(o.pdu))
+                pdu = o.pdu
+                if pdu[:1] in (b"\x01", b"\x02") and self._io > 4:
+                    # ble_sm_pair_base_fill copies ble_hs_cfg.sm_io_cap unchecked: a reserved
+                    # value goes out raw (a peer following the specification answers 0x0A)
+                    pdu = pdu[:1] + bytes([self._io]) + pdu[2:]
+                self._air.send(c.link, self._board, SMP_CID, pdu, name=P.name(pdu), text=P.describe(pdu))
             elif isinstance(o, StartEncryption):
                 self._air.start_encryption(c.link, o.ltk, o.ediv, o.rand, o.key_size)
             elif isinstance(o, LtkReply):
                 if o.ltk is None:
-                    self._ltk_from_store(c)
+                    self._ltk_from_store(c, *c.ltk_req)
                 else:
                     self._air.ltk_reply(c.link, o.ltk)
             elif isinstance(o, PasskeyRequest):
@@ -991,6 +1032,7 @@ class BLE:
             self._delete_peer(c.peer_id)
         else:
             self._hang("the peer's bond is still found after deleting it")
+        self._refresh_config(c.smp)
         # queued behind the rest of this batch (the engine holds the request until now)
         self._smp_outputs(c, c.smp.accept_pairing(True, self._now()))
 
@@ -1005,10 +1047,19 @@ class BLE:
                 return
         self._start_pairing(c)
 
-    def _ltk_from_store(self, c):
-        """Peripheral, LTK request outside pairing: GET(1,0,peer) (EDIV/Rand not checked)."""
+    def _ltk_from_store(self, c, ediv=0, rand=0):
+        """Peripheral, LTK request outside pairing: GET(1,0,peer). Whatever record is found is
+        replied with (ble_sm_ltk_restore_exec): one stored without an LTK gives the all-zero
+        key, and the link then drops with a MIC failure (0x3D) instead of a negative reply.
+        esp-nimble's ble_sm_retrieve_ltk also compares the record's EDIV/Rand with the
+        request's (a record without an LTK has 0/0, as LE SC requests); mynewt-nimble asks the
+        store with them, and MicroPython's binding ignores them."""
         d = self._read_sec(1, c.peer_id)
-        if d is not None and d["ltk"] is not None:
+        if d is not None and self._profile.ltk_ediv_check and (d["ediv"], d["rand"]) != (ediv, rand):
+            d = None
+        if d is not None:
+            if d["ltk"] is None:
+                self._trace.add("host", self._board.name, "ltk_reply_without_ltk", conn=c.handle)
             c.restore = (d["authenticated"], d["key_size"])
             if c.smp is not None and c.smp.busy:
                 # our Security Request is answered by encryption: the SEC_REQ procedure
@@ -1017,7 +1068,7 @@ class BLE:
                     c.smp_timer.cancel()
                     c.smp_timer = None
                 c.smp = None
-            self._air.ltk_reply(c.link, d["ltk"])
+            self._air.ltk_reply(c.link, d["ltk"] if d["ltk"] is not None else bytes(16))
         else:
             self._air.ltk_reply(c.link, None)
 
@@ -1027,10 +1078,11 @@ class BLE:
         c = self._conns.get(link.handle(self._board))
         if c is None:
             return
+        c.ltk_req = (ediv, rand)
         if c.smp is not None:
             self._smp_outputs(c, c.smp.ltk_request(ediv, rand, self._now()))
         else:
-            self._ltk_from_store(c)
+            self._ltk_from_store(c, ediv, rand)
 
     def _ll_encryption_changed(self, link, status, encrypted, key_size):
         if self._dead:
@@ -1069,20 +1121,16 @@ class BLE:
                   conn=c.handle)
 
     def _on_paired(self, c, r):
+        # ble_sm_key_exch_success -> ble_sm_update_sec_state: authenticated and bonded are
+        # never revoked from a link
         c.encrypted = 1
-        c.authenticated = 1 if r.authenticated else 0
-        c.bonded = 1 if r.bonded else 0
+        c.authenticated = 1 if r.authenticated else c.authenticated
+        c.bonded = 1 if r.bonded else c.bonded
         c.key_size = r.key_size
         c.io_action = None
         self._trace.add("host", self._board.name, "paired", conn=c.handle,
                         args={"method": r.method, "sc": int(r.sc), "authenticated": c.authenticated,
                               "bonded": c.bonded, "key_size": r.key_size})
-        if r.peer.identity is not None and r.peer.irk is not None:
-            ident = (r.peer.identity[0] & 1, bytes(r.peer.identity[1]))
-            c.peer_id = ident
-            self._add_resolving(r.peer.irk, ident)
-        elif r.peer.identity is not None:
-            c.peer_id = (r.peer.identity[0] & 1, bytes(r.peer.identity[1]))
         if not self._profile.set_before_enc:
             self._enc_update(c)
         if r.bonded:
@@ -1091,16 +1139,26 @@ class BLE:
             self._enc_update(c)
 
     def _persist(self, c, r):
-        """ble_sm_persist_keys: SET(1, key, ours) then SET(2, key, peer's)."""
+        """ble_sm_persist_keys (only for a bond: keys exchanged without bonding are dropped, the
+        connection keeps its address): the peer's identity address becomes the connection's,
+        then SET(1, key, ours) and SET(2, key, peer's). ble_sm_fill_store_value writes
+        key_size, ediv, rand, authenticated and sc only with an LTK;
+        ble_store_write_peer_sec adds the peer IRK to the resolving list only if the write
+        succeeded."""
+        if r.peer.identity is not None:
+            c.peer_id = (r.peer.identity[0] & 1, bytes(r.peer.identity[1]))
         lay = self._profile.layout
         t, a = c.peer_id
         key = secstruct.store_key(t, a)
+        saved = False
         for sec_type, k in ((1, r.local), (2, r.peer)):
             has_ltk = k.ltk is not None
-            val = secstruct.pack(lay, t, a, key_size=r.key_size, ediv=k.ediv if has_ltk else 0,
+            val = secstruct.pack(lay, t, a, key_size=r.key_size if has_ltk else 0, ediv=k.ediv if has_ltk else 0,
                                  rand=k.rand if has_ltk else 0, ltk=k.ltk, irk=k.irk, csrk=k.csrk,
                                  authenticated=has_ltk and r.authenticated, sc=has_ltk and r.sc)
-            self._set_secret(sec_type, key, val)
+            saved = self._set_secret(sec_type, key, val)
+        if saved and r.peer.irk is not None and r.peer.identity is not None:
+            self._add_resolving(r.peer.irk, c.peer_id)
 
     def _on_failed(self, c, o):
         c.io_action = None
@@ -1115,15 +1173,23 @@ class BLE:
             self._trace.add("host", self._board.name, "smp_timeout", conn=c.handle)
             c.smp = None
         # ENC_CHANGE with an error status: Python sees the current state only
-        if c.numcmp_rejected and o.cause == "sent" and self._profile.numcmp_reject_delay:
-            # esp-nimble: the proc ends without an ENC event; the update comes with the SM timer
-            c.numcmp_rejected = False
-            self._world.schedule(self._profile.numcmp_reject_delay, self._late_enc_update, c, c.smp)
-            return
+        if c.numcmp_rejected and o.cause == "sent":
+            if self._profile.numcmp_reject_delay is None:
+                c.numcmp_rejected = False
+                return  # mynewt-nimble: the proc is freed without an ENC event (real host: none)
+            if self._profile.numcmp_reject_delay:
+                # esp-nimble: the proc stays; its ENC event comes with the SM timer, or when the
+                # link goes (ble_sm_connection_broken), whichever is first (real host);
+                # c.numcmp_rejected stays set while that procedure lives (see _passkey_impl)
+                c.io_injected = False
+                c.late_enc = self._world.schedule(self._profile.numcmp_reject_delay, self._late_enc_update, c, c.smp)
+                return
         c.numcmp_rejected = False
         self._enc_update(c)
 
     def _late_enc_update(self, c, eng):
+        c.late_enc = None
+        c.numcmp_rejected = False
         if self._dead or self._conns.get(c.handle) is not c or c.smp is not eng or eng.busy:
             return
         self._enc_update(c)
@@ -1229,8 +1295,17 @@ class BLE:
             value = self._db.read_value(a)
         else:
             value = _buf(data)
+        self._tx_buffer()
         self._send_notify(c, vh, value, op)
         return None
+
+    def _tx_buffer(self):
+        # NimBLE takes an mbuf from its msys pool for each outgoing PDU and frees it once the
+        # controller has sent it; with the pool empty, ble_hs_mbuf_from_flat fails: BLE_HS_ENOMEM
+        # -> OSError(ENOMEM). So a loop of writes without response or notifications outruns the
+        # link only as far as the pool goes, then gets ENOMEM until PDUs have left.
+        if self._air.tx_pending(self._board) >= TX_BUFFERS:
+            raise self._err("ENOMEM")
 
     def _send_notify(self, c, vh, value, op):
         value = value[: c.mtu - 3]
@@ -1450,6 +1525,7 @@ class BLE:
                 if not self._active:
                     raise self._err("ENODEV")
                 c = self._conn(h)
+                self._tx_buffer()
                 self._att_send(c, bytes([G.WRITE_CMD]) + struct.pack("<H", _int(v)) + b[: c.mtu - 3])
                 return None
             return self._client_start(h, Write(_int(v), b))
@@ -1469,6 +1545,11 @@ class BLE:
         return {h: {"role": c.role, "peer_addr": c.peer_addr, "peer_id": c.peer_id, "encrypted": c.encrypted,
                     "authenticated": c.authenticated, "bonded": c.bonded, "key_size": c.key_size, "mtu": c.mtu}
                 for h, c in self._conns.items()}
+
+
+def _io_cap(io):
+    # reserved values (>= 5) go out raw (see _smp_output); the engine takes only 0..4
+    return io if io <= 4 else 3
 
 
 def _int(v):

@@ -21,7 +21,8 @@ Fields: layout ("88", "80i" = 80 bytes with bond_count, "80"), set_before_enc, a
 defaults (bond, mitm, le_secure, io), errno (NimBLE-name -> number), first_conn_handle,
 preferred_mtu, gap_name, max_name_len, rpa_timeout, central_passkey, numcmp_reject_delay (after a local
 "no" to a numeric comparison, esp-nimble reports the failed ENCRYPTION_UPDATE only at the SMP
-timeout: 30 s; upstream at once: 0), repair_on_key_missing (esp-nimble's ble_sm_process_result: when
+timeout, 30 s, or when the link goes first; 0: at once; None: never, as MicroPython's mynewt-nimble
+on the real host), repair_on_key_missing (esp-nimble's ble_sm_process_result: when
 re-encryption with a stored LTK fails with HCI 0x06 "PIN or key missing", the central frees the
 procedure without an ENC event and starts a fresh pairing; upstream NimBLE reports the failure),
 ram_store (types 1/2 never reach Python), key_dist (sm_our/their_key_dist set at active()),
@@ -34,7 +35,10 @@ no out_of_order: the engine's spec behaviour stays for that profile),
 bond_count_lookup (ble_sm_chk_store_overflow at every pairing start: GET_SECRET(2, 0.., None) then
 GET_SECRET(1, <7 zero bytes>); compiled in only with BLE_SM_BONDING=1: ESP-IDF's esp-nimble config
 has it, MicroPython's unix syscfg.h sets BLE_SM_BONDING=0, so upstream NimBLE as MicroPython builds
-it makes no such look-up: reference real-nimble.md, "What the real host showed").
+it makes no such look-up: reference real-nimble.md, "What the real host showed"), max_key_size (the
+Maximum Encryption Key Size the board offers: 16, but 7 for the "phone-k7" test peer), ltk_ediv_check
+(esp-nimble's ble_sm_retrieve_ltk refuses a stored record whose EDIV/Rand differ from the LTK
+request's; with mynewt-nimble the binding ignores them).
 """
 
 __all__ = ["Profile", "PROFILES", "get_profile", "ESP32_ERRNO", "UNIX_ERRNO"]
@@ -51,7 +55,8 @@ class Profile:
                  le_secure=1, io=3, errno=None, first_conn_handle=0, preferred_mtu=256, gap_name=b"MPY ESP32",
                  max_name_len=31, rpa_timeout=900.0, central_passkey=False, numcmp_reject_delay=30.0,
                  repair_on_key_missing=True, ram_store=False, key_dist=7, shutdown_irqs=True,
-                 smp_ignores_strays=True, bond_count_lookup=True, description=""):
+                 smp_ignores_strays=True, bond_count_lookup=True, max_key_size=16, ltk_ediv_check=True,
+                 description=""):
         if layout not in ("88", "80", "80i"):
             raise ValueError("layout must be '88', '80' or '80i'")
         self.name = name
@@ -73,6 +78,8 @@ class Profile:
         self.shutdown_irqs = shutdown_irqs
         self.smp_ignores_strays = smp_ignores_strays
         self.bond_count_lookup = bond_count_lookup
+        self.max_key_size = max_key_size
+        self.ltk_ediv_check = ltk_ediv_check
         self.description = description
 
     @property
@@ -100,13 +107,16 @@ PROFILES = {
     "esp32-v1.22": Profile("esp32-v1.22", layout="80", set_before_enc=False, ram_store=True, key_dist=0,
                            description="MicroPython <= v1.22: ESP-IDF's RAM bond store, no key distribution"),
     "nimble": Profile("nimble", layout="80", set_before_enc=False, authorize_rejects=False, bond=0,
-                      numcmp_reject_delay=0.0, repair_on_key_missing=False, shutdown_irqs=False,
-                      smp_ignores_strays=False, bond_count_lookup=False,
+                      numcmp_reject_delay=None, repair_on_key_missing=False, shutdown_irqs=False,
+                      smp_ignores_strays=False, bond_count_lookup=False, ltk_ediv_check=False,
                       errno=UNIX_ERRNO, gap_name=b"MPY NIMBLE", description="upstream NimBLE (STM32/unix)"),
     # Not an ESP32: a peer device like a phone app (nRF Connect), whose user can answer passkey
     # and numeric-comparison requests in the central role too. Same API, same store protocol.
     "phone": Profile("phone", central_passkey=True, io=4, gap_name=b"Phone",
                      description="a phone-like peer: passkey actions in both roles (not MicroPython)"),
+    # ... one that offers at most a 7-byte key (Maximum Encryption Key Size 7): a weak peer
+    "phone-k7": Profile("phone-k7", central_passkey=True, io=4, gap_name=b"Phone", max_key_size=7,
+                        description="a phone-like peer offering a 7-byte key at most (not MicroPython)"),
 }
 
 

@@ -68,7 +68,7 @@ def handle_request(ble, c, p):
             out = b""
             if t == 0x2800:
                 for a in db.services():
-                    if s <= a.handle <= e and UUID(bytes(a.value)) == UUID(val):
+                    if s <= a.handle <= e and bytes(a.value) == val:  # NimBLE: the value's raw bytes
                         if 1 + len(out) + 4 > c.mtu:
                             break
                         out += struct.pack("<HH", a.handle, a.end)

@@ -1,70 +1,151 @@
-"""`bluetooth.UUID` as MicroPython implements it (16-, 32- and 128-bit; printed like the board)."""
+"""`bluetooth.UUID` as MicroPython implements it (extmod/modbluetooth.c `bluetooth_uuid_*`).
 
-__all__ = ["UUID"]
+What the firmware's type does, and so this one:
+- `UUID(int)`: always a 16-bit UUID; a value above 65535 is `ValueError("invalid UUID")`
+  (a 32-bit UUID is made from 4 bytes, never from an int); a negative one keeps its low 16 bits.
+- `UUID(buffer)` (bytes, bytearray, memoryview, str, another UUID: anything with the buffer
+  protocol) of 2, 4 or 16 bytes: those bytes, little-endian, as they are, so a 4-character str
+  is a 32-bit UUID of its characters;
+- any other length: a UUID string, hex digits with `-` anywhere, exactly 32 digits
+  ("invalid char in UUID", "UUID too long", "UUID too short");
+- anything else: `TypeError("object with buffer protocol required")`.
+- It has the buffer protocol (`bytes(u)`, `bytearray(b) + u`, `b.extend(u)`): the bytes above.
+- `==` and ordering only between UUIDs, of the same size first (UUID(0x2902) is not equal to
+  its 128-bit form), no len(), no iteration, printed `UUID(0x2902)` / `UUID('6e400001-...')`.
+
+CPython has no buffer protocol for Python classes before 3.12, so the type is a `bytes`
+subclass (its value is the UUID's bytes) with bytes' own behaviours taken away.
+ATT compares 16- and 128-bit forms as equal: the model uses `att_equal` for that.
+"""
+
+__all__ = ["UUID", "parse"]
 
 _BASE = bytes.fromhex("0000000000001000800000805f9b34fb")  # 00000000-0000-1000-8000-00805f9b34fb
+_HEX = "0123456789abcdefABCDEF"
 
 
-class UUID:
-    __slots__ = ("_b",)  # little-endian bytes, 2, 4 or 16 long
-
-    def __init__(self, value):
-        if isinstance(value, UUID):
-            self._b = value._b
-        elif isinstance(value, int) and not isinstance(value, bool):
-            if 0 <= value <= 0xFFFF:
-                self._b = value.to_bytes(2, "little")
-            elif 0 <= value <= 0xFFFFFFFF:
-                self._b = value.to_bytes(4, "little")
-            else:
-                raise ValueError("invalid UUID")
-        elif isinstance(value, str):
-            h = value.replace("-", "")
-            if len(h) != 32:
-                raise ValueError("invalid UUID")
-            try:
-                self._b = bytes.fromhex(h)[::-1]
-            except ValueError:
-                raise ValueError("invalid UUID") from None
-        elif isinstance(value, (bytes, bytearray, memoryview)):
-            b = bytes(value)
-            if len(b) not in (2, 4, 16):
-                raise ValueError("invalid UUID")
-            self._b = b
-        else:
+def parse(value):
+    """The UUID's little-endian bytes for a constructor argument, or the firmware's error."""
+    if isinstance(value, int) and not isinstance(value, bool):  # mp_obj_is_int: bool is not
+        if value > 65535:
             raise ValueError("invalid UUID")
+        if value < -(1 << 31):
+            raise OverflowError("overflow converting long int to machine word")
+        return bytes((value & 0xFF, (value >> 8) & 0xFF))
+    if isinstance(value, str):
+        buf = value.encode()
+    elif isinstance(value, (bytes, bytearray, memoryview)):
+        buf = bytes(value)
+    else:
+        raise TypeError("object with buffer protocol required")
+    if len(buf) in (2, 4, 16):
+        return buf
+    data = bytearray(16)
+    i = 32
+    for c in buf.decode("latin-1"):
+        if c == "-":
+            continue
+        if c not in _HEX:
+            raise ValueError("invalid char in UUID")
+        i -= 1
+        if i < 0:
+            raise ValueError("UUID too long")
+        if i % 2 == 0:
+            data[i // 2] |= int(c, 16)
+        else:
+            data[i // 2] = int(c, 16) << 4
+    if i > 0:
+        raise ValueError("UUID too short")
+    return bytes(data)
 
-    # bytes(uuid) gives the little-endian value, as on the board
+
+class UUID(bytes):
+    __slots__ = ()
+
+    def __new__(cls, value):
+        return bytes.__new__(cls, parse(value))
+
+    @property
+    def _b(self):
+        return bytes(self)
+
     def __bytes__(self):
-        return self._b
-
-    def __buffer__(self, flags):
-        return memoryview(self._b)
-
-    def __len__(self):
-        return len(self._b)
+        return bytes.__getitem__(self, slice(None))
 
     def full(self):
         """128-bit little-endian form (for comparisons across sizes)."""
-        if len(self._b) == 16:
-            return self._b
-        return _BASE[::-1][:12] + self._b.ljust(4, b"\0")
+        b = bytes(self)
+        if len(b) == 16:
+            return b
+        return _BASE[::-1][:12] + b.ljust(4, b"\0")
 
-    def __eq__(self, other):
+    def att_equal(self, other):
+        """Equal as ATT compares attribute types (16/32-bit the same as their 128-bit form)."""
+        return self.full() == UUID(other).full()
+
+    # modbluetooth.c bluetooth_uuid_binary_op: UUIDs only; a different size compares by size
+    def _cmp(self, other):
         if not isinstance(other, UUID):
             return NotImplemented
-        return self.full() == other.full()
+        a, b = bytes(self), bytes(other)
+        if len(a) != len(b):
+            return (len(a) > len(b)) - (len(a) < len(b))
+        return (a > b) - (a < b)
+
+    # not NotImplemented for other types: bytes' own == would then say UUID(0x2902) == b"\x02\x29"
+    def __eq__(self, other):
+        return isinstance(other, UUID) and self._cmp(other) == 0
+
+    def __ne__(self, other):
+        return not self.__eq__(other)
+
+    def __lt__(self, other):
+        c = self._cmp(other)
+        return c if c is NotImplemented else c < 0
+
+    def __le__(self, other):
+        c = self._cmp(other)
+        return c if c is NotImplemented else c <= 0
+
+    def __gt__(self, other):
+        c = self._cmp(other)
+        return c if c is NotImplemented else c > 0
+
+    def __ge__(self, other):
+        c = self._cmp(other)
+        return c if c is NotImplemented else c >= 0
 
     def __hash__(self):
-        return hash(self.full())
+        return hash((UUID, bytes(self)))
+
+    def __len__(self):
+        raise TypeError("object of type 'UUID' has no len()")
+
+    def __iter__(self):
+        raise TypeError("'UUID' object isn't iterable")
+
+    def __getitem__(self, i):
+        raise TypeError("'UUID' object isn't subscriptable")
+
+    def __contains__(self, x):
+        raise TypeError("'UUID' object isn't iterable")
+
+    def __add__(self, other):
+        raise TypeError("unsupported types for __add__: 'UUID', '%s'" % type(other).__name__)
+
+    def __mul__(self, other):
+        raise TypeError("unsupported types for __mul__: 'UUID', '%s'" % type(other).__name__)
+
+    __rmul__ = __mul__
 
     def __repr__(self):
-        b = self._b
-        if len(b) == 2:
-            return "UUID(0x%04x)" % int.from_bytes(b, "little")
-        if len(b) == 4:
-            return "UUID(0x%08x)" % int.from_bytes(b, "little")
+        b = bytes(self)
+        if len(b) <= 4:
+            return "UUID(0x%s)" % b[::-1].hex()
         h = b[::-1].hex()
         return "UUID('%s-%s-%s-%s-%s')" % (h[:8], h[8:12], h[12:16], h[16:20], h[20:])
 
     __str__ = __repr__
+
+    def __reduce__(self):
+        return (UUID, (bytes(self),))

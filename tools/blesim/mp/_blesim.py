@@ -77,6 +77,8 @@ def enc(v):
     if v is None or v is True or v is False:
         return v
     t = type(v)
+    if UUID is not None and isinstance(v, UUID):  # before bytes: UUID has bytes' buffer
+        return {"u": binascii.hexlify(bytes(v)).decode()}
     if t is int or t is float or t is str:
         return v
     if t is tuple:
@@ -87,8 +89,6 @@ def enc(v):
         return {"k": [[enc(k), enc(x)] for k, x in v.items()]}
     if t is bytes or t is bytearray or t is memoryview:
         return {"b": binascii.hexlify(bytes(v)).decode()}
-    if UUID is not None and isinstance(v, UUID):
-        return {"u": v._value}
     if isinstance(v, int):  # bool handled above; IntEnum-like
         return int(v)
     return {"o": repr(v)}
@@ -114,7 +114,7 @@ def dec(v, views=None):
     if "t" in v:
         return tuple([dec(x, views) for x in v["t"]])
     if "u" in v:
-        return UUID(v["u"])
+        return UUID(binascii.unhexlify(v["u"]))
     if "k" in v:
         d = {}
         for k, x in v["k"]:
@@ -164,6 +164,7 @@ _depth = 0
 _handler = None
 _woke_by_irq = False
 _stdin_buf = b""
+_wake_pending = False  # a "wake" for our wait came while a scheduled callback's call ran
 info = {}
 quiet_spin = 0  # ticks reads since the last wait (see now_us)
 
@@ -281,12 +282,19 @@ def _print_unhandled(e):
             if line and "_blesim.py" not in line:  # the frame of this module, not the board's
                 sys.stdout.write(line + "\n")
     else:
-        import traceback
+        print_exception(e, skip=1)
 
-        sys.stdout.write("Traceback (most recent call last):\n")
-        for fr in traceback.extract_tb(e.__traceback__)[1:]:
-            sys.stdout.write('  File "%s", line %d, in %s\n' % (fr.filename, fr.lineno, fr.name))
-        sys.stdout.write("".join(traceback.format_exception_only(type(e), e)))
+
+def print_exception(e, file=None, skip=0):
+    """sys.print_exception for CPython board processes: MicroPython's format (frames without
+    source lines), so code that prints a caught exception (lib's log) shows where it came from."""
+    import traceback
+
+    out = file or sys.stdout
+    out.write("Traceback (most recent call last):\n")
+    for fr in traceback.extract_tb(e.__traceback__)[skip:]:
+        out.write('  File "%s", line %d, in %s\n' % (fr.filename, fr.lineno, fr.name))
+    out.write("".join(traceback.format_exception_only(type(e), e)))
 
 
 def _run_scheduled():
@@ -301,6 +309,7 @@ def _run_scheduled():
 def call(method, args=(), kwargs=None):
     """Runs `method` on this board's firmware model in the broker."""
     global quiet_spin
+    spun = quiet_spin
     quiet_spin = 0
     connect()
     msg = {"op": "call", "m": method, "a": [enc(a) for a in args]}
@@ -312,9 +321,17 @@ def call(method, args=(), kwargs=None):
         if _dispatch(r):
             continue
         op = r["op"]
+        if op == "wake":  # see _took_wake
+            _took_wake()
+            continue
         if op == "res":
             return dec(r["v"])
         if op == "err":
+            # a script retrying a failing call (ENOMEM from a full buffer pool) is spinning: on
+            # a board that takes time, so count it like a tight ticks_ms() loop (see now_us)
+            quiet_spin = spun + 1
+            if quiet_spin >= 64:
+                idle()
             raise _exc(r["c"], dec(r["a"]))
         raise OSError(5, "blesim: unexpected " + op)
 
@@ -326,9 +343,20 @@ def _request(msg):
         r = _recv()
         if _dispatch(r):
             continue
+        if r["op"] == "wake":
+            _took_wake()
+            continue
         if r["op"] == "res":
             return dec(r["v"])
         raise OSError(5, "blesim: unexpected " + r["op"])
+
+
+def _took_wake():
+    # An IRQ came during a wait; after its handler, a micropython.schedule()d callback (run
+    # then, as the firmware runs them between the main loop's bytecodes) called a BLE method.
+    # The broker may end the wait before it answers that call: the wake belongs to the wait.
+    global _wake_pending
+    _wake_pending = True
 
 
 def hold_for_broadcast():
@@ -415,7 +443,7 @@ def wait(until_us, on_irq, ext_fd=None, ext_poll=None):
 
 
 def _wait_once(until_us, on_irq, ext_fd=None, ext_poll=None):
-    global _woke_by_irq, quiet_spin
+    global _woke_by_irq, quiet_spin, _wake_pending
     quiet_spin = 0
     connect()
     _woke_by_irq = False
@@ -426,6 +454,9 @@ def _wait_once(until_us, on_irq, ext_fd=None, ext_poll=None):
     resumed = False
     why = "time"
     while True:
+        if _wake_pending:
+            _wake_pending = False
+            return why
         if ext_poll is not None and not resumed and not _rbuf:
             # another poller's descriptors (asyncio streams): look at them every 10 ms
             p = select.poll()
@@ -483,6 +514,13 @@ def sleep_us(n):
         wait(_now, False)
 
 
+def _stdin_ready():
+    # more of a line already there: read on without a round trip to the broker per byte
+    p = select.poll()
+    p.register(0, select.POLLIN)
+    return bool(p.poll(0))
+
+
 def readline_stdin(virtual=True):
     """A line from stdin (multitest). With `virtual`, this board counts as waiting (the
     clock may move and IRQs run meanwhile, as on a board blocked in input); without, the
@@ -494,10 +532,10 @@ def readline_stdin(virtual=True):
             line = _stdin_buf[: i + 1]
             _stdin_buf = _stdin_buf[i + 1 :]
             return line.decode()
-        if virtual and connected():
+        if virtual and connected() and not _stdin_ready():
             wait(None, False, 0)
         if MP:
-            c = sys.stdin.buffer.read(1)
+            c = sys.stdin.buffer.read(1)  # one byte (a read of more would block for them)
         else:
             import os as _os
 

@@ -16,7 +16,11 @@ printed ("Unhandled exception in IRQ callback handler" + traceback) and
 removes the handler, as on the board.
 """
 
+import sys
+
 import _blesim
+
+MP = sys.implementation.name == "micropython"
 
 # The firmware module exports only these five flags (the others are documented as
 # constants for users to define themselves).
@@ -27,70 +31,116 @@ FLAG_NOTIFY = 0x0010
 FLAG_INDICATE = 0x0020
 
 
-def _hexval(s):
-    return int(s, 16)
+_HEX = "0123456789abcdefABCDEF"
 
 
-class UUID:
-    """bluetooth.UUID: 16-, 32- or 128-bit, printed as MicroPython prints it."""
-
-    def __init__(self, value):
-        if isinstance(value, UUID):
-            self._value = value._value
-            return
-        if isinstance(value, int):
-            if value < 0 or value > 0xFFFFFFFF:
-                raise ValueError("invalid UUID")
-            self._value = value
-            return
-        if isinstance(value, str):
-            h = value.replace("-", "")
-            if len(h) != 32:
-                raise ValueError("invalid UUID")
-            _hexval(h)
-            self._value = value.lower() if len(value) == 36 else _dashed(h.lower())
-            return
-        b = bytes(value)  # 2, 4 or 16 bytes, little-endian as on the board
-        if len(b) in (2, 4):
-            self._value = int.from_bytes(b, "little")
-        elif len(b) == 16:
-            h = ""
-            for i in range(15, -1, -1):
-                h += "%02x" % b[i]
-            self._value = _dashed(h)
-        else:
+def _uuid_bytes(value):
+    # extmod/modbluetooth.c bluetooth_uuid_make_new (see tools/blesim/firmware/uuid.py)
+    if type(value) is int:
+        if value > 65535:
             raise ValueError("invalid UUID")
+        return bytes((value & 0xFF, (value >> 8) & 0xFF))
+    if isinstance(value, str):
+        buf = value.encode()
+    elif isinstance(value, (bytes, bytearray, memoryview)):
+        buf = bytes(value)
+    else:
+        raise TypeError("object with buffer protocol required")
+    if len(buf) in (2, 4, 16):
+        return buf
+    data = bytearray(16)
+    i = 32
+    for c in buf:
+        c = chr(c)
+        if c == "-":
+            continue
+        if c not in _HEX:
+            raise ValueError("invalid char in UUID")
+        i -= 1
+        if i < 0:
+            raise ValueError("UUID too long")
+        if i % 2 == 0:
+            data[i // 2] |= int(c, 16)
+        else:
+            data[i // 2] = int(c, 16) << 4
+    if i > 0:
+        raise ValueError("UUID too short")
+    return bytes(data)
 
-    def __repr__(self):
-        if isinstance(self._value, int):
-            return ("UUID(0x%04x)" if self._value <= 0xFFFF else "UUID(0x%08x)") % self._value
-        return "UUID('%s')" % self._value
 
-    def __str__(self):
-        return self.__repr__()
+class UUID(bytes):
+    """bluetooth.UUID: 16-, 32- or 128-bit, with the buffer protocol (its little-endian
+    bytes), compared and printed as MicroPython does. A bytes subclass is the one way a
+    Python class gets the buffer protocol (MicroPython, CPython < 3.12); bytes' other
+    behaviours are taken away."""
+
+    if MP:
+
+        def __init__(self, value):
+            super().__init__(_uuid_bytes(value))  # MicroPython builds the native base here
+
+    else:
+
+        def __new__(cls, value):
+            return bytes.__new__(cls, _uuid_bytes(value))
+
+    def _cmp(self, other):
+        a = bytes(self)
+        b = bytes(other)
+        if len(a) != len(b):
+            return (len(a) > len(b)) - (len(a) < len(b))
+        return (a > b) - (a < b)
 
     def __eq__(self, other):
-        return isinstance(other, UUID) and other._value == self._value
+        return isinstance(other, UUID) and self._cmp(other) == 0
 
     def __ne__(self, other):
         return not self.__eq__(other)
 
+    def __lt__(self, other):
+        return self._cmp(_need_uuid(other)) < 0
+
+    def __le__(self, other):
+        return self._cmp(_need_uuid(other)) <= 0
+
+    def __gt__(self, other):
+        return self._cmp(_need_uuid(other)) > 0
+
+    def __ge__(self, other):
+        return self._cmp(_need_uuid(other)) >= 0
+
     def __hash__(self):
-        return hash(self._value)
+        return hash(bytes(self)) ^ 0x5555
 
-    def __bytes__(self):  # CPython only (MicroPython classes can't offer the buffer protocol)
-        v = self._value
-        if isinstance(v, int):
-            return v.to_bytes(2 if v <= 0xFFFF else 4, "little")
-        b = bytearray(16)
-        h = v.replace("-", "")
-        for i in range(16):
-            b[15 - i] = int(h[2 * i : 2 * i + 2], 16)
-        return bytes(b)
+    def __len__(self):
+        raise TypeError("object of type 'UUID' has no len()")
+
+    def __iter__(self):
+        raise TypeError("'UUID' object isn't iterable")
+
+    def __getitem__(self, i):
+        raise TypeError("'UUID' object isn't subscriptable")
+
+    def __add__(self, other):
+        raise TypeError("unsupported types for __add__: 'UUID', '%s'" % type(other).__name__)
+
+    def __repr__(self):
+        b = bytes(self)
+        h = ""
+        for i in range(len(b) - 1, -1, -1):
+            h += "%02x" % b[i]
+        if len(b) <= 4:
+            return "UUID(0x%s)" % h
+        return "UUID('%s-%s-%s-%s-%s')" % (h[:8], h[8:12], h[12:16], h[16:20], h[20:])
+
+    def __str__(self):
+        return self.__repr__()
 
 
-def _dashed(h):
-    return h[:8] + "-" + h[8:12] + "-" + h[12:16] + "-" + h[16:20] + "-" + h[20:]
+def _need_uuid(other):
+    if not isinstance(other, UUID):
+        raise TypeError("unsupported types for comparison: 'UUID', '%s'" % type(other).__name__)
+    return other
 
 
 _blesim.UUID = UUID

@@ -4,7 +4,7 @@ What the blesmp apps use of the ESP32 `machine` module: `Pin` (a simulated
 GPIO: outputs keep their value, inputs read what `Pin.set_input` or the pull
 says; `irq` is accepted and fires on `Pin.set_input` changes), `Timer` (on the virtual
 clock), `idle()` (waits
-in virtual time until an IRQ or a short while), `reset()`/`soft_reset()` (end
+in virtual time until an IRQ or a short while), `reset()`/`soft_reset()`/`deepsleep()` (end
 the script: the board process exits with code 99 so its launcher can restart
 it), `unique_id()` (from the board's address), `freq()`.
 """
@@ -28,6 +28,19 @@ def reset():
 
 def soft_reset():
     reset()
+
+
+def deepsleep(time_ms=None):
+    # ESP32: the chip powers down (links drop without a word; peers see a supervision
+    # timeout) and boots again: the process ends as for reset(). The time asleep is not
+    # modelled: the clock waits for the new process as after a reset.
+    reset()
+
+
+def lightsleep(time_ms=None):
+    # the CPU pauses; the BLE controller keeps its links: time passes as in sleep_ms
+    if time_ms:
+        _blesim.sleep_us(int(time_ms) * 1000)
 
 
 def unique_id():

@@ -278,7 +278,7 @@ class SmpEngine:
                 self._emit(Failed(C.REPEATED_ATTEMPTS, True, "blocked"))
                 return
             init_kd, resp_kd = self._our_dist(cfg.init_key_dist), cfg.resp_key_dist
-            if not cfg.bonding:
+            if not cfg.bonding and not cfg.keys_without_bonding:
                 init_kd = resp_kd = 0
             self._preq = P.pairing_request(cfg.io_cap, self._oob_flag(), cfg.auth_req(), cfg.max_key_size,
                                            init_kd, resp_kd)
@@ -429,7 +429,7 @@ class SmpEngine:
         cfg = self.config
         req = self._preq
         bonding = cfg.bonding and bool(req[3] & C.AUTH_BONDING)
-        if bonding:
+        if bonding or cfg.keys_without_bonding:
             init_kd = req[5] & cfg.init_key_dist
             resp_kd = req[6] & self._our_dist(cfg.resp_key_dist)
         else:
@@ -464,7 +464,10 @@ class SmpEngine:
         self._bonded = bool(req[3] & rsp[3] & C.AUTH_BONDING)
         self._init_kd = rsp[5] & 0x07
         self._resp_kd = rsp[6] & 0x07
-        if not self._bonded:
+        if cfg.keys_without_bonding:
+            if not self._sc and not (self._init_kd or self._resp_kd):
+                self._bonded = False  # ble_sm_pair_cfg: a legacy bond needs at least one key
+        elif not self._bonded:
             self._init_kd = self._resp_kd = 0
         self._method, self._pk_roles = select(
             self._sc, req[1], rsp[1], req[2], rsp[2], bool(req[3] & C.AUTH_MITM), bool(rsp[3] & C.AUTH_MITM))

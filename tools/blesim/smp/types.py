@@ -61,18 +61,23 @@ class SmpConfig(_Record):
     hold_pairing_request: peripheral only; True = stop after PairingRequestReceived until
         accept_pairing() is called. False = answer at once (PairingRequestReceived still comes
         first in the output list, before the Send of the Pairing Response).
+    keys_without_bonding: False (the default) = no keys are requested, offered or exchanged
+        unless both sides set the bonding flag. True = NimBLE's behaviour (ble_sm_pair_req_fill,
+        ble_sm_pair_rsp_fill, ble_sm_pair_cfg): the key distribution fields carry the configured
+        keys whatever the bonding flag, keys are exchanged as the Pairing Response says, and a
+        legacy pairing that exchanges no key is not a bond.
     """
 
     __slots__ = (
         "io_cap", "oob", "bonding", "mitm", "sc", "keypress", "ct2", "max_key_size", "min_key_size",
         "init_key_dist", "resp_key_dist", "sc_only", "require_mitm", "passkey", "pairable",
-        "hold_pairing_request", "allow_debug_key",
+        "hold_pairing_request", "allow_debug_key", "keys_without_bonding",
     )
 
     def __init__(self, io_cap=3, oob=None, bonding=True, mitm=False, sc=True, keypress=False, ct2=False,
                  max_key_size=16, min_key_size=7, init_key_dist=7, resp_key_dist=7, sc_only=False,
                  require_mitm=False, passkey=None, pairable=True, hold_pairing_request=False,
-                 allow_debug_key=True):
+                 allow_debug_key=True, keys_without_bonding=False):
         if io_cap not in (0, 1, 2, 3, 4):
             raise ValueError("io_cap must be 0..4")
         if not 7 <= max_key_size <= 16:
@@ -98,6 +103,7 @@ class SmpConfig(_Record):
         self.pairable = bool(pairable)
         self.hold_pairing_request = bool(hold_pairing_request)
         self.allow_debug_key = bool(allow_debug_key)
+        self.keys_without_bonding = bool(keys_without_bonding)
 
     def auth_req(self):
         a = 0

@@ -1,0 +1,112 @@
+"""Run a user's own board scripts on the real host: `python -m tools.blesim.run --nimble a.py b.py`.
+
+Each script runs in its own real-host MicroPython process (tools/realhost/boards.py) on its own
+radio, its working directory the board's flash folder (default: a fresh temporary one per
+board). Output lines come as `name| line`. A board that exits frees its radio; a script that
+calls machine.deepsleep() ends its process. Everything started here is stopped here.
+"""
+
+import os
+import queue
+import shutil
+import subprocess
+import sys
+import tempfile
+import threading
+
+from tools.realhost import boards
+from tools.realhost.airtrace import AirTrace
+from tools.realhost.radios import Radios
+
+
+class BoardResult:
+    def __init__(self, name, rc, lines):
+        self.name = name
+        self.rc = rc
+        self.lines = lines
+
+    def __repr__(self):
+        return "<BoardResult %s rc=%r %d lines>" % (self.name, self.rc, len(self.lines))
+
+
+class Results(list):
+    trace = None
+
+
+def _pump(name, stream, q):
+    for raw in iter(stream.readline, b""):
+        q.put((name, raw.decode(errors="replace").rstrip("\r\n")))
+    q.put((name, None))
+
+
+def run_boards(entries, host=boards.DEFAULT_HOST, prefix=True, out=None, timeout=None, quiet=False,
+               btsnoop=None, trace=None, width=None):
+    """entries: (script, opts) with opts keys name, fs, addr (hex), args, heapsize. Returns Results
+    (BoardResult per board; .trace: the air's Trace). `timeout`: real seconds without output before
+    the boards are killed. `trace`: an SVG path for the sequence chart (also printed)."""
+    out = out or sys.stdout
+    exe = boards.interpreter(host)
+    tmp = tempfile.mkdtemp(prefix="realhost-run-")
+    air = AirTrace()
+    radios = Radios(btsnoop=btsnoop, tap=air.link_tap, hci_tap=air.hci_tap,
+                    on_event=lambda n, t: None).start()
+    air.radios = radios
+    procs, lines = {}, {}
+    q = queue.Queue()
+    try:
+        for i, (script, opts) in enumerate(entries):
+            opts = dict(opts or {})
+            name = opts.get("name") or os.path.splitext(os.path.basename(script))[0]
+            if name in procs:
+                name = "%s%d" % (name, i)
+            fs = opts.get("fs") or os.path.join(tmp, "fs-" + name)
+            os.makedirs(fs, exist_ok=True)
+            pty = radios.add(name, opts.get("addr"))
+            env = boards.board_env(pty, [os.path.dirname(os.path.abspath(script))])
+            argv = boards.board_command(exe, script, opts.get("args") or (), opts.get("heapsize"))
+            p = subprocess.Popen(argv, cwd=fs, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                                 stderr=subprocess.STDOUT)
+            procs[name] = p
+            lines[name] = []
+            threading.Thread(target=_pump, args=(name, p.stdout, q), daemon=True).start()
+        width_name = max(len(n) for n in procs)
+        open_streams = len(procs)
+        while open_streams:
+            try:
+                name, line = q.get(timeout=timeout)
+            except queue.Empty:
+                out.write("realhost: no output for %ss, boards killed\n" % timeout)
+                break
+            if line is None:
+                open_streams -= 1
+                continue
+            lines[name].append(line)
+            if not quiet:
+                out.write(("%-*s| %s\n" % (width_name, name, line)) if prefix else line + "\n")
+                out.flush()
+        results = Results()
+        for name, p in procs.items():
+            if p.poll() is None:
+                p.kill()
+            results.append(BoardResult(name, p.wait(), lines[name]))
+    finally:
+        for p in procs.values():
+            if p.poll() is None:
+                p.kill()
+                p.wait()
+        radios.close()
+        shutil.rmtree(tmp, ignore_errors=True)
+    results.trace = air.trace
+    if trace:
+        from tools.blesim import render
+
+        order = list(procs)
+        if not quiet:
+            out.write(render.text(air.trace, width=width, boards=order) + "\n")
+        with open(trace, "w") as f:
+            f.write(render.svg(air.trace, boards=order))
+        with open(trace + ".jsonl", "w") as f:
+            f.write(air.trace.to_jsonl())
+        if not quiet:
+            out.write("trace: %s (SVG), %s.jsonl\n" % (trace, trace))
+    return results
