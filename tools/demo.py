@@ -369,6 +369,9 @@ class Demo:
         self.check(sec.string.startswith("SECURED"), "the fob's link is encrypted: %s" % sec.string)
         self.check(info.get("level") == 2 and info.get("auth") == 0,
                    "level 2 (encrypted, not authenticated): Just Works, as a stock ESP32 central allows")
+        self.check(any(x.startswith("BOND STORED") for x in s.lines["lock"]) and "(stored bond)" not in
+                   lock_sec.string and " sc=1" in lock_sec.string, "the lock reports a new bond with sc=1, not a "
+                   "re-encryption (no host's bond-count look-up is needed to tell them apart)")
         self.check("refused" in refused.string and "authentication" in refused.string,
                    "the level-3 lock state stays closed to it: %s" % refused.string)
         self.check(any(r.name.startswith("PAIRING_REQ") for r in smp_pdus(trace)), "a pairing ran on the air")

@@ -15,6 +15,12 @@ Semantics follow upstream `tests/run-multitests.py`:
   `SET name = value` lines printed before that become globals of the later instances;
 - `multitest.next()`, `globals(**kw)`, `broadcast(msg)` (sent to the other instances' stdin),
   `wait(msg)` (reads stdin until `BROADCAST msg`), `skip()`;
+- `output_metric(data)`: an `OUTPUT_METRIC data` line, left out of the compared output,
+  printed after the result as `<test>: data` (TestResult.metrics);
+- `expect_reboot(resume, delay_ms)`: `WAIT_FOR_REBOOT resume delay_ms` stays in the output;
+  what the instance prints until it reboots is dropped; then the test file runs again with
+  `resume()` (it must start with the instance's name) instead of `instanceN()`. A simulated
+  board reboots when its process ends with status 99 (`machine.reset()`, `deepsleep()`);
 - an instance that prints nothing for 10 s (real time) gets `TIMEOUT` and fails the test;
 - the output `--- instance0 ---\\n<lines>\\n--- instance1 ---\\n...` is compared exactly with
   `test.py.exp`; without one, with the output of the same test run with every instance on
@@ -25,10 +31,13 @@ directory, and the test's directory is on its module path. `multitest.next()` wa
 runner's go-ahead, which comes once the runner has announced the next instance to the broker,
 so the virtual clock cannot run ahead (and time out a peer) while the next interpreter starts.
 `multitest.wait()` lets the virtual clock move (the board waits, as a board blocked on its
-serial input would). Exit status: 0 when every test passed or was skipped.
+serial input would). Instance i's board has address a4cf120000(i+1). When every instance waits
+and nothing can end a wait (a broadcast from an instance that has ended), the test ends at once
+with TIMEOUT and a note instead of after the real-time timeout. Exit status: 0 when every test
+passed or was skipped.
 
 Python API: `run_test(path, interps=("cpython",), trace=None) -> TestResult` with .status
-("pass" | "fail" | "skip"), .output, .expected.
+("pass" | "fail" | "skip"), .output, .expected, .metrics, .notes.
 """
 
 import argparse

@@ -165,8 +165,8 @@ def test_a_board_that_does_not_reboot_fails_the_test_with_a_note(tmp_path):
     (tmp_path / "noreboot.py.exp").write_text(REBOOT_EXP)
     r = run_test(str(t), ["cpython"], timeout=2)
     assert r.status == "fail"
+    # (then instance1 waits for "back" in vain: TIMEOUT, and maybe a note that nothing can wake it)
     assert r.notes[0] == "Reboot: instance0 did not reboot (exit status 0)"
-    assert r.notes[1].startswith("blesim: every instance is waiting")  # instance1 waits for "back" in vain
 
 
 def test_a_resume_function_of_another_instance_is_an_error(tmp_path):
