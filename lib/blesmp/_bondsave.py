@@ -206,9 +206,7 @@ def remove(self, k):
     self._b = [x for x in self._b if x is not e]
     save(self)
     if not self.readonly:  # its keys also leave the quarantine and the imported JSON
-        from blesmp import _bondfiles
-
-        _bondfiles.scrub(self, e)
+        _files("scrub", self, e)
     _emit(self, "removed", e)
     return True
 
@@ -219,10 +217,18 @@ def clear(self):
     self._irk = None
     save(self)
     if not self.readonly:
-        from blesmp import _bondfiles
-
-        _bondfiles.forget(self)
+        _files("forget", self)
     _emit(self, "cleared", None)
+
+
+def _files(name, *args):
+    # blesmp._bondfiles (the side files), only for remove()/clear(), dropped again on the board
+    from blesmp import _bondfiles, _drop
+
+    try:
+        getattr(_bondfiles, name)(*args)
+    finally:
+        _drop("_bondfiles")
 
 
 def pin(self, k, pinned):
