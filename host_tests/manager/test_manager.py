@@ -1011,6 +1011,11 @@ def test_notification_reads_of_protected_values_need_every_link_to_qualify():
         raise AssertionError("protected value notified to an unencrypted link")
     except OSError:
         pass
+    # a notify() in progress in another thread (on ESP32 the NimBLE task sends notifications of
+    # gatts_write(send_update=True) by itself): its reads are not the one notify() vouched for
+    sm._notify_to = (0, "another thread")
+    assert ble.ev(C.IRQ_GATTS_READ_REQUEST, 65535, 20) == C.ATT_INSUFFICIENT_AUTHENTICATION
+    sm._notify_to = None
     ble.ev(C.IRQ_CENTRAL_DISCONNECT, 1, 0, memoryview(other))
     assert ble.ev(C.IRQ_GATTS_READ_REQUEST, 65535, 20) == 0
 

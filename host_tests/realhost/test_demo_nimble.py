@@ -15,10 +15,15 @@ from tools.demo import Demo
 @pytest.mark.parametrize("host", ["esp", "mynewt"])
 def test_demo_steps_on_real_host(host, tmp_path):
     interpreter_or_skip(host)
-    out = io.StringIO()
-    demo = Demo(width=100, svg_dir=str(tmp_path / "svg"), show_chart=False, out=out, nimble=host)
-    rc = demo.run()
-    text = out.getvalue()
+    for _attempt in (1, 2):
+        out = io.StringIO()
+        demo = Demo(width=100, svg_dir=str(tmp_path / "svg"), show_chart=False, out=out, nimble=host)
+        rc = demo.run()
+        text = out.getvalue()
+        # a run where a step missed its deadline on a loaded shared machine runs once more (see
+        # test_upstream_nimble.py); a defect fails both runs
+        if not any("never printed" in f for f in demo.failures):
+            break
     assert rc == 0 and not demo.failures, text
     rows = {r["flow"][0]: r for r in demo.rows}
     assert sorted(rows) == ["1", "2", "3", "4"], text

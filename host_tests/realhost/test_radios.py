@@ -4,6 +4,7 @@ the board-process cases run the real-host interpreter."""
 
 import asyncio
 import os
+import select
 import subprocess
 import sys
 import time
@@ -111,17 +112,26 @@ def test_data_after_encryption_change_waits_until_the_host_read_it(air):
     pty = radios.add("host")
     fd = os.open(pty, os.O_RDWR | os.O_NOCTTY)
     try:
-        time.sleep(0.1)  # the port notices its board
         port = radios.ports["host"]
+        while not radios.call(lambda: port.up):  # the port notices its board
+            time.sleep(0.01)
         enc = bytes([4, 0x08, 4, 0, 1, 0, 1])
         acl = bytes([2, 1, 0x20, 5, 0, 1, 0, 6, 0, 0x08])
-        radios.call(lambda: (port.on_packet(enc), port.on_packet(acl)))
-        time.sleep(0.05)
-        assert os.read(fd, 64) == enc  # the data waited: the board had not read the event
-        time.sleep(0.05)
-        assert os.read(fd, 64) == acl
+        # the data waits behind the event (released once the board has read it)
+        assert radios.call(lambda: (port.on_packet(enc), port.on_packet(acl), list(port.held))[2]) == [acl]
+        assert _read(fd, len(enc)) == enc
+        assert _read(fd, len(acl)) == acl  # read: the data follows, in order
     finally:
         os.close(fd)
+
+
+def _read(fd, n):
+    got = b""
+    while len(got) < n:
+        if not select.select([fd], [], [], 30)[0]:
+            break
+        got += os.read(fd, n - len(got))
+    return got
 
 
 def test_board_exit_drops_its_links_and_the_next_process_starts_clean(tmp_path):
@@ -139,7 +149,8 @@ def test_board_exit_drops_its_links_and_the_next_process_starts_clean(tmp_path):
             p = subprocess.Popen([exe, str(script)], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                                  cwd=str(tmp_path))
             try:
-                assert p.stdout.readline().startswith(b"UP (0, b'\\xa4\\xcf\\x12\\x00\\x00\\x11')")
+                line = p.stdout.readline()
+                assert line.startswith(b"UP (0, b'\\xa4\\xcf\\x12\\x00\\x00\\x11')"), (n, line, p.poll())
                 radios.call(phone.connect, _addr(A), hci.OwnAddressType.PUBLIC)
             finally:
                 p.kill()
@@ -181,10 +192,13 @@ def test_radios_cli_prints_the_ptys_and_stops():
                          cwd=boards.ROOT)
     try:
         lines = [p.stdout.readline() for _ in range(3)]
+        p.terminate()  # SIGTERM: as a tool or a user's kill stops it
+        rc = p.wait(60)
     finally:
-        p.send_signal(2)
-        p.wait(10)
+        if p.poll() is None:  # never leave it running, whatever failed
+            p.kill()
+            p.wait()
         p.stdout.close()
+    assert rc == 0
     assert lines[0].startswith("board 0: MICROPYBTUART=/dev/pts/") and "A4:CF:12:52:00:01" in lines[0]
     assert lines[1].startswith("board 1: MICROPYBTUART=/dev/pts/")
-    assert p.returncode == 0

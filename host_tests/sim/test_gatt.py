@@ -193,9 +193,11 @@ def test_cccd_subscription_and_send_update():
     assert rp.of(_IRQ_GATTS_WRITE) == []  # CCCD writes are NimBLE's own
     rp.clear()
     p.ble.gatts_write(hs[0], b"new", True)
-    assert rp.events == [(_IRQ_GATTS_READ_REQUEST, (65535, hs[0]))]  # NimBLE reads it back
+    assert rp.events == []  # NimBLE's host task sends later (ble_hs_notifications_sched)
+    p.ble.gatts_write(hs[0], b"newer", True)  # before it ran: still one update per connection
     assert w.run_until(lambda: rc.last(_IRQ_GATTC_NOTIFY), 2)
-    assert rc.last(_IRQ_GATTC_NOTIFY) == (hc, hs[0], b"new")
+    assert rp.events == [(_IRQ_GATTS_READ_REQUEST, (65535, hs[0]))]  # NimBLE reads it back
+    assert rc.of(_IRQ_GATTC_NOTIFY) == [(_IRQ_GATTC_NOTIFY, (hc, hs[0], b"newer"))]
 
 
 def test_discovery_and_mtu():

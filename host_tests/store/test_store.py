@@ -913,6 +913,7 @@ def test_writer_is_dropped_after_each_write_on_micropython():
         assert pair(st, i) == (True, True)
         assert not (mp and _loaded("_bondsave"))
     assert st.pin(1, addr(2)) and st.remove(1, addr(3)) and not st.remove(1, addr(3))
+    assert not (mp and _loaded("_bondfiles"))  # (the side-file clean-up of remove())
     st.touch(1, addr(2))
     assert st.flush() and len(st.image()) > 100
     st.set_layout(blob.ESP80)

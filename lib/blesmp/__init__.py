@@ -2,6 +2,11 @@
 
 __version__ = "0.1.0"
 
+# Helpers the package's modules share. This module imports none of them (a leaf every module
+# may import), so no import circle goes through it. Not part of the API.
+
+
+
 
 def _drop(name):
     # Code the package imports for a while (blesmp._setup, the store's cold modules for one call,
@@ -29,3 +34,20 @@ def _in_ram():
         return True
     except OSError:
         return False
+
+
+def _log(msg, exc=None):
+    # Everything goes through print(), the traceback too: one channel a test can capture.
+    print("blesmp:", msg)
+    if exc is not None:
+        import sys
+
+        pe = getattr(sys, "print_exception", None)
+        if pe is not None:
+            import io
+
+            buf = io.StringIO()
+            pe(exc, buf)
+            print(buf.getvalue().rstrip("\n"))
+        else:  # CPython (the simulator)
+            print("  %s: %s" % (type(exc).__name__, exc))

@@ -4,6 +4,8 @@
 # Imported by blesmp._bondsave for remove()/clear() only, dropped with it. Not part of the API.
 from micropython import const
 
+from blesmp._bondread import _dec, _read, limit, problem
+
 _K = const(14)  # the key in a bond entry (as in store.py)
 _REC_BEFORE = const(18)  # a "B" record: 4 header bytes and 14 of flags/times before the key
 _REC_AFTER = const(192)  # the key (7), both blobs with their lengths (2 + 88 + 88), the CRC (4), rounded up
@@ -23,8 +25,6 @@ def _get(self, name, n):
     if name is None:
         data = self._io._get("bonds_bad", n)
         return data, data is not None and len(data) > n
-    from blesmp._bondload import _read
-
     return _read(self, name, n)
 
 
@@ -92,8 +92,6 @@ def _scrub_json(data, key):
     # aioble's [[sec_type, key, value], ...]: the entries of that key go
     import json
 
-    from blesmp._bondload import _dec
-
     entries = json.loads(data)
     keep = []
     for x in entries:
@@ -108,8 +106,6 @@ def _scrub_json(data, key):
 
 def scrub(self, e):
     """Takes bond entry e's keys out of every side file (errors become problems)."""
-    from blesmp._bondload import limit
-
     found = secrets(e)
     for name, _ in _files(self):
         try:
@@ -131,8 +127,6 @@ def scrub(self, e):
                 _put(self, name, new)
         except (OSError, MemoryError) as ex:
             self.last_error = ex
-            from blesmp._bondsave import problem
-
             problem(self, "could not scrub %s: %r" % (name or "bonds_bad", ex))
 
 

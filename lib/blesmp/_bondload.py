@@ -6,7 +6,6 @@ stay on the heap. Functions take the store as `self` (they are its methods, move
 Writing (conversion, saving, problems) is `blesmp._bondsave`'s, imported only when needed.
 """
 
-import binascii
 import os
 import struct
 from binascii import crc32 as _crc32
@@ -15,30 +14,12 @@ from micropython import const
 
 from blesmp import blob as _blob
 from blesmp import store as _store
+from blesmp._bondread import _dec, _read, limit, problem
 from blesmp.store import _MAGIC, VERSION, _Files, _meta, _part
 
 _SYNC = const(0xB5)  # as in _bondsave.py
 _PIN = const(1)
 _K = const(14)  # the key in an entry (store.py)
-_REC = const(256)  # room per bond in the size bound (a bond record is at most 8 + 23 + 88 + 88 bytes)
-
-
-def limit(self):
-    """The largest image loading reads (bytes): above any store max_bonds allows (8 bonds: about
-    1.7 KB; the bound is 4.6 KB up to 16 bonds), well below what the board's heap can hold while it
-    parses (a 44 KB file raised MemoryError at boot)."""
-    return 512 + _REC * max(self.max_bonds, 16)
-
-
-_ALIAS = {"88": _blob.ESP88, "80i": _blob.ESP80, "80": _blob.NIMBLE80}  # the simulator's profile names
-
-
-def layout_arg(layout):
-    """The layout name of a `layout=` argument (also the simulator's names); ValueError if unknown."""
-    layout = _ALIAS.get(layout, layout)
-    if layout is not None and layout not in _blob.LAYOUTS:
-        raise ValueError("layout")
-    return layout
 
 
 def guess_layout():
@@ -65,17 +46,7 @@ def _w():
 
 
 # The store's backends: self._io is a file system (`open`, `rename`, `remove`) beside self.path,
-# or an _nvs.NvsBackend. Reading them, quarantine and migration: only loading uses these.
-def _read(self, p, n):
-    # -> (at most n bytes, True if the file has more) or (None, False) if absent
-    try:
-        with self._io.open(p, "rb") as f:
-            data = f.read(n)
-            return data, bool(f.read(1))
-    except OSError:
-        return None, False
-
-
+# or an _nvs.NvsBackend. Reading them (blesmp._bondread), quarantine and migration.
 def _rm(self, p):
     try:
         self._io.remove(p)
@@ -178,7 +149,7 @@ def parse(data):
 
 
 def load(self, migrate, when_full):
-    self._fixed = self.layout = layout_arg(self.layout)
+    self._fixed = self.layout = _blob.layout_arg(self.layout)
     if when_full not in ("evict", "refuse"):
         raise ValueError("when_full")
     try:
@@ -210,7 +181,7 @@ def _load_image(self, n, migrate):
         return
     recs, bad, ver, done = parse(data)
     if ver < 0:
-        _w().problem(self, "not a bond store: moved to .bad")
+        problem(self, "not a bond store: moved to .bad")
         self.layout = self._fixed or guess_layout()
         _move_bad(self)
         if data[:1] == b"[" and migrate and not big:
@@ -219,13 +190,13 @@ def _load_image(self, n, migrate):
     moved = False
     if ver > VERSION:  # never overwritten; the bonds whose records hold are used from RAM
         self.readonly = True
-        _w().problem(self, "store version %d is newer than %d: not written" % (ver, VERSION))
+        problem(self, "store version %d is newer than %d: not written" % (ver, VERSION))
     elif big:  # salvage what fits; the whole file goes to .bad untouched
-        _w().problem(self, "store file over %d bytes: moved to .bad, records in its first %d bytes kept" % (n, n))
+        problem(self, "store file over %d bytes: moved to .bad, records in its first %d bytes kept" % (n, n))
         _move_bad(self)
         moved = True
     elif data[:5] != _MAGIC + bytes((ver,)):
-        _w().problem(self, "store header damaged: repaired")
+        problem(self, "store header damaged: repaired")
         big = True  # (rewrite below)
     stored_layout = None
     for tag, p in recs:
@@ -265,7 +236,7 @@ def _load_image(self, n, migrate):
                 bad.append(bytes(p))
     if (bad or not done) and not self.readonly and not moved:
         n = len(bad)
-        _w().problem(self, "%d corrupt record(s) quarantined%s" % (n, "" if done else ", file truncated"))
+        problem(self, "%d corrupt record(s) quarantined%s" % (n, "" if done else ", file truncated"))
         if bad:
             try:
                 _save_bad(self, b"".join(bad))
@@ -283,18 +254,6 @@ def _load_image(self, n, migrate):
         if stale:
             w.relayout(self, self.layout)
         w.save(self)
-
-
-
-def _dec(s):
-    # base64 (aioble, the bonding example), or hex of a key/IRK/blob as some forks write it
-    s = s.strip()
-    if len(s) in (14, 32, 160, 176):
-        try:
-            return binascii.unhexlify(s)
-        except ValueError:
-            pass
-    return binascii.a2b_base64(s)
 
 
 def import_json(self, path, fs):
@@ -332,7 +291,7 @@ def import_entries(self, data, name):
         w.relayout(self, self.layout)
     except Exception as ex:
         self.last_error = ex
-        _w().problem(self, "import of %s failed: %r" % (name, ex))
+        problem(self, "import of %s failed: %r" % (name, ex))
         return 0
     _w().save(self)
     return n

@@ -15,6 +15,7 @@ from micropython import const
 
 from blesmp import blob as _blob
 from blesmp import store as _store
+from blesmp._bondread import problem
 from blesmp._replace import may_replace
 from blesmp._secinfo import info as _info
 from blesmp.store import (
@@ -205,9 +206,7 @@ def remove(self, k):
     self._b = [x for x in self._b if x is not e]
     save(self)
     if not self.readonly:  # its keys also leave the quarantine and the imported JSON
-        from blesmp import _bondfiles
-
-        _bondfiles.scrub(self, e)
+        _files("scrub", self, e)
     _emit(self, "removed", e)
     return True
 
@@ -218,10 +217,18 @@ def clear(self):
     self._irk = None
     save(self)
     if not self.readonly:
-        from blesmp import _bondfiles
-
-        _bondfiles.forget(self)
+        _files("forget", self)
     _emit(self, "cleared", None)
+
+
+def _files(name, *args):
+    # blesmp._bondfiles (the side files), only for remove()/clear(), dropped again on the board
+    from blesmp import _bondfiles, _drop
+
+    try:
+        getattr(_bondfiles, name)(*args)
+    finally:
+        _drop("_bondfiles")
 
 
 def pin(self, k, pinned):
@@ -234,9 +241,7 @@ def pin(self, k, pinned):
 
 
 def set_layout(self, layout):
-    from blesmp._bondload import layout_arg  # (the store drops that module with this one)
-
-    layout = layout_arg(layout)
+    layout = _blob.layout_arg(layout)
     if layout is None:
         raise ValueError("layout")
     self._fixed = layout
@@ -256,11 +261,6 @@ def relayout(self, lay):
                        a, u, q, e[_FL]))
     self._b = b
     self.layout = lay
-
-
-def problem(self, msg):
-    self.problems.append(msg)
-    del self.problems[:-8]
 
 
 # ---------------------------------------------------------------- persistence

@@ -10,16 +10,17 @@ import time
 
 from micropython import const
 
+from . import _log
 from ._replace import may_replace
 from ._secinfo import addr_key as _key7
 from ._secinfo import info as blob_info
-from .manager import _log
 
 # Copies of the blesmp.const values used here: const() folds them into the bytecode.
 _AUTH_CMPL_EVT = const(5)
 _AUTH_FAILED = const(0x28)
 _BUSY = const(0x2E)
 _CENTRAL_NO_PROMPTS = const(0x2A)
+_CONN_HANDLE_NONE = const(65535)
 _IO_NO_INPUT_OUTPUT = const(3)
 _KEY_MISSING = const(0x2D)
 _KEY_TOO_SHORT = const(0x24)
@@ -899,12 +900,44 @@ def has_bond(sm, c):
         return False
 
 
-def check_all(sm, rule, attr_handle):
-    # The firmware reads a protected value with conn 65535 to notify or indicate it (ble_gattc_notify_custom
-    # / ble_gattc_indicate_custom with no data, also for every subscriber of gatts_write(send_update=True)),
-    # and Python is not told to whom (nor who subscribed: NimBLE keeps the CCCDs): every link must qualify.
-    for c in sm._links.values():
-        r = check(sm, c, rule, c.handle, attr_handle, False)
-        if r:
-            return r
-    return 0
+def _tid():
+    # The calling thread: on ESP32 the NimBLE task runs IRQs too (notifications it sends by itself)
+    try:
+        import _thread
+
+        return _thread.get_ident()
+    except ImportError:
+        return 0
+
+
+def gatt(sm, rule, conn, attr_handle, write):
+    # SecurityManager.check for a protected handle. conn 65535: the firmware reads the value to
+    # notify or indicate it (ble_gattc_notify_custom / ble_gattc_indicate_custom with no data, also
+    # for every subscriber of gatts_write(send_update=True)) and Python is not told to whom (nor who
+    # subscribed: NimBLE keeps the CCCDs): the link notify() is sending to in this thread, else
+    # every link must qualify.
+    if conn == _CONN_HANDLE_NONE:
+        n = sm._notify_to
+        if n is None or n[1] != _tid():
+            for c in sm._links.values():
+                r = check(sm, c, rule, c.handle, attr_handle, False)
+                if r:
+                    return r
+            return 0
+        conn = n[0]
+    return check(sm, sm._links.get(conn), rule, conn, attr_handle, write)
+
+
+def notify(sm, conn, attr_handle, data, indicate):
+    # SecurityManager.notify (see its docstring)
+    h = getattr(attr_handle, "_value_handle", attr_handle)
+    if sm.check(conn, h):
+        return False
+    sm._notify_to = (conn, _tid())  # the firmware's read (conn 65535) in this call, in this thread
+    try:
+        (sm._ble.gatts_indicate if indicate else sm._ble.gatts_notify)(conn, h, data)
+        return True
+    except OSError:
+        return False
+    finally:
+        sm._notify_to = None

@@ -5,7 +5,8 @@ import time
 
 from micropython import const
 
-from .manager import _key7, _log
+from . import _log
+from ._secinfo import addr_key as _key7
 
 _IO_NO_INPUT_OUTPUT = const(3)
 

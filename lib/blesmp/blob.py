@@ -142,3 +142,14 @@ def convert(blob, layout):
     if blob is None or fits(blob, layout):
         return blob
     return encode(decode(blob), layout)
+
+
+_ALIAS = {"88": ESP88, "80i": ESP80, "80": NIMBLE80}  # the simulator's profile names
+
+
+def layout_arg(layout):
+    """The layout name of a `layout=` argument (also the simulator's names); ValueError if unknown."""
+    layout = _ALIAS.get(layout, layout)
+    if layout is not None and layout not in LAYOUTS:
+        raise ValueError("layout")
+    return layout

@@ -73,7 +73,7 @@ import time
 import micropython
 from micropython import const
 
-from . import _drop
+from . import _drop, _log
 from ._secinfo import addr_key as _key7  # NimBLE's ble_addr_t as the store key: type, address LSB first
 
 # blesmp.const is not imported here: its names are folded below, and the name tables for
@@ -103,21 +103,6 @@ _SEC_ENCRYPT = const(1)
 _SEC_ENCRYPT_MITM = const(3)
 _SEC_TYPE_OUR = const(1)
 _SEC_TYPE_PEER = const(2)
-
-
-def _log(msg, exc=None):
-    # Everything goes through print(), the traceback too: one channel a test can capture.
-    print("blesmp:", msg)
-    if exc is not None:
-        pe = getattr(sys, "print_exception", None)
-        if pe is not None:
-            import io
-
-            buf = io.StringIO()
-            pe(exc, buf)
-            print(buf.getvalue().rstrip("\n"))
-        else:  # CPython (the simulator)
-            print("  %s: %s" % (type(exc).__name__, exc))
 
 
 class SecurityManager:
@@ -194,7 +179,7 @@ class SecurityManager:
     min_key_size = 16
     sc_only = False
     level = 1
-    _notify_to = None  # the connection notify() is sending to (see check)
+    _notify_to = None  # (connection, thread) of a notify() in progress (see check)
 
     # -- public API ------------------------------------------------------------------------
     def irq(self, handler):
@@ -287,31 +272,16 @@ class SecurityManager:
         reading a value to notify/indicate it): the connection notify() is sending to, else every
         connection must qualify."""
         rule = self._authz.get(attr_handle)
-        if rule is None:
+        if rule is None or conn == _CONN_HANDLE_NONE and not self._links:
             return 0
-        if conn == _CONN_HANDLE_NONE:
-            conn = self._notify_to
-            if conn is None:
-                return self._lk().check_all(self, rule, attr_handle) if self._links else 0
-        return self._lk().check(self, self._links.get(conn), rule, conn, attr_handle, write)
+        return self._lk().gatt(self, rule, conn, attr_handle, write)
 
     def notify(self, conn, attr_handle, data=None, indicate=False):
         """gatts_notify / gatts_indicate for a protected value, sent only if `conn` qualifies
         (protect()); data None = the value in the database. Returns True if handed to the
         firmware, False if `conn` is below the level (nothing sent) or the firmware refused.
         Like gatts_notify, the firmware sends whether or not the peer subscribed."""
-        h = getattr(attr_handle, "_value_handle", attr_handle)
-        conn = self._handle(conn)
-        if self.check(conn, h):
-            return False
-        self._notify_to = conn  # the firmware's read (conn 65535) inside this call is for conn
-        try:
-            (self._ble.gatts_indicate if indicate else self._ble.gatts_notify)(conn, h, data)
-            return True
-        except OSError:
-            return False
-        finally:
-            self._notify_to = None
+        return bool(self._links) and self._lk().notify(self, self._handle(conn), attr_handle, data, indicate)
 
     # bonds (esp_ble_get_bond_device_list / _num, esp_ble_remove_bond_device)
     def get_bond_device_list(self):

@@ -62,11 +62,17 @@ Format (version 1): b"BSMP" + version byte, then records
 ``0xB5 tag len(u16) payload crc32(u32 over tag+len+payload)``:
 "M" meta (running layout, use counter, firmware id), "I" our IRK,
 "B" bond (flags, layout, added, last used, use counter, key, our blob, peer
-blob, blobs as NimBLE wrote them), "E" end (record count).  A record whose
-CRC fails is skipped, reported in `problems`, copied to `path + ".bad"` (NVS:
-key "bonds_bad") and every other bond is kept.  A file of a newer version is
-never overwritten: the store then works from RAM only (`readonly` is True).
-A file that is not ours is moved to `.bad` untouched.  With no store file,
+blob, blobs as NimBLE wrote them), "E" end (record count, the version again).  A
+record whose CRC fails is skipped, reported in `problems`, copied to
+`path + ".bad"` (NVS: key "bonds_bad") and every other bond is kept.  The
+records decide, not the header: a damaged magic or version byte is repaired
+from them.  A file of a newer version is never overwritten: the store then
+works from RAM only (`readonly` is True).  A file that is not ours is moved
+to `.bad` untouched; so is one longer than the bound loading reads (see
+`blesmp._bondload.limit`), whose first part is kept.  Loading never raises
+MemoryError/OSError: the store is then empty and read-only (see `problems`).
+`remove()` takes the bond's keys out of `.bad` and the `.imported` JSON too,
+`clear()` deletes those (`blesmp._bondfiles`).  With no store file,
 aioble's `ble_secrets.json` or the bonding example's `secrets.json` (next to
 `path`) is imported and then renamed to `<name>.imported` (so that deleting
 the store later does not bring old bonds back); `import_json(path)` imports
@@ -344,7 +350,7 @@ class BondStore:
         # too (CPython keeps them: there is no heap to save, and re-imports cost time).
         import sys
 
-        cold = ["_bondload", "_bondsave", "_bondfiles"]
+        cold = ["_bondload", "_bondsave", "_bondread"]  # (_bondsave drops blesmp._bondfiles itself)
         for n in ("blob", "_replace"):  # (each only if nothing had loaded it before this call)
             if "blesmp." + n not in sys.modules:
                 cold.append(n)

@@ -31,6 +31,7 @@ import weakref
 
 from .air import Air
 from .trace import Trace
+from .unwind import BoardDown, BoardReset, irq_depth
 
 __all__ = ["World", "Board", "BoardReset", "BoardDown", "Timer", "current_board", "current_world"]
 
@@ -38,15 +39,6 @@ __all__ = ["World", "Board", "BoardReset", "BoardDown", "Timer", "current_board"
 def auto_addr(n):
     """The address the simulator gives the n-th board (1, 2, ...) when none is set."""
     return bytes([0xA4, 0xCF, 0x12, 0x00, (n >> 8) & 0xFF, n & 0xFF])
-
-
-class BoardReset(BaseException):
-    """Raised by machine.reset() to unwind the script that called it."""
-
-
-class BoardDown(BaseException):
-    """Unwinds the simulated firmware when its board stops mid-event (power cut, crash,
-    machine.reset() in a handler); World.step() swallows it."""
 
 
 class Timer:
@@ -127,7 +119,7 @@ class Board:
     NVS namespaces), `pins`, `name`, `public_addr` (6 bytes MSB-first), `pos` (x, y metres)."""
 
     def __init__(self, world, name, addr=None, profile=None, fs=None, pos=None, seed=None):
-        from .firmware import BLE  # late import: firmware imports world helpers
+        from .firmware import BLE  # late import: the firmware model loads only with a board
 
         self.world = world
         self.name = name
@@ -381,7 +373,6 @@ def ticks_diff(a, b):
     return ((a - b + _TICKS_HALF) & _TICKS_MAX) - _TICKS_HALF
 
 
-_irq_depth = [0]  # > 0 while an IRQ handler runs (set by the firmware model)
 
 
 def _sleep(seconds):
@@ -389,7 +380,7 @@ def _sleep(seconds):
     if w is None:
         _time.sleep(seconds)
         return
-    if _irq_depth[0]:
+    if irq_depth[0]:
         # inside an IRQ handler: on the board this blocks the NimBLE task; here it takes no
         # virtual time and delivers nothing (same as the one-process-per-board mode)
         return

@@ -56,6 +56,9 @@ class multitest:
                 continue
             line = sys.stdin.readline()
             if not line or line.rstrip() == msg:
+                # what reached the radio before the broadcast has been handled by a board's
+                # host task by now: give the scheduler a few polls to catch up likewise
+                time.sleep_ms(5)
                 return
 
     @staticmethod

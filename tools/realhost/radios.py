@@ -36,6 +36,7 @@ import fcntl
 import logging
 import os
 import pty
+import signal
 import struct
 import sys
 import termios
@@ -51,7 +52,7 @@ from bumble.transport.common import PacketParser
 
 LINK_DELAY_S = 0.004  # one connection event, roughly: enough to keep Encryption Change first
 _BARRIER_EVENTS = (b"\x04\x08", b"\x04\x30")  # HCI Encryption Change, Encryption Key Refresh Complete
-_BARRIER_S = 0.002  # the host polls its UART every 1 ms
+_BARRIER_S = 0.005  # > the host's 1 ms UART poll, and time for the pty to hand the bytes over
 POLL_S = 0.02  # how often a pty without a board is checked for a new one
 REASON_LOST = 0x08  # HCI "Connection Timeout": what a peer sees when a board stops answering
 _ADV = hci.HCI_LE_Set_Advertising_Parameters_Command.AdvertisingType
@@ -546,6 +547,13 @@ def main(argv=None):
     if a.count < 1:
         ap.error("count must be at least 1")
     events = lambda name, text: print("board %s: %s" % (name, text), flush=True)  # noqa: E731
+
+    def stop(signum, frame):
+        raise KeyboardInterrupt
+
+    # Ctrl-C or a plain kill stops the radios cleanly (also where a parent left SIGINT ignored)
+    signal.signal(signal.SIGINT, stop)
+    signal.signal(signal.SIGTERM, stop)
     r = Radios(a.count, btsnoop=a.btsnoop, on_event=events)
     try:
         r.start()

@@ -10,7 +10,8 @@ import struct
 import sys
 import traceback
 
-from ..world import BoardDown, _irq_depth
+from ..unwind import BoardDown
+from ..unwind import irq_depth as _irq_depth
 from . import gatt as G
 from . import secstruct
 from .irq import (
@@ -124,6 +125,7 @@ class BLE:
         self._irk = DEFAULT_IRK
         self._resolving = []  # [(irk, (type, addr))] peer IRKs known to the controller
         self._conns = {}
+        self._updates = set()  # value handles whose gatts_write(send_update=True) the host task has not sent yet
         self._db = G.Database(lambda: self._gap_name)
         self._adv_data = b""
         self._resp_data = b""
@@ -1232,18 +1234,31 @@ class BLE:
         a.value = bytearray(b)
         if len(b) > a.max_len:
             a.max_len = len(b)
-        if send_update:
-            # ble_gatts_chr_updated: for each subscribed connection NimBLE notifies/indicates
-            # with the value read back through the access callback (READ_REQUEST, 65535)
-            cccd_h = a.handle + 1
-            for c in list(self._conns.values()):
-                v = c.cccd.get(cccd_h, 0)
-                if not v & 3:
-                    continue
-                if self._read_request_rc(CONN_HANDLE_NONE, a.handle):
-                    continue
-                self._send_notify(c, a.handle, bytes(a.value), G.NOTIFY if v & 1 else G.INDICATE)
+        if send_update and a.handle not in self._updates:
+            # esp-nimble ble_gatts_chr_updated only marks the subscribed connections' CCCD entries
+            # and calls ble_hs_notifications_sched: the host task sends later
+            # (ble_gatts_tx_notifications_one_chr), after gatts_write has returned, one update per
+            # connection however many writes came before it, each with the value read back
+            # through the access callback at that moment (ble_gattc_notify_custom /
+            # ble_gattc_indicate_custom with no data -> ble_att_svr_read_handle(
+            # BLE_HS_CONN_HANDLE_NONE, ...): READ_REQUEST (65535, handle), no permission check).
+            self._updates.add(a.handle)
+            self._world.schedule(0, self._tx_updates, a.handle)
         return None
+
+    def _tx_updates(self, vh):
+        self._updates.discard(vh)
+        if not self._active or self._dead:
+            return
+        for c in list(self._conns.values()):
+            v = c.cccd.get(vh + 1, 0)
+            if not v & 3 or c.handle not in self._conns:
+                continue
+            if self._read_request_rc(CONN_HANDLE_NONE, vh):
+                continue  # BLE_HS_EAPP: this connection gets nothing
+            a = self._db.get(vh)
+            if a is not None:
+                self._send_notify(c, vh, bytes(a.value), G.NOTIFY if v & 1 else G.INDICATE)
 
     def gatts_set_buffer(self, value_handle, buf_len, append=False):
         return self._api_call("gatts_set_buffer", (value_handle, buf_len, append), {}, self._set_buffer_impl)

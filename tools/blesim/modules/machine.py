@@ -138,7 +138,7 @@ def idle():
     from tools.blesim import world as W
 
     w = W.current_world()
-    if w is None or W._irq_depth[0]:
+    if w is None or W.irq_depth[0]:
         return
     b = _board()
     if b is not None:
