@@ -106,52 +106,15 @@ _SEC_TYPE_PEER = const(2)
 
 
 class SecurityManager:
-    """See the module docstring. Arguments (all keyword):
+    """See the module docstring. SecurityManager(ble, **parameters): the parameters, their
+    defaults and checks are one table, blesmp._setup.PARAMS (docs/security-manager.md lists it)."""
 
-    store          a BondStore (lib/blesmp/store.py); None = BondStore("bonds.db", max_bonds=...)
-    io, bond, mitm, sc   -> ble.config(io=, bond=, mitm=, le_secure=) (ESP_BLE_SM_IOCAP_MODE,
-                   ESP_BLE_SM_AUTHEN_REQ_MODE)
-    min_key_size   7..16 (default 16): shorter keys are disconnected (KNOB)
-    sc_only        Mode 1 Level 4: every encrypted link must reach level 4 (sets mitm, sc, 16)
-    level          level every encrypted link must reach (1 = no requirement)
-    max_bonds      passed to the default store
-    agent          where passkeys and confirmations come from (blesmp.agents)
-    callback       callback(event, conn, value) for the *_EVT events
-    handler        the application's own IRQ handler; the manager chains to it
-    window         True: new pairings only while open_window() is open ("press to pair")
-    allow          None or a list of (addr_type, addr) identities allowed to pair
-    repeat         "stronger" (default): a bonded peer may re-pair only if the new bond is at least
-                   as strong, and outside the window only if authenticated; "deny"; "allow"
-    prompt_timeout_ms  default 25000, below the 30 s SMP timeout
-    backoff_ms     waiting interval after a failed pairing (from the first; doubles per further
-                   failure, 64x max; per peer identity where known)
-    resolver       optional blesmp.resolver.Resolver: a bonded peer's RPA counts as its identity
-                   for the back-off
-    methods        None (all) or the allowed association models: a set of METHOD_JUST_WORKS,
-                   METHOD_PASSKEY, METHOD_NUMERIC_COMPARISON (or their bits OR-ed). A pairing that
-                   turns out to use another one is refused before any code is shown or asked for
-                   (Just Works: when it completes): METHOD_NOT_ALLOWED, keys refused, link dropped
-    insecure_static_passkey   an int shown for every DISPLAY pairing instead of a fresh random one
-                   (defeats passkey entry against an active attacker; for demos only)
-    central_prompts   True only on firmware that forwards prompts to a central (patched)
-    timer          machine.Timer id driving poll() every 250 ms, or None
-    clock          the millisecond tick source (default time.ticks_ms)
-    active         call ble.active(True) after installing the handler (default True)
-    """
-
-    def __init__(self, ble, store=None, io=_IO_NO_INPUT_OUTPUT, bond=True, mitm=False, sc=True,
-                 min_key_size=16, sc_only=False, level=1, max_bonds=8, agent=None, callback=None,
-                 handler=None, window=False, allow=None, repeat="stronger", prompt_timeout_ms=25000,
-                 backoff_ms=2000, insecure_static_passkey=None, central_prompts=False,
-                 central_stall_ms=5000, timer=0, clock=None, active=True, resolver=None, methods=None):
+    def __init__(self, ble, **kw):
         from . import _setup
 
         link = "blesmp._link" in sys.modules  # (_setup checks a static passkey with it)
         try:
-            _setup.init(self, ble, store, io, bond, mitm, sc, min_key_size, sc_only, level, max_bonds, agent,
-                        callback, handler, window, allow, repeat, prompt_timeout_ms, backoff_ms,
-                        insecure_static_passkey, central_prompts, central_stall_ms, timer, clock, resolver,
-                        methods)
+            active = _setup.init(self, ble, kw)
         finally:
             _drop("_setup")
             if not link:
@@ -161,14 +124,14 @@ class SecurityManager:
             ble.active(True)
 
     # -- configuration (esp_ble_gap_set_security_param) -----------------------------------
-    def set_security_param(self, io=None, bond=None, mitm=None, sc=None, min_key_size=None,
-                           sc_only=None, level=None):
-        """Changes the security parameters (the firmware's are global: they apply to the next
-        pairing on every link). Refuses impossible combinations with ValueError."""
+    def set_security_param(self, **kw):
+        """Changes the security parameters io, bond, mitm, sc, min_key_size, sc_only, level (the
+        firmware's are global: they apply to the next pairing on every link). Refuses impossible
+        combinations with ValueError."""
         from . import _setup
 
         try:
-            _setup.set_param(self, io, bond, mitm, sc, min_key_size, sc_only, level)
+            _setup.set_param(self, _setup.args(kw, 7))
         finally:
             _drop("_setup")
 
