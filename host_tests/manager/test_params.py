@@ -1,4 +1,4 @@
-"""SecurityManager's parameters come from one table (blesmp._setup.PARAMS): the constructor and
+"""SecurityManager's parameters come from one table (blesmp.config.PARAMS): the constructor and
 set_security_param take them from it, check them with it, and the manual lists exactly it."""
 
 import os
@@ -6,7 +6,7 @@ import re
 
 import pytest
 
-from blesmp import _setup
+from blesmp import config
 from blesmp.manager import SecurityManager
 
 DOC = os.path.join(os.path.dirname(__file__), "..", "..", "docs", "security-manager.md")
@@ -38,8 +38,8 @@ def _sm(**kw):
 def test_the_manual_lists_every_parameter_with_its_default_and_check():
     with open(DOC, encoding="utf-8") as f:
         rows = re.findall(r"^\| `(\w+)` \| `(.*?)` \| (.*?) \|", f.read(), re.M)
-    assert [(n, d) for n, d, _ in rows] == [(n, repr(d)) for n, d, _, _ in _setup.PARAMS]
-    for (n, _, allowed), (_, _, check, _) in zip(rows, _setup.PARAMS):
+    assert [(n, d) for n, d, _ in rows] == [(n, repr(d)) for n, d, _, _ in config.PARAMS]
+    for (n, _, allowed), (_, _, check, _) in zip(rows, config.PARAMS):
         if check is None:
             assert allowed.strip() == "", n
         elif isinstance(check[0], str):

@@ -9,8 +9,8 @@ __version__ = "0.1.0"
 
 
 def _drop(name):
-    # Code the package imports for a while (blesmp._setup, the store's cold modules for one call,
-    # blesmp._link while links exist): give its RAM back on the board. CPython keeps it (there is
+    # Code the package imports for a while (blesmp.config, the store's cold modules for one call,
+    # blesmp.link while links exist): give its RAM back on the board. CPython keeps it (there is
     # no heap to save there, and tests re-import cheaply). Frozen or ROMFS code is dropped too:
     # its bytecode stays in flash, but the module, its dict and function objects are RAM (8.5 KB
     # at rest for a ROMFS image, make bench), and re-importing it compiles nothing.

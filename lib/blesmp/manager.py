@@ -63,7 +63,7 @@ safe answer (GET_SECRET: None, SET_SECRET: False, READ_REQUEST: the manager's ve
 0x0E Unlikely Error if the manager itself failed on it: a protected value is never read by accident).
 
 Memory: this module holds what runs with no connection (the IRQ dispatch, the secret-store
-pass-through, the API). The procedures on a link live in blesmp._link, imported at the first
+pass-through, the API). The procedures on a link live in blesmp.link, imported at the first
 CONNECT and dropped on MicroPython when the last link is gone (README "Memory on the board").
 """
 
@@ -74,10 +74,10 @@ import micropython
 from micropython import const
 
 from . import _drop, _log
-from ._secinfo import addr_key as _key7  # NimBLE's ble_addr_t as the store key: type, address LSB first
+from .secinfo import addr_key as _key7  # NimBLE's ble_addr_t as the store key: type, address LSB first
 
 # blesmp.const is not imported here: its names are folded below, and the name tables for
-# reprs/logs live in blesmp._cold (imported only when text is needed).
+# reprs/logs live in blesmp.text (imported only when text is needed).
 
 # Copies of the blesmp.const values used here: const() folds them into the bytecode.
 _BOND_ADDED_EVT = const(6)
@@ -107,19 +107,19 @@ _SEC_TYPE_PEER = const(2)
 
 class SecurityManager:
     """See the module docstring. SecurityManager(ble, **parameters): the parameters, their
-    defaults and checks are one table, blesmp._setup.PARAMS (docs/security-manager.md lists it)."""
+    defaults and checks are one table, blesmp.config.PARAMS (docs/security-manager.md lists it)."""
 
     def __init__(self, ble, **kw):
-        from . import _setup
+        from . import config
 
-        link = "blesmp._link" in sys.modules  # (_setup checks a static passkey with it)
+        had_link = "blesmp.link" in sys.modules  # (config checks a static passkey with it)
         try:
-            active = _setup.init(self, ble, kw)
+            active = config.init(self, ble, kw)
         finally:
-            _drop("_setup")
-            if not link:
-                _drop("_link")
-                _drop("_replace")
+            _drop("config")
+            if not had_link:
+                _drop("link")
+                _drop("bondrule")
         if active:
             ble.active(True)
 
@@ -128,12 +128,12 @@ class SecurityManager:
         """Changes the security parameters io, bond, mitm, sc, min_key_size, sc_only, level (the
         firmware's are global: they apply to the next pairing on every link). Refuses impossible
         combinations with ValueError."""
-        from . import _setup
+        from . import config
 
         try:
-            _setup.set_param(self, _setup.args(kw, 7))
+            config.set_param(self, config.args(kw, 7))
         finally:
-            _drop("_setup")
+            _drop("config")
 
     io = _IO_NO_INPUT_OUTPUT
     bond = True
@@ -222,12 +222,12 @@ class SecurityManager:
         _IRQ_GATTS_WRITE): a write that fails the check is not passed to the application's
         handler, and the link is reported. Use the firmware's _FLAG_WRITE_ENCRYPTED /
         _FLAG_WRITE_AUTHENTICATED flags to keep writes out before they land."""
-        from . import _setup
+        from . import config
 
         try:
-            h = _setup.protect_args(attr_handle, level, min_key_size, authorize)
+            h = config.protect_args(attr_handle, level, min_key_size, authorize)
         finally:
-            _drop("_setup")
+            _drop("config")
         self._authz[h] = (level, min_key_size, authorize)
 
     def check(self, conn, attr_handle, write=False):
@@ -289,7 +289,7 @@ class SecurityManager:
 
     def status(self):
         """Prints the configuration, the connections with their security, and the bonds."""
-        from ._cold import status
+        from .text import status
 
         status(self)
 
@@ -305,7 +305,7 @@ class SecurityManager:
             try:
                 cb(event, conn, value)
             except Exception as e:  # noqa: BLE001 (an application bug must not stop pairing)
-                from ._cold import event_name
+                from .text import event_name
 
                 _log("callback raised on %s" % event_name(event), e)
 
@@ -380,8 +380,8 @@ class SecurityManager:
                 if self._links:
                     self._lk().on_disconnect(self, data[0])
                     if not self._links:
-                        _drop("_link")  # at rest again: give the link-time code's RAM back
-                        _drop("_replace")
+                        _drop("link")  # at rest again: give the link-time code's RAM back
+                        _drop("bondrule")
             elif event == _IRQ_ENCRYPTION_UPDATE:
                 if self._links:
                     self._lk().on_encryption(self, *data)
@@ -433,8 +433,8 @@ class SecurityManager:
         return self.store.set_secret(sec_type, key, value)
 
     def _lk(self):
-        # The link-time code (blesmp._link): imported at the first CONNECT, dropped on MicroPython
+        # The link-time code (blesmp.link): imported at the first CONNECT, dropped on MicroPython
         # when the last link is gone (see _irq), so the board at rest does not hold it.
-        from . import _link
+        from . import link
 
-        return _link
+        return link

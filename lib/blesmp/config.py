@@ -1,12 +1,13 @@
-# Set-up code of blesmp.manager (SecurityManager.__init__ and set_security_param): it runs once
-# at start-up (and on a later set_security_param), so the manager imports it for that call and
-# drops it again (blesmp._drop), as the store does with _bondload. Not part of the API.
+# SecurityManager's configuration: its parameters (one table: names, defaults, checks, what each
+# does) and the set-up that applies them (__init__, set_security_param, protect()'s checks). It runs
+# once at start-up (and on a later set_security_param), so the manager imports it for that call and
+# drops it again (blesmp._drop), as the store does with bondload. Not part of the API.
 import time
 
 from micropython import const
 
 from . import _log
-from ._secinfo import addr_key as _key7
+from .secinfo import addr_key as _key7
 
 _IO_NO_INPUT_OUTPUT = const(3)
 
@@ -91,7 +92,7 @@ def init(sm, ble, kw):
         sm._allow = [_key7(t, a) for t, a in allow]
     sm.repeat = repeat
     if static is not None:
-        from ._link import check_pk
+        from .link import check_pk
 
         check_pk(static)
     sm._static = static
