@@ -5,6 +5,7 @@ own checks; every check must hold and the table must have its four rows."""
 import io
 import os
 import shutil
+import warnings
 
 import pytest
 from realkit import interpreter_or_skip
@@ -24,6 +25,8 @@ def test_demo_steps_on_real_host(host, tmp_path):
         # test_upstream_nimble.py); a defect fails both runs
         if not any("never printed" in f for f in demo.failures):
             break
+        warnings.warn("the demo on nimble-%s missed a step's deadline (machine load?), runs again" % host,
+                      stacklevel=1)
     assert rc == 0 and not demo.failures, text
     rows = {r["flow"][0]: r for r in demo.rows}
     assert sorted(rows) == ["1", "2", "3", "4"], text
