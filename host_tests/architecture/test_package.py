@@ -1,6 +1,7 @@
 # Runs on MicroPython too (make test-mp).
-"""blesmp/__init__.py: _drop gives code loaded from a file system back, and keeps code that runs in
-place from flash (frozen into the firmware, or on a ROMFS image)."""
+"""blesmp/__init__.py: _drop gives code the package imported for a while back on MicroPython
+(wherever it was loaded from: a file system, a ROMFS image or frozen into the firmware, its
+module objects are RAM), and keeps it on CPython."""
 
 import sys
 
@@ -19,11 +20,7 @@ def _try_drop(file):
         sys.modules["blesmp.const"] = blesmp.const = _const  # put it back for the other tests
 
 
-def test_code_from_a_file_system_is_dropped_on_micropython():
-    assert _try_drop(blesmp.__file__) == (sys.implementation.name == "micropython")
-
-
-def test_frozen_or_romfs_code_is_kept():
-    # a frozen module's __file__ names no file; a ROMFS image is mounted at /rom
-    assert not _try_drop("blesmp/__init__.py.frozen-name-that-is-no-file")
-    assert not _try_drop("/rom/lib/blesmp/__init__.mpy")
+def test_code_is_dropped_on_micropython_wherever_it_was_loaded_from():
+    mp = sys.implementation.name == "micropython"
+    for f in (blesmp.__file__, "/rom/lib/blesmp/__init__.mpy", "blesmp/__init__.py"):  # file, ROMFS, frozen
+        assert _try_drop(f) == mp, f

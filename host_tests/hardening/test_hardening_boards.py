@@ -13,8 +13,8 @@ from hypothesis import strategies as st
 from simkit import Dev, connect, done
 
 from blesmp import const as C
-from blesmp._link import random_passkey
 from blesmp.agents import ConsoleAgent
+from blesmp.link import random_passkey
 from blesmp.manager import SecurityManager
 from tools.smp import pdu as P
 

@@ -12,8 +12,8 @@ if not hasattr(time, "ticks_add"):  # CPython without a blesim World
     time.ticks_diff = lambda a, b: a - b
     time.ticks_ms = lambda: 0
 
-from blesmp import _link as L
 from blesmp import const as C
+from blesmp import link as L
 from blesmp import manager as M
 from blesmp.agents import CallbackAgent, ConsoleAgent
 
@@ -190,7 +190,7 @@ def _link_loaded():
 
     import blesmp
 
-    return "blesmp._link" in sys.modules or "_link" in blesmp.__dict__
+    return "blesmp.link" in sys.modules or "link" in blesmp.__dict__
 
 
 def test_link_code_loaded_only_while_links_exist_on_micropython():
@@ -200,9 +200,9 @@ def test_link_code_loaded_only_while_links_exist_on_micropython():
 
     mp = sys.implementation.name == "micropython"
     if mp:  # this file imported it (random_passkey): set it aside to see what the manager keeps
-        sys.modules.pop("blesmp._link", None)
-        blesmp.__dict__.pop("_link", None)
-    sm, ble, store, ev = make(insecure_static_passkey=123456)  # (set-up checks it with _link)
+        sys.modules.pop("blesmp.link", None)
+        blesmp.__dict__.pop("link", None)
+    sm, ble, store, ev = make(insecure_static_passkey=123456)  # (set-up checks it with link)
     assert not (mp and _link_loaded())  # at rest: set-up did not leave it behind
     ble.ev(C.IRQ_GET_SECRET, 10, 0, b"irk")  # NimBLE's start-up look-up: answered without it
     assert not (mp and _link_loaded())
@@ -231,18 +231,18 @@ def test_link_code_that_cannot_load_drops_the_link():
     import blesmp
 
     sm, ble, store, ev = make(allow=[(0, b"\x01\x02\x03\x04\x05\x06")])
-    saved = sys.modules.pop("blesmp._link", None)
-    had = blesmp.__dict__.pop("_link", None)
-    sys.modules["blesmp._link"] = None  # any import of it fails
+    saved = sys.modules.pop("blesmp.link", None)
+    had = blesmp.__dict__.pop("link", None)
+    sys.modules["blesmp.link"] = None  # any import of it fails
     try:
         connect(ble)
         assert sm.state(0) is None and ("disconnect", 0) in ble.calls
     finally:
-        del sys.modules["blesmp._link"]
+        del sys.modules["blesmp.link"]
         if saved is not None:
-            sys.modules["blesmp._link"] = saved
+            sys.modules["blesmp.link"] = saved
         if had is not None:
-            blesmp._link = had
+            blesmp.link = had
     connect(ble, h=1)  # loadable again: tracked, and the allow-list refuses this peer
     assert sm.state(1) is not None
     incoming(ble, h=1)

@@ -5,6 +5,7 @@ own checks; every check must hold and the table must have its four rows."""
 import io
 import os
 import shutil
+import warnings
 
 import pytest
 from realkit import interpreter_or_skip
@@ -24,10 +25,15 @@ def test_demo_steps_on_real_host(host, tmp_path):
         # test_upstream_nimble.py); a defect fails both runs
         if not any("never printed" in f for f in demo.failures):
             break
+        warnings.warn("the demo on nimble-%s missed a step's deadline (machine load?), runs again" % host,
+                      stacklevel=1)
     assert rc == 0 and not demo.failures, text
     rows = {r["flow"][0]: r for r in demo.rows}
     assert sorted(rows) == ["1", "2", "3", "4"], text
     assert rows["1"]["method"] == "Just Works (LE SC)" and rows["1"]["level"] == 2
+    # a fresh Just Works pairing is a new bond on both hosts (mynewt makes no bond-count look-up)
+    first = next(line for line in text.splitlines() if "lock | SECURED" in line)
+    assert "sc=1" in first and "(stored bond)" not in first and text.index("lock | BOND STORED") < text.index(first)
     assert rows["2"]["method"] == "Passkey Entry (LE SC)" and rows["2"]["level"] >= 3 and rows["2"]["bonded"] == 1
     assert rows["3"]["method"] == "stored LTK (no pairing)" and rows["3"]["bonded"] == 1
     assert rows["4"]["method"].endswith("FAILED") and rows["4"]["bonded"] == 0

@@ -61,9 +61,9 @@ class Node:
             self.reports.append((event, self.bonds_on_flash()))
 
     def bonds_on_flash(self):
-        from blesmp import _bondload
+        from blesmp import bondload
 
-        recs = _bondload.parse(self.board.fs.read_bytes("bonds.db"))[0]
+        recs = bondload.parse(self.board.fs.read_bytes("bonds.db"))[0]
         return sum(1 for tag, _p in recs if tag == 66)
 
     def last(self, event):

@@ -378,7 +378,7 @@ def test_oversized_store_file_fails_into_recovery():
             f = CountingFS.open(self, p, mode)
             return Reading(f) if "r" in mode else f
 
-    lim = 512 + 256 * 16  # _bondload.limit() for max_bonds <= 16
+    lim = 512 + 256 * 16  # bondload.limit() for max_bonds <= 16
     junk = bytes((i * 7 + 0xB5 * (i % 3 == 0)) & 0xFF for i in range(4096))
     with open(d + "/bonds.db", "wb") as f:
         f.write(good[:-11])  # the bonds, then 1 MiB of junk (with sync bytes), no end record
@@ -408,7 +408,7 @@ def _secrets_in(data, st_entry_keys):
 
 def test_removing_a_bond_removes_its_keys_from_every_file():
     # Issue 17 item 9: LTKs survived remove()/clear() in bonds.db.bad and ble_secrets.json.imported.
-    from blesmp import _bondfiles
+    from blesmp import bondfiles
 
     d = _tmpdir()
     ents = []
@@ -428,14 +428,14 @@ def test_removing_a_bond_removes_its_keys_from_every_file():
     assert st.find(1, addr(3)) is None and _exists(d + "/bonds.db.bad")
     pair(st, 3, ltk_seed=9)  # bond 3 pairs again, with new keys
     e3 = [e for e in st._b if bytes(e[15:21]) == bytes(reversed(addr(3)))][0]
-    s3 = _bondfiles.secrets(e3) + [sec(3).ltk, bytes(reversed(sec(3).ltk)), sec(3).irk]  # new and old keys
+    s3 = bondfiles.secrets(e3) + [sec(3).ltk, bytes(reversed(sec(3).ltk)), sec(3).irk]  # new and old keys
     assert _secrets_in(_read(d + "/bonds.db.bad"), s3)  # the old copy is there
     assert st.remove(1, addr(3))
     assert not _secrets_in(_read(d + "/bonds.db.bad"), s3)
     assert not _secrets_in(_read(d + "/bonds.db"), s3)
     # an imported bond: its JSON entries go, the other bond's stay
     e1 = [e for e in st._b if bytes(e[15:21]) == bytes(reversed(addr(1)))][0]
-    s1 = _bondfiles.secrets(e1)
+    s1 = bondfiles.secrets(e1)
     assert st.remove(1, addr(1))
     left = json.loads(_read(d + "/ble_secrets.json.imported"))
     assert [binascii.a2b_base64(x[1]) for x in left] == [addr_key(1, addr(2))] * 2
@@ -695,7 +695,7 @@ def test_weaker_replacement_refused():
 
 
 def test_may_replace_is_the_rule():
-    from blesmp._replace import may_replace
+    from blesmp.bondrule import may_replace
 
     jw, auth, legacy_auth, short_auth = (16, 0, 1), (16, 1, 1), (16, 1, 0), (10, 1, 1)
     assert may_replace(jw, auth) and not may_replace(jw, jw) and may_replace(jw, jw, vouched=True)
@@ -709,7 +709,7 @@ def test_may_replace_is_the_rule():
 
 
 def test_unauthenticated_keys_replace_a_bond_only_when_vouched_for():
-    # Zephyr's update_keys_check (blesmp._replace.may_replace): Just Works (anyone in range) may
+    # Zephyr's update_keys_check (blesmp.bondrule.may_replace): Just Works (anyone in range) may
     # not overwrite a bond, even an unauthenticated one, unless someone vouches for the peer
     # (the SecurityManager's open pairing window sets `vouched`).
     d = _tmpdir()
@@ -906,22 +906,22 @@ def test_writer_is_dropped_after_each_write_on_micropython():
     d = _tmpdir()
     st = new_store(d, max_bonds=2)
     mp = sys.implementation.name == "micropython"
-    assert not (mp and (_loaded("_bondsave") or _loaded("_bondload")))  # a clean load writes nothing
+    assert not (mp and (_loaded("bondwrite") or _loaded("bondload")))  # a clean load writes nothing
     ev = []
     st.subscribe(lambda e, b: ev.append(e))
     for i in (1, 2, 3):  # stores, evicts
         assert pair(st, i) == (True, True)
-        assert not (mp and _loaded("_bondsave"))
+        assert not (mp and _loaded("bondwrite"))
     assert st.pin(1, addr(2)) and st.remove(1, addr(3)) and not st.remove(1, addr(3))
-    assert not (mp and _loaded("_bondfiles"))  # (the side-file clean-up of remove())
+    assert not (mp and _loaded("bondfiles"))  # (the side-file clean-up of remove())
     st.touch(1, addr(2))
     assert st.flush() and len(st.image()) > 100
     st.set_layout(blob.ESP80)
-    assert not (mp and _loaded("_bondsave"))
+    assert not (mp and _loaded("bondwrite"))
     # the store still works after the module went: lookups, and writes that import it again
     assert st.get_secret(2, 0, addr_key(1, addr(2))) == blob.encode(sec(2), blob.ESP80)
     assert repeat_delete(st, 2) == 2  # answered without the cold module
-    assert not (mp and _loaded("_bondsave"))
+    assert not (mp and _loaded("bondwrite"))
     st.vouched = True  # (a Just Works re-pairing replaces a bond only when vouched for)
     assert keys(st, 2, layout=blob.ESP80, ltk_seed=4) == (True, True)
     st.vouched = False
@@ -929,7 +929,7 @@ def test_writer_is_dropped_after_each_write_on_micropython():
     assert ev == ["added", "added", "removed", "added", "removed", "replaced"]
     st2 = new_store(d, layout=blob.ESP80, max_bonds=2)
     assert [b.addr for b in st2.bonds()] == [addr(2)] and st2.find(1, addr(2)).pinned
-    assert st2.find(1, addr(2)).ltk == sec(2, ltk_seed=4).ltk and not (mp and _loaded("_bondsave"))
+    assert st2.find(1, addr(2)).ltk == sec(2, ltk_seed=4).ltk and not (mp and _loaded("bondwrite"))
 
 
 def test_reencryption_needs_no_cold_module():
@@ -939,10 +939,10 @@ def test_reencryption_needs_no_cold_module():
     st = new_store(d)
     pair(st, 1)
     assert st.pairing_done(1, addr(1), 1, 1) == STORED
-    sys.modules["blesmp._bondsave"] = None  # any import of the writer would fail from here on
+    sys.modules["blesmp.bondwrite"] = None  # any import of the writer would fail from here on
     import blesmp
 
-    saved = blesmp.__dict__.pop("_bondsave", None)
+    saved = blesmp.__dict__.pop("bondwrite", None)
     try:
         start(st, 1)
         assert st.get_secret(1, 0, addr_key(1, addr(1))) is not None  # the central's LTK request
@@ -950,9 +950,9 @@ def test_reencryption_needs_no_cold_module():
         assert st.pairing_done(1, addr(1), 0, 0) is None
         assert st.find(1, addr(1)) is not None and len(st.bonds()) == 1 and st.last_error is None
     finally:
-        sys.modules.pop("blesmp._bondsave", None)
+        sys.modules.pop("blesmp.bondwrite", None)
         if saved is not None:
-            blesmp._bondsave = saved
+            blesmp.bondwrite = saved
 
 
 def test_write_whose_import_fails_answers_false():
@@ -965,21 +965,21 @@ def test_write_whose_import_fails_answers_false():
     pair(st, 1)
     assert st.pairing_done(1, addr(1), 1, 1) == STORED
     w = st.writes
-    saved = blesmp.__dict__.pop("_bondsave", None)
+    saved = blesmp.__dict__.pop("bondwrite", None)
     k = memoryview(addr_key(1, addr(2)))
     v = memoryview(blob.encode(sec(2), blob.ESP88))
     try:
         for args in ((1, k, v), (10, b"irk", bytes(16))):
             # CPython: the import raises ImportError; MicroPython: it gives None (no writer)
-            sys.modules["blesmp._bondsave"] = None
+            sys.modules["blesmp.bondwrite"] = None
             st.last_error = None
             assert st.set_secret(*args) is False and st.last_error is not None
-        sys.modules["blesmp._bondsave"] = None
+        sys.modules["blesmp.bondwrite"] = None
         assert st.set_secret(2, addr_key(1, addr(1)), None) is True  # deletes need no import
     finally:
-        sys.modules.pop("blesmp._bondsave", None)
+        sys.modules.pop("blesmp.bondwrite", None)
         if saved is not None:
-            blesmp._bondsave = saved
+            blesmp.bondwrite = saved
     assert st.writes == w and len(st) == 1
     assert st.get_secret(2, 0, addr_key(1, addr(1))) is None  # hidden (the pairing goes on)
     assert st.pairing_done(1, addr(1), 0, 0) == RESTORED  # the writer is back: the bond shows again
@@ -1046,9 +1046,9 @@ def test_blob_module_not_held_at_rest_on_micropython():
     saved = sys.modules.pop("blesmp.blob")
     had = blesmp.__dict__.pop("blob", None)
     try:
-        st = new_store(d)  # loads (and converts nothing): blesmp._bondload + blesmp.blob
+        st = new_store(d)  # loads (and converts nothing): blesmp.bondload + blesmp.blob
         assert not (mp and _loaded("blob")) and len(st) == 1
-        assert keys(st, 2) == (True, True)  # a write: blesmp._bondsave + blesmp.blob
+        assert keys(st, 2) == (True, True)  # a write: blesmp.bondwrite + blesmp.blob
         assert st.pairing_done(1, addr(2), 1, 1) == STORED
         assert not (mp and _loaded("blob"))
         assert st.get_secret(2, 0, addr_key(1, addr(2))) == blob.encode(sec(2), blob.ESP88)

@@ -1,5 +1,5 @@
-# ruff: noqa: F821  (ptr8, ptr32, uint are viper built-ins)
 # Byte kernels of the crypto hot path, compiled by MicroPython's viper emitter.
+# ruff: noqa: F821  (ptr8, ptr32, uint are viper built-ins)
 # Viper ints are machine words (32-bit on ESP32, 64-bit on the x64 host), so
 # every result stored or returned is masked to give identical answers on both.
 import sys

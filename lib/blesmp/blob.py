@@ -36,7 +36,7 @@ that is not present.  `encode(sec, layout)` builds the raw blob again;
 
 import struct
 
-from ._secinfo import ESP80, ESP88, NIMBLE80, addr_key, detect, info  # noqa: F401 (part of this API)
+from .secinfo import ESP80, ESP88, NIMBLE80, addr_key, detect, info  # noqa: F401 (part of this API)
 
 LAYOUTS = (ESP88, ESP80, NIMBLE80)
 SIZES = {ESP88: 88, ESP80: 80, NIMBLE80: 80}
@@ -73,7 +73,7 @@ class Sec:
         self.sc = 0
 
     def __repr__(self):
-        from ._cold import repr_of
+        from .text import repr_of
 
         return repr_of(self)
 

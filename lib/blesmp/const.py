@@ -98,14 +98,14 @@ METHOD_NOT_ALLOWED = const(0x31)  # the pairing used an association model not in
 
 def reason_name(reason):
     """The name of a failure reason (an int from AuthResult.reason)."""
-    from ._cold import reason_name  # the name tables are cold: loaded only when text is needed
+    from .text import reason_name  # the name tables are cold: loaded only when text is needed
 
     return reason_name(reason)
 
 
 def event_name(event):
     """The ESP-IDF-style name of an event code."""
-    from ._cold import event_name
+    from .text import event_name
 
     return event_name(event)
 

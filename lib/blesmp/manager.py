@@ -63,7 +63,7 @@ safe answer (GET_SECRET: None, SET_SECRET: False, READ_REQUEST: the manager's ve
 0x0E Unlikely Error if the manager itself failed on it: a protected value is never read by accident).
 
 Memory: this module holds what runs with no connection (the IRQ dispatch, the secret-store
-pass-through, the API). The procedures on a link live in blesmp._link, imported at the first
+pass-through, the API). The procedures on a link live in blesmp.link, imported at the first
 CONNECT and dropped on MicroPython when the last link is gone (README "Memory on the board").
 """
 
@@ -74,10 +74,10 @@ import micropython
 from micropython import const
 
 from . import _drop, _log
-from ._secinfo import addr_key as _key7  # NimBLE's ble_addr_t as the store key: type, address LSB first
+from .secinfo import addr_key as _key7  # NimBLE's ble_addr_t as the store key: type, address LSB first
 
 # blesmp.const is not imported here: its names are folded below, and the name tables for
-# reprs/logs live in blesmp._cold (imported only when text is needed).
+# reprs/logs live in blesmp.text (imported only when text is needed).
 
 # Copies of the blesmp.const values used here: const() folds them into the bytecode.
 _BOND_ADDED_EVT = const(6)
@@ -106,71 +106,34 @@ _SEC_TYPE_PEER = const(2)
 
 
 class SecurityManager:
-    """See the module docstring. Arguments (all keyword):
+    """See the module docstring. SecurityManager(ble, **parameters): the parameters, their
+    defaults and checks are one table, blesmp.config.PARAMS (docs/security-manager.md lists it)."""
 
-    store          a BondStore (lib/blesmp/store.py); None = BondStore("bonds.db", max_bonds=...)
-    io, bond, mitm, sc   -> ble.config(io=, bond=, mitm=, le_secure=) (ESP_BLE_SM_IOCAP_MODE,
-                   ESP_BLE_SM_AUTHEN_REQ_MODE)
-    min_key_size   7..16 (default 16): shorter keys are disconnected (KNOB)
-    sc_only        Mode 1 Level 4: every encrypted link must reach level 4 (sets mitm, sc, 16)
-    level          level every encrypted link must reach (1 = no requirement)
-    max_bonds      passed to the default store
-    agent          where passkeys and confirmations come from (blesmp.agents)
-    callback       callback(event, conn, value) for the *_EVT events
-    handler        the application's own IRQ handler; the manager chains to it
-    window         True: new pairings only while open_window() is open ("press to pair")
-    allow          None or a list of (addr_type, addr) identities allowed to pair
-    repeat         "stronger" (default): a bonded peer may re-pair only if the new bond is at least
-                   as strong, and outside the window only if authenticated; "deny"; "allow"
-    prompt_timeout_ms  default 25000, below the 30 s SMP timeout
-    backoff_ms     waiting interval after a failed pairing (from the first; doubles per further
-                   failure, 64x max; per peer identity where known)
-    resolver       optional blesmp.resolver.Resolver: a bonded peer's RPA counts as its identity
-                   for the back-off
-    methods        None (all) or the allowed association models: a set of METHOD_JUST_WORKS,
-                   METHOD_PASSKEY, METHOD_NUMERIC_COMPARISON (or their bits OR-ed). A pairing that
-                   turns out to use another one is refused before any code is shown or asked for
-                   (Just Works: when it completes): METHOD_NOT_ALLOWED, keys refused, link dropped
-    insecure_static_passkey   an int shown for every DISPLAY pairing instead of a fresh random one
-                   (defeats passkey entry against an active attacker; for demos only)
-    central_prompts   True only on firmware that forwards prompts to a central (patched)
-    timer          machine.Timer id driving poll() every 250 ms, or None
-    clock          the millisecond tick source (default time.ticks_ms)
-    active         call ble.active(True) after installing the handler (default True)
-    """
+    def __init__(self, ble, **kw):
+        from . import config
 
-    def __init__(self, ble, store=None, io=_IO_NO_INPUT_OUTPUT, bond=True, mitm=False, sc=True,
-                 min_key_size=16, sc_only=False, level=1, max_bonds=8, agent=None, callback=None,
-                 handler=None, window=False, allow=None, repeat="stronger", prompt_timeout_ms=25000,
-                 backoff_ms=2000, insecure_static_passkey=None, central_prompts=False,
-                 central_stall_ms=5000, timer=0, clock=None, active=True, resolver=None, methods=None):
-        from . import _setup
-
-        link = "blesmp._link" in sys.modules  # (_setup checks a static passkey with it)
+        had_link = "blesmp.link" in sys.modules  # (config checks a static passkey with it)
         try:
-            _setup.init(self, ble, store, io, bond, mitm, sc, min_key_size, sc_only, level, max_bonds, agent,
-                        callback, handler, window, allow, repeat, prompt_timeout_ms, backoff_ms,
-                        insecure_static_passkey, central_prompts, central_stall_ms, timer, clock, resolver,
-                        methods)
+            active = config.init(self, ble, kw)
         finally:
-            _drop("_setup")
-            if not link:
-                _drop("_link")
-                _drop("_replace")
+            _drop("config")
+            if not had_link:
+                _drop("link")
+                _drop("bondrule")
         if active:
             ble.active(True)
 
     # -- configuration (esp_ble_gap_set_security_param) -----------------------------------
-    def set_security_param(self, io=None, bond=None, mitm=None, sc=None, min_key_size=None,
-                           sc_only=None, level=None):
-        """Changes the security parameters (the firmware's are global: they apply to the next
-        pairing on every link). Refuses impossible combinations with ValueError."""
-        from . import _setup
+    def set_security_param(self, **kw):
+        """Changes the security parameters io, bond, mitm, sc, min_key_size, sc_only, level (the
+        firmware's are global: they apply to the next pairing on every link). Refuses impossible
+        combinations with ValueError."""
+        from . import config
 
         try:
-            _setup.set_param(self, io, bond, mitm, sc, min_key_size, sc_only, level)
+            config.set_param(self, config.args(kw, 7))
         finally:
-            _drop("_setup")
+            _drop("config")
 
     io = _IO_NO_INPUT_OUTPUT
     bond = True
@@ -259,12 +222,12 @@ class SecurityManager:
         _IRQ_GATTS_WRITE): a write that fails the check is not passed to the application's
         handler, and the link is reported. Use the firmware's _FLAG_WRITE_ENCRYPTED /
         _FLAG_WRITE_AUTHENTICATED flags to keep writes out before they land."""
-        from . import _setup
+        from . import config
 
         try:
-            h = _setup.protect_args(attr_handle, level, min_key_size, authorize)
+            h = config.protect_args(attr_handle, level, min_key_size, authorize)
         finally:
-            _drop("_setup")
+            _drop("config")
         self._authz[h] = (level, min_key_size, authorize)
 
     def check(self, conn, attr_handle, write=False):
@@ -326,7 +289,7 @@ class SecurityManager:
 
     def status(self):
         """Prints the configuration, the connections with their security, and the bonds."""
-        from ._cold import status
+        from .text import status
 
         status(self)
 
@@ -342,7 +305,7 @@ class SecurityManager:
             try:
                 cb(event, conn, value)
             except Exception as e:  # noqa: BLE001 (an application bug must not stop pairing)
-                from ._cold import event_name
+                from .text import event_name
 
                 _log("callback raised on %s" % event_name(event), e)
 
@@ -417,8 +380,8 @@ class SecurityManager:
                 if self._links:
                     self._lk().on_disconnect(self, data[0])
                     if not self._links:
-                        _drop("_link")  # at rest again: give the link-time code's RAM back
-                        _drop("_replace")
+                        _drop("link")  # at rest again: give the link-time code's RAM back
+                        _drop("bondrule")
             elif event == _IRQ_ENCRYPTION_UPDATE:
                 if self._links:
                     self._lk().on_encryption(self, *data)
@@ -470,8 +433,8 @@ class SecurityManager:
         return self.store.set_secret(sec_type, key, value)
 
     def _lk(self):
-        # The link-time code (blesmp._link): imported at the first CONNECT, dropped on MicroPython
+        # The link-time code (blesmp.link): imported at the first CONNECT, dropped on MicroPython
         # when the last link is gone (see _irq), so the board at rest does not hold it.
-        from . import _link
+        from . import link
 
-        return _link
+        return link

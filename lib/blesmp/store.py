@@ -51,10 +51,10 @@ remove()/clear() while a pairing is in progress.
 
 Heap at rest.  This module holds what a board needs at rest and to re-encrypt
 (lookups, `get_secret`, NimBLE's deletes, `find`/`bonds`/`touch`); a bond is
-one bytearray.  Loading, recovery and migration live in `blesmp._bondload`;
+one bytearray.  Loading, recovery and migration live in `blesmp.bondload`;
 every change (storing keys, eviction, refusal, a pairing's end that left
 something to settle, `remove`/`clear`/`pin`/`flush`/`set_layout`/`image`,
-saving) in `blesmp._bondsave`.  Each is imported for its call and dropped
+saving) in `blesmp.bondwrite`.  Each is imported for its call and dropped
 from RAM again on MicroPython; a failed import inside `set_secret` answers
 False like any other error.
 
@@ -69,10 +69,10 @@ records decide, not the header: a damaged magic or version byte is repaired
 from them.  A file of a newer version is never overwritten: the store then
 works from RAM only (`readonly` is True).  A file that is not ours is moved
 to `.bad` untouched; so is one longer than the bound loading reads (see
-`blesmp._bondload.limit`), whose first part is kept.  Loading never raises
+`blesmp.bondload.limit`), whose first part is kept.  Loading never raises
 MemoryError/OSError: the store is then empty and read-only (see `problems`).
 `remove()` takes the bond's keys out of `.bad` and the `.imported` JSON too,
-`clear()` deletes those (`blesmp._bondfiles`).  With no store file,
+`clear()` deletes those (`blesmp.bondfiles`).  With no store file,
 aioble's `ble_secrets.json` or the bonding example's `secrets.json` (next to
 `path`) is imported and then renamed to `<name>.imported` (so that deleting
 the store later does not bring old bonds back); `import_json(path)` imports
@@ -110,7 +110,7 @@ untouched) and:
     unauthenticated pairing only while the attribute `vouched` is True: the
     SecurityManager sets it while its pairing window is open), "allow", "deny",
     or a callable `policy(old_bond, new_bond) -> bool` (the rule is
-    `blesmp._replace.may_replace`, shared with the manager); otherwise the
+    `blesmp.bondrule.may_replace`, shared with the manager); otherwise the
     old bond is shown again, the new keys are dropped and "refused" fires.
     The rule holds for keys stored under an identity that is already bonded
     whatever address the pairing peer connected from (identity distribution);
@@ -139,7 +139,7 @@ import time
 from micropython import const
 
 from blesmp import _drop
-from blesmp._secinfo import addr_key, detect, info
+from blesmp.secinfo import addr_key, detect, info
 
 STORED = "stored"
 PENDING = "pending"
@@ -237,7 +237,7 @@ class Bond:
         self.layout = detect(p or o)
 
     def __repr__(self):
-        from ._cold import repr_of
+        from .text import repr_of
 
         return repr_of(self)
 
@@ -255,7 +255,7 @@ class BondStore:
                  when_full="evict", policy="stronger", migrate=True):
         self.path = path
         if nvs is not None:
-            from ._nvs import NvsBackend  # only for NVS users
+            from .nvs import NvsBackend  # only for NVS users
 
             self._io = NvsBackend(nvs)
         else:
@@ -284,7 +284,7 @@ class BondStore:
             self._lock = _thread.allocate_lock()
         except ImportError:  # a port without threads: nothing runs concurrently
             self._lock = None
-        self._c("_bondload", "load", migrate, when_full)  # (checks layout= and when_full= first)
+        self._c("bondload", "load", migrate, when_full)  # (checks layout= and when_full= first)
 
     # ---------------------------------------------------------------- firmware
     def get_secret(self, sec_type, index, key):
@@ -339,19 +339,19 @@ class BondStore:
                     return False
                 e[_FL] |= sec_type << 1
                 return True
-            return self._c("_bondsave", "set_secret", sec_type, key, value)
+            return self._c("bondwrite", "set_secret", sec_type, key, value)
         except Exception as ex:  # also a failed import of the cold module (e.g. MemoryError)
             self.last_error = ex
             return False
 
     def _c(self, mod, name, *args):
-        # Cold code, `name` of blesmp._bondload (loading) or blesmp._bondsave (changes), imported for
-        # this call and dropped again on the board, with the other one, blesmp.blob and blesmp._replace if they came
+        # Cold code, `name` of blesmp.bondload (loading) or blesmp.bondwrite (changes), imported for
+        # this call and dropped again on the board, with the other one, blesmp.blob and blesmp.bondrule if they came
         # too (CPython keeps them: there is no heap to save, and re-imports cost time).
         import sys
 
-        cold = ["_bondload", "_bondsave", "_bondread"]  # (_bondsave drops blesmp._bondfiles itself)
-        for n in ("blob", "_replace"):  # (each only if nothing had loaded it before this call)
+        cold = ["bondload", "bondwrite", "bondread"]  # (bondwrite drops blesmp.bondfiles itself)
+        for n in ("blob", "bondrule"):  # (each only if nothing had loaded it before this call)
             if "blesmp." + n not in sys.modules:
                 cold.append(n)
         __import__("blesmp." + mod)
@@ -372,7 +372,7 @@ class BondStore:
                 else:  # nothing to settle (e.g. a re-encryption): no cold module
                     return PENDING if ok and bonded else None
             k = addr_key(addr_type, addr) if addr is not None else None
-            return self._c("_bondsave", "pairing_done", k, ok, bonded)
+            return self._c("bondwrite", "pairing_done", k, ok, bonded)
         except Exception as ex:
             self.last_error = ex
             return None
@@ -408,13 +408,13 @@ class BondStore:
         return self._irk
 
     def remove(self, addr_type, addr):
-        return self._c("_bondsave", "remove", addr_key(addr_type, addr))
+        return self._c("bondwrite", "remove", addr_key(addr_type, addr))
 
     def clear(self):
-        self._c("_bondsave", "clear")
+        self._c("bondwrite", "clear")
 
     def pin(self, addr_type, addr, pinned=True):
-        return self._c("_bondsave", "pin", addr_key(addr_type, addr), pinned)
+        return self._c("bondwrite", "pin", addr_key(addr_type, addr), pinned)
 
     def touch(self, addr_type, addr):
         e = self._find(addr_key(addr_type, addr))
@@ -430,18 +430,18 @@ class BondStore:
     def flush(self):
         """Writes last-used times (and anything a failed write left) if they changed."""
         if self.dirty:
-            return self._c("_bondsave", "save")
+            return self._c("bondwrite", "save")
         return True
 
     def set_layout(self, layout):
         """Tells the store the firmware's blob layout (converts every bond)."""
-        self._c("_bondsave", "set_layout", layout)
+        self._c("bondwrite", "set_layout", layout)
 
     # ---------------------------------------------------------------- persistence
     def image(self):
         """The store as bytes in the file format (what a save writes)."""
-        return self._c("_bondsave", "image")
+        return self._c("bondwrite", "image")
 
     def import_json(self, path, fs=None):
         """Imports aioble's ble_secrets.json / the bonding example's secrets.json; returns the count."""
-        return self._c("_bondload", "import_json", path, fs)
+        return self._c("bondload", "import_json", path, fs)

@@ -21,7 +21,7 @@
 #   heap_app_qstrs        interned strings (names, short literals) that app added, and
 #   heap_app_qstr_bytes   the heap they take (pools grow by doubling, so this moves in steps)
 #   heap_app_pairing_peak  then the same app replays a pairing (below): the most the heap holds
-#                         above rest at an event boundary (the link-time code blesmp._link, the
+#                         above rest at an event boundary (the link-time code blesmp.link, the
 #                         store's writer and blesmp.blob are loaded for it)
 #   heap_app_paired       1 if that pairing was reported (AUTH_CMPL) and the bond is in the store
 #   heap_rest_app_after_link  at rest again once the link is gone: heap_rest_app plus what
@@ -53,12 +53,12 @@ if __name__ == "__main__" and sys.implementation.name != "micropython":
     sys.path[:0] = [_root + "/lib", _root + "/tools/blesim/modules"]
 
 # Dependency order: each figure is what that module adds on top of the ones before it.
-MODULES = ("blesmp", "blesmp.const", "blesmp._pure", "blesmp._viper", "blesmp.crypto", "blesmp._secinfo", "blesmp.blob",
+MODULES = ("blesmp", "blesmp.const", "blesmp._pure", "blesmp._viper", "blesmp.crypto", "blesmp.secinfo", "blesmp.blob",
            "blesmp.store", "blesmp.resolver", "blesmp.manager", "blesmp.agents")
 # Loaded only while needed (the manager's link-time code, the store's writer), so not in the
-# in-process figures (the manager drops blesmp._link when its last link goes): each is measured
+# in-process figures (the manager drops blesmp.link when its last link goes): each is measured
 # alone in a fresh interpreter on top of every module above (heap_module_<m>).
-COLD = ("blesmp._link", "blesmp._bondsave")
+COLD = ("blesmp.link", "blesmp.bondwrite")
 
 
 def _mem():

@@ -29,8 +29,8 @@ for _p in (os.path.join(_ROOT, "lib"), os.path.join(_ROOT, "tools", "blesim", "m
     if _p not in sys.path:
         sys.path.insert(0, _p)
 
-from blesmp import _bondload as L  # noqa: E402
 from blesmp import blob  # noqa: E402
+from blesmp import bondload as L  # noqa: E402
 from blesmp import store as S  # noqa: E402
 
 if _ROOT not in sys.path:

@@ -1,5 +1,5 @@
 # The one rule for "may new keys replace a bond?", shared by the manager's link-time code
-# (blesmp._link) and the store's writer (blesmp._bondsave). Its own module so that a board at rest
+# (blesmp.link) and the store's writer (blesmp.bondwrite). Its own module so that a board at rest
 # holds none of it: each of those imports it while it runs and drops it with itself.
 # Not part of the API.
 def may_replace(old, new, policy="stronger", vouched=False, moved=False):

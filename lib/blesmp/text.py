@@ -1,5 +1,5 @@
-# Cold paths of blesmp, imported only when used: name tables, reprs, status printing and long
-# messages. Bytecode loaded from .py/.mpy lives in the heap, so text an app at rest never needs
+# The package's text: name tables of reasons and events, reprs, status printing, long messages;
+# imported only when text is needed. Bytecode loaded from .py/.mpy lives in the heap, so text an app at rest never needs
 # stays out of the modules it imports (manager, store, blob, const). Not part of the API.
 
 # Names of the failure reasons (blesmp.const): codes in _RCODES order, one string (no dict).
@@ -62,7 +62,7 @@ def bond_repr(b):
 
 
 def repr_of(o):
-    # repr() of AuthResult, Link (blesmp._link), Bond (store), Sec (blob)
+    # repr() of AuthResult, Link (blesmp.link), Bond (store), Sec (blob)
     n = type(o).__name__
     if n == "AuthResult":
         return auth_repr(o)

@@ -1,6 +1,6 @@
 # The NVS backend of blesmp.store (BondStore(nvs=...)): the image as one NVS blob, key "bonds",
 # committed atomically by NVS. Its own module so that file-store apps do not hold it in RAM;
-# loading and quarantine ("bonds_bad") are done by blesmp._bondload, saving by blesmp._bondsave.
+# loading and quarantine ("bonds_bad") are done by blesmp.bondload, saving by blesmp.bondwrite.
 # Not part of the API.
 
 

@@ -4,7 +4,7 @@
 value, `pairing_done` when a pairing left something to settle, `remove`, `clear`, `pin`,
 `flush`, `set_layout`, `image`) and drops it again (`sys.modules`) on MicroPython, so that
 on a board with `lib/` as .py or .mpy files its code does not stay on the heap at rest.
-`blesmp._bondload` uses it while loading (conversion, problems). Functions take the store
+`blesmp.bondload` uses it while loading (conversion, problems). Functions take the store
 as `self` (they are its methods, moved out). Not part of the API.
 """
 
@@ -15,9 +15,9 @@ from micropython import const
 
 from blesmp import blob as _blob
 from blesmp import store as _store
-from blesmp._bondread import problem
-from blesmp._replace import may_replace
-from blesmp._secinfo import info as _info
+from blesmp.bondread import problem
+from blesmp.bondrule import may_replace
+from blesmp.secinfo import info as _info
 from blesmp.store import (
     _MAGIC,
     PENDING,
@@ -32,7 +32,7 @@ from blesmp.store import (
     _strength,
 )
 
-_SYNC = const(0xB5)  # record sync byte (as in _bondload.py)
+_SYNC = const(0xB5)  # record sync byte (as in bondload.py)
 # entries: see store.py
 _FL = const(0)
 _K = const(14)
@@ -222,13 +222,13 @@ def clear(self):
 
 
 def _files(name, *args):
-    # blesmp._bondfiles (the side files), only for remove()/clear(), dropped again on the board
-    from blesmp import _bondfiles, _drop
+    # blesmp.bondfiles (the side files), only for remove()/clear(), dropped again on the board
+    from blesmp import _drop, bondfiles
 
     try:
-        getattr(_bondfiles, name)(*args)
+        getattr(bondfiles, name)(*args)
     finally:
-        _drop("_bondfiles")
+        _drop("bondfiles")
 
 
 def pin(self, k, pinned):

@@ -1,6 +1,6 @@
-# What blesmp.manager's SecurityManager does while links exist: the security procedures on each
-# connection (pairing, re-encryption, prompts, policy, failure reasons, reports) and the GATT
-# authorization of protected characteristics. The manager imports it at the first CONNECT and
+# The security procedures on each link: pairing, re-encryption, prompts, policy, failure reasons,
+# reports, and the GATT authorization of protected characteristics (what SecurityManager does
+# while links exist). The manager imports it at the first CONNECT and
 # drops it again on MicroPython when the last link is gone, so a board at rest (advertising, no
 # connection) does not hold this code in its heap. Functions take the SecurityManager as `sm`.
 # Not part of the API: see blesmp.manager.
@@ -11,9 +11,9 @@ import time
 from micropython import const
 
 from . import _log
-from ._replace import may_replace
-from ._secinfo import addr_key as _key7
-from ._secinfo import info as blob_info
+from .bondrule import may_replace
+from .secinfo import addr_key as _key7
+from .secinfo import info as blob_info
 
 # Copies of the blesmp.const values used here: const() folds them into the bytecode.
 _AUTH_CMPL_EVT = const(5)
@@ -133,7 +133,7 @@ class AuthResult:
         self.reencrypt = c.state == _ST_ENCRYPTING
 
     def __repr__(self):
-        from ._cold import repr_of  # the text lives in the cold module
+        from .text import repr_of  # the text lives in the cold module
 
         return repr_of(self)
 
@@ -572,7 +572,7 @@ def tick(sm):
                         pass
                 fail(sm, c, _PROMPT_TIMEOUT, disconnect=not nc)
             elif c.flags & _F_CENTRAL_WD:
-                from ._cold import CENTRAL_STALL
+                from .text import CENTRAL_STALL
 
                 _log(CENTRAL_STALL % c.handle)
                 fail(sm, c, _CENTRAL_NO_PROMPTS)

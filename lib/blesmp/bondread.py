@@ -1,5 +1,5 @@
-# Reading the store's files, shared by the loader (blesmp._bondload) and the side-file scrubber
-# (blesmp._bondfiles): a bounded read, the size bound, key decoding of imported JSON, and the
+# Reading the store's files, shared by the loader (blesmp.bondload) and the side-file scrubber
+# (blesmp.bondfiles): a bounded read, the size bound, key decoding of imported JSON, and the
 # store's list of problems. Imported with them and dropped with them. Not part of the API.
 import binascii
 

@@ -1,10 +1,10 @@
 # The store's side files: what blesmp wrote beside the image that can hold keys (the quarantine
 # `path + ".bad"` / NVS "bonds_bad", and aioble's or the bonding example's JSON renamed to
 # `<name>.imported`). Removing a bond removes its keys from them too; clear() deletes them.
-# Imported by blesmp._bondsave for remove()/clear() only, dropped with it. Not part of the API.
+# Imported by blesmp.bondwrite for remove()/clear() only, dropped with it. Not part of the API.
 from micropython import const
 
-from blesmp._bondread import _dec, _read, limit, problem
+from blesmp.bondread import _dec, _read, limit, problem
 
 _K = const(14)  # the key in a bond entry (as in store.py)
 _REC_BEFORE = const(18)  # a "B" record: 4 header bytes and 14 of flags/times before the key

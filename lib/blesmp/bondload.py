@@ -3,7 +3,7 @@
 `BondStore` imports this module only while it loads or imports, and drops it again
 (`sys.modules`), so that on a board with `lib/` as .py or .mpy files its code does not
 stay on the heap. Functions take the store as `self` (they are its methods, moved out).
-Writing (conversion, saving, problems) is `blesmp._bondsave`'s, imported only when needed.
+Writing (conversion, saving, problems) is `blesmp.bondwrite`'s, imported only when needed.
 """
 
 import os
@@ -14,10 +14,10 @@ from micropython import const
 
 from blesmp import blob as _blob
 from blesmp import store as _store
-from blesmp._bondread import _dec, _read, limit, problem
+from blesmp.bondread import _dec, _read, limit, problem
 from blesmp.store import _MAGIC, VERSION, _Files, _meta, _part
 
-_SYNC = const(0xB5)  # as in _bondsave.py
+_SYNC = const(0xB5)  # as in bondwrite.py
 _PIN = const(1)
 _K = const(14)  # the key in an entry (store.py)
 
@@ -40,13 +40,13 @@ def guess_layout():
 
 def _w():
     # the writer, only when loading has to write or report (it is dropped with this module)
-    from blesmp import _bondsave
+    from blesmp import bondwrite
 
-    return _bondsave
+    return bondwrite
 
 
 # The store's backends: self._io is a file system (`open`, `rename`, `remove`) beside self.path,
-# or an _nvs.NvsBackend. Reading them (blesmp._bondread), quarantine and migration.
+# or an nvs.NvsBackend. Reading them (blesmp.bondread), quarantine and migration.
 def _rm(self, p):
     try:
         self._io.remove(p)
