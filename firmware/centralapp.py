@@ -197,6 +197,8 @@ class CentralApp:
 
     def secure(self):
         n = len(self.results)
+        if self.conn is None:  # the link went while we read (lock out of range, power cut)
+            return None
         if not self.sm.pair(self.conn):
             return self.results[-1] if len(self.results) > n else None
         self.wait(lambda: len(self.results) > n or self.conn is None, 35000)
