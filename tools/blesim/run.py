@@ -44,6 +44,9 @@ import tempfile
 import threading
 import time
 
+from .results import BoardResult, Results
+from .results import pump as _pump
+
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 MP_DIR = os.path.join(ROOT, "tools", "blesim", "mp")
 MP_ONLY_DIR = os.path.join(MP_DIR, "mponly")  # shadows of built-ins only MicroPython gets (select)
@@ -227,27 +230,6 @@ def _place(norm):
             k += 1
         if opts.get("pos") is None:
             opts["pos"] = [float(i), 0.0]
-
-
-class BoardResult:
-    def __init__(self, name, rc, lines):
-        self.name = name
-        self.rc = rc
-        self.lines = lines
-
-    def __repr__(self):
-        return "BoardResult(%r, rc=%r, %d lines)" % (self.name, self.rc, len(self.lines))
-
-
-class Results(list):
-    trace = None
-    trace_svg = None
-
-
-def _pump(name, stream, q):
-    for raw in iter(stream.readline, b""):
-        q.put((name, raw.decode(errors="replace").rstrip("\r\n")))
-    q.put((name, None))
 
 
 def _forward_stdin(procs, name):

@@ -70,10 +70,10 @@ def _real_with_phone(scen, host, entries, timeout):
 
     from bumble import hci
 
+    from tools.blesim.results import BoardResult
     from tools.realhost import boards
     from tools.realhost.phone import Phone, _public
     from tools.realhost.radios import Radios
-    from tools.realhost.runner import BoardResult
 
     exe = boards.interpreter(host)
     script, opts = entries[0]

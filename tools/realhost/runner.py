@@ -14,29 +14,11 @@ import sys
 import tempfile
 import threading
 
+from tools.blesim.results import BoardResult, Results
+from tools.blesim.results import pump as _pump
 from tools.realhost import boards
 from tools.realhost.airtrace import AirTrace
 from tools.realhost.radios import Radios
-
-
-class BoardResult:
-    def __init__(self, name, rc, lines):
-        self.name = name
-        self.rc = rc
-        self.lines = lines
-
-    def __repr__(self):
-        return "<BoardResult %s rc=%r %d lines>" % (self.name, self.rc, len(self.lines))
-
-
-class Results(list):
-    trace = None
-
-
-def _pump(name, stream, q):
-    for raw in iter(stream.readline, b""):
-        q.put((name, raw.decode(errors="replace").rstrip("\r\n")))
-    q.put((name, None))
 
 
 def run_boards(entries, host=boards.DEFAULT_HOST, prefix=True, out=None, timeout=None, quiet=False,
