@@ -13,7 +13,7 @@ import pytest
 
 world_mod = pytest.importorskip("tools.blesim.world")
 
-from blesmp import blob  # noqa: E402
+from blesmp import blob, bond  # noqa: E402
 from blesmp import store as store_mod  # noqa: E402
 from blesmp.store import BondStore  # noqa: E402
 
@@ -116,7 +116,7 @@ def _pair_reset_reconnect(w, pa, ce, layout_after=None, profile_after=None, fw_a
 
         pa.profile = ce.profile = get_profile(profile_after)
     if fw_after is not None:
-        monkeypatch.setattr(store_mod, "_fw_id", lambda: fw_after)
+        monkeypatch.setattr(bond, "_fw_id", lambda: fw_after)
     p, c = reboot(w, pa, layout_after), reboot(w, ce, layout_after)
     check_bonded(p, c)
     w.trace.clear()
@@ -144,7 +144,7 @@ def test_bond_survives_firmware_update_with_layout_given(monkeypatch):
     w = world_mod.World(profile="esp32", seed=6)
     try:
         pa, ce = w.board("periph"), w.board("central")
-        monkeypatch.setattr(store_mod, "_fw_id", lambda: "v1.26.0|ESP32 module with ESP32")
+        monkeypatch.setattr(bond, "_fw_id", lambda: "v1.26.0|ESP32 module with ESP32")
         p, c, size = _pair_reset_reconnect(w, pa, ce, layout_after="80", profile_after="esp32-v1.23",
                                            fw_after="v1.23.0|ESP32 module with ESP32", monkeypatch=monkeypatch)
         assert size == 88
@@ -160,7 +160,7 @@ def test_bond_survives_firmware_update_layout_guessed(monkeypatch):
     w = world_mod.World(profile="esp32-v1.23", seed=7)
     try:
         pa, ce = w.board("periph"), w.board("central")
-        monkeypatch.setattr(store_mod, "_fw_id", lambda: "v1.23.0|ESP32 module with ESP32")
+        monkeypatch.setattr(bond, "_fw_id", lambda: "v1.23.0|ESP32 module with ESP32")
         p, c, size = _pair_reset_reconnect(w, pa, ce, profile_after="esp32", fw_after="v1.26.0|ESP32 module with ESP32",
                                            monkeypatch=monkeypatch)
         assert size == 80 and p.store.layout == blob.ESP88  # converted at load, written once

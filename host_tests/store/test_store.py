@@ -8,8 +8,7 @@ import json
 import os
 import random
 
-from blesmp import blob
-from blesmp import store as store_mod
+from blesmp import blob, bond
 from blesmp.store import PENDING, REFUSED, RESTORED, STORED, BondStore, addr_key
 
 _n = [0]
@@ -486,8 +485,8 @@ def test_firmware_update_converts_layout():
     pair(st, 1, layout=blob.NIMBLE80, sc=0, auth=1)
     pair(st, 2, layout=blob.NIMBLE80)
     assert len(st.get_secret(1, 0, addr_key(1, addr(1)))) == 80
-    old_fw = store_mod._fw_id
-    store_mod._fw_id = lambda: "a newer firmware"  # os.uname() changes with an update
+    old_fw = bond._fw_id
+    bond._fw_id = lambda: "a newer firmware"  # os.uname() changes with an update
     try:
         st2 = new_store(d, layout=blob.ESP88)  # the new firmware expects 88 bytes
         v = st2.get_secret(1, 0, addr_key(1, addr(1)))
@@ -497,7 +496,7 @@ def test_firmware_update_converts_layout():
         assert b.ediv == 0x1001 and b.authenticated == 1 and b.sc == 0 and b.layout == blob.ESP88
         assert new_store(d, layout=blob.ESP88).writes == 0
     finally:
-        store_mod._fw_id = old_fw
+        bond._fw_id = old_fw
 
 
 def test_layout_learned_from_what_nimble_writes():

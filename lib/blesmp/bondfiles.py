@@ -6,7 +6,7 @@ from micropython import const
 
 from blesmp.bondread import _dec, _read, limit, problem
 
-_K = const(14)  # the key in a bond entry (as in store.py)
+_K = const(14)  # the key in a bond entry (as in blesmp.bond)
 _REC_BEFORE = const(18)  # a "B" record: 4 header bytes and 14 of flags/times before the key
 _REC_AFTER = const(192)  # the key (7), both blobs with their lengths (2 + 88 + 88), the CRC (4), rounded up
 
@@ -55,9 +55,9 @@ def _drop_file(self, name):
 
 
 def secrets(e):
-    """The byte strings of bond entry e (store.py) that must not outlive it: its store key (also the
+    """The byte strings of bond entry e (blesmp.bond) that must not outlive it: its store key (also the
     address at the head of each blob) and every LTK/IRK/CSRK in its blobs, in both byte orders."""
-    from blesmp.store import _part
+    from blesmp.bond import _part
 
     out = [bytes(e[_K:_K + 7])]
     for t in (1, 2):

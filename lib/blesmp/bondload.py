@@ -13,13 +13,13 @@ from binascii import crc32 as _crc32
 from micropython import const
 
 from blesmp import blob as _blob
-from blesmp import store as _store
-from blesmp.bondread import _dec, _read, limit, problem
-from blesmp.store import _MAGIC, VERSION, _Files, _meta, _part
+from blesmp import bond as _bond  # (_bond._fw_id: tests stand in for a firmware update)
+from blesmp.bond import _meta, _part
+from blesmp.bondread import _MAGIC, VERSION, _dec, _read, limit, problem
 
 _SYNC = const(0xB5)  # as in bondwrite.py
 _PIN = const(1)
-_K = const(14)  # the key in an entry (store.py)
+_K = const(14)  # the key in an entry (blesmp.bond)
 
 
 def guess_layout():
@@ -209,7 +209,7 @@ def _load_image(self, n, migrate):
                 continue
             self._seq = seq
             stored_layout = lay
-            if fw != _store._fw_id():
+            if fw != _bond._fw_id():
                 stored_layout = None  # another firmware wrote it
             elif lc & 0x80:
                 self._fixed = None  # seen in NimBLE's own writes under this firmware: beats layout=
@@ -219,7 +219,7 @@ def _load_image(self, n, migrate):
         elif tag == 66:
             try:
                 n = 23 + p[21] + p[22 + p[21]]
-                e = bytearray(p[:n])  # the record's payload is the entry (store.py)
+                e = bytearray(p[:n])  # the record's payload is the entry (blesmp.bond)
                 our = _part(e, 1)
                 peer = _part(e, 2)
                 if len(e) != n or (our and _blob.detect(our) is None) or (peer and _blob.detect(peer) is None):
@@ -257,7 +257,7 @@ def _load_image(self, n, migrate):
 
 
 def import_json(self, path, fs):
-    with (fs or _Files()).open(path, "rb") as f:
+    with fs.open(path, "rb") as f:
         return import_entries(self, f.read(), path)
 
 

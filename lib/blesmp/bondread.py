@@ -1,10 +1,13 @@
-# Reading the store's files, shared by the loader (blesmp.bondload) and the side-file scrubber
-# (blesmp.bondfiles): a bounded read, the size bound, key decoding of imported JSON, and the
-# store's list of problems. Imported with them and dropped with them. Not part of the API.
+# The store's files as its cold modules share them (the loader blesmp.bondload, the writer
+# blesmp.bondwrite, the side-file scrubber blesmp.bondfiles): the image's magic and version, a
+# bounded read, the size bound, key decoding of imported JSON, and the store's list of
+# problems. Imported with them and dropped with them. Not part of the API.
 import binascii
 
 from micropython import const
 
+VERSION = const(1)  # of the image format (blesmp.bondwrite writes it, blesmp.bondload checks it)
+_MAGIC = b"BSMP"
 _REC = const(256)  # room per bond in the size bound (a bond record is at most 8 + 23 + 88 + 88 bytes)
 
 

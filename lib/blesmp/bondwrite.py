@@ -14,26 +14,14 @@ from binascii import crc32 as _crc32
 from micropython import const
 
 from blesmp import blob as _blob
-from blesmp import store as _store
-from blesmp.bondread import problem
+from blesmp import bond as _bond  # (_bond._fw_id: tests stand in for a firmware update)
+from blesmp.bond import PENDING, REFUSED, RESTORED, STORED, Bond, _meta, _now, _part, _strength
+from blesmp.bondread import _MAGIC, VERSION, problem
 from blesmp.bondrule import may_replace
 from blesmp.secinfo import info as _info
-from blesmp.store import (
-    _MAGIC,
-    PENDING,
-    REFUSED,
-    RESTORED,
-    STORED,
-    VERSION,
-    Bond,
-    _meta,
-    _now,
-    _part,
-    _strength,
-)
 
 _SYNC = const(0xB5)  # record sync byte (as in bondload.py)
-# entries: see store.py
+# entries: see blesmp.bond
 _FL = const(0)
 _K = const(14)
 _PIN = const(1)
@@ -41,7 +29,7 @@ _HID = const(6)
 
 
 def entry(k, our, peer, added, used, seq, fl):
-    """A new entry (store.py) for key k and the blobs our/peer (None: absent)."""
+    """A new entry (blesmp.bond) for key k and the blobs our/peer (None: absent)."""
     our = our or b""
     peer = peer or b""
     return bytearray(struct.pack("<BBIII", fl, 0, added, used, seq) + k + bytes((len(our),)) + our
@@ -276,7 +264,7 @@ def image(self):
     out.append(VERSION)
     n = 1
     lc = _blob.LAYOUTS.index(self.layout) | (0x80 if self._learned else 0)
-    _rec(out, 77, struct.pack("<BI", lc, self._seq) + _store._fw_id().encode())
+    _rec(out, 77, struct.pack("<BI", lc, self._seq) + _bond._fw_id().encode())
     if self._irk:
         _rec(out, 73, self._irk)
         n += 1

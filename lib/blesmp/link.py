@@ -385,7 +385,7 @@ def strength(sm, k):
             e = f(k)
             if e is None:
                 return None
-            from .store import _strength
+            from .bond import _strength
 
             s = _strength(e)
         else:

@@ -51,7 +51,8 @@ remove()/clear() while a pairing is in progress.
 
 Heap at rest.  This module holds what a board needs at rest and to re-encrypt
 (lookups, `get_secret`, NimBLE's deletes, `find`/`bonds`/`touch`); a bond is
-one bytearray.  Loading, recovery and migration live in `blesmp.bondload`;
+one bytearray (its layout and the `Bond` view: `blesmp.bond`).  Loading,
+recovery and migration live in `blesmp.bondload`;
 every change (storing keys, eviction, refusal, a pairing's end that left
 something to settle, `remove`/`clear`/`pin`/`flush`/`set_layout`/`image`,
 saving) in `blesmp.bondwrite`.  Each is imported for its call and dropped
@@ -134,62 +135,22 @@ untouched) and:
 
 import os
 import struct
-import time
 
 from micropython import const
 
 from blesmp import _drop
-from blesmp.secinfo import addr_key, detect, info
+from blesmp.bond import PENDING, Bond, _has, _now, _part
+from blesmp.bond import REFUSED as REFUSED
+from blesmp.bond import RESTORED as RESTORED
+from blesmp.bond import STORED as STORED  # (Bond and these outcomes are the store's API too)
+from blesmp.secinfo import addr_key
 
-STORED = "stored"
-PENDING = "pending"
-REFUSED = "refused"
-RESTORED = "restored"
-
-VERSION = const(1)
-_MAGIC = b"BSMP"
-_ZERO7 = bytes(7)
-# A bond in RAM ("entry") is one bytearray laid out as its "B" record (few objects: each one
-# costs heap): flags, layout code (set when saving), added, used, seq (u32 each), key (7), len(our),
-# our blob, len(peer), peer blob. Blobs are handed to NimBLE as memoryviews into it.
+# entries (blesmp.bond): flags at 0 (pinned 1; 2 / 4: type 1 / type 2 hidden), the key at e[14:21]
 _FL = const(0)
-_PIN = const(1)  # flags: pinned; 2 / 4: type 1 / type 2 hidden (deleted by NimBLE)
 _HID = const(6)
-_K = const(14)  # the key: e[14:21]
-
-
-def _part(e, t):
-    """Blob t (1: our keys, 2: the peer's) of entry e as a memoryview, None if absent."""
-    a = 22
-    n = e[21]
-    if t == 2:
-        a += n + 1
-        n = e[a - 1]
-    return memoryview(e)[a:a + n] if n else None
-
-
-def _has(e, t):
-    return e[21] if t == 1 else e[22 + e[21]]
-
-
-def _meta(e):
-    """(added, used, seq) of entry e."""
-    return struct.unpack_from("<III", e, 2)
-
-
-def _now():
-    try:
-        return int(time.time()) & 0xFFFFFFFF
-    except Exception:
-        return 0
-
-
-def _fw_id():
-    try:
-        u = os.uname()
-        return "%s|%s" % (u.version, u.machine)
-    except Exception:
-        return ""
+_K = const(14)
+_L = const(1)  # BondStore._c: the loader (blesmp.bondload)
+_W = const(2)  # the writer (blesmp.bondwrite)
 
 
 class _Files:
@@ -198,54 +159,6 @@ class _Files:
     open = staticmethod(open)
     rename = staticmethod(os.rename)
     remove = staticmethod(os.remove)
-
-
-class Bond:
-    """One bond, decoded for the application (addresses and keys MSB first).
-
-    addr_type, addr: the peer's identity address (the store's key);
-    ltk/ediv/rand: the LTK we answer with as peripheral (our keys, type 1),
-    else the peer's; our_ltk, peer_ltk: both; irk, csrk: the peer's (None
-    if not distributed); key_size, authenticated, sc, sign_counter; added,
-    last_used (time.time() values, 0 if unknown); pinned; layout.
-    """
-
-    def __init__(self, e):
-        from blesmp.blob import decode  # (loaded with the first Bond: not needed at rest)
-
-        o = _part(e, 1)
-        p = _part(e, 2)
-        our = decode(o) if o else None
-        peer = decode(p) if p else None
-        self.addr_type = e[_K]
-        self.addr = bytes(reversed(e[_K + 1:_K + 7]))
-        self.our_ltk = our.ltk if our else None
-        self.peer_ltk = peer.ltk if peer else None
-        main = our if our and our.ltk else peer
-        self.ltk = main.ltk if main else None
-        self.ediv = main.ediv if main else 0
-        self.rand = main.rand if main else 0
-        self.irk = peer.irk if peer else None
-        self.csrk = peer.csrk if peer else None
-        ks, auth, sc = _strength(e)
-        self.key_size = ks
-        self.authenticated = auth
-        self.sc = sc
-        self.sign_counter = our.sign_counter if our else 0
-        self.added, self.last_used, _ = _meta(e)
-        self.pinned = bool(e[_FL] & _PIN)
-        self.layout = detect(p or o)
-
-    def __repr__(self):
-        from .text import repr_of
-
-        return repr_of(self)
-
-
-def _strength(e):
-    a = info(_part(e, 1))
-    b = info(_part(e, 2))
-    return max(a[0], b[0]), a[1] | b[1], a[2] | b[2]
 
 
 class BondStore:
@@ -284,7 +197,7 @@ class BondStore:
             self._lock = _thread.allocate_lock()
         except ImportError:  # a port without threads: nothing runs concurrently
             self._lock = None
-        self._c("bondload", "load", migrate, when_full)  # (checks layout= and when_full= first)
+        self._c(_L, "load", migrate, when_full)  # (checks layout= and when_full= first)
 
     # ---------------------------------------------------------------- firmware
     def get_secret(self, sec_type, index, key):
@@ -303,7 +216,7 @@ class BondStore:
                         i += 1
                 return None
             k = bytes(key)
-            if k == _ZERO7:
+            if k == b"\0\0\0\0\0\0\0":
                 # NimBLE counts bonds at the start of every pairing: a hidden bond whose
                 # pairing never reported its end comes back; stale half-pairings go.
                 if self._refusing:  # no: this is the overflow handler after a refusal
@@ -339,24 +252,27 @@ class BondStore:
                     return False
                 e[_FL] |= sec_type << 1
                 return True
-            return self._c("bondwrite", "set_secret", sec_type, key, value)
+            return self._c(_W, "set_secret", sec_type, key, value)
         except Exception as ex:  # also a failed import of the cold module (e.g. MemoryError)
             self.last_error = ex
             return False
 
     def _c(self, mod, name, *args):
-        # Cold code, `name` of blesmp.bondload (loading) or blesmp.bondwrite (changes), imported for
-        # this call and dropped again on the board, with the other one, blesmp.blob and blesmp.bondrule if they came
-        # too (CPython keeps them: there is no heap to save, and re-imports cost time).
+        # Cold code: function `name` of blesmp.bondload (mod _L: loading) or blesmp.bondwrite (_W:
+        # changes), imported for this call and dropped again on the board with the modules it
+        # brought (CPython keeps them: there is no heap to save, and re-imports cost time).
         import sys
 
         cold = ["bondload", "bondwrite", "bondread"]  # (bondwrite drops blesmp.bondfiles itself)
         for n in ("blob", "bondrule"):  # (each only if nothing had loaded it before this call)
             if "blesmp." + n not in sys.modules:
                 cold.append(n)
-        __import__("blesmp." + mod)
         try:
-            return getattr(sys.modules["blesmp." + mod], name)(self, *args)
+            if mod == _L:
+                from blesmp import bondload as m
+            else:
+                from blesmp import bondwrite as m
+            return getattr(m, name)(self, *args)
         finally:
             for n in cold:
                 _drop(n)
@@ -372,7 +288,7 @@ class BondStore:
                 else:  # nothing to settle (e.g. a re-encryption): no cold module
                     return PENDING if ok and bonded else None
             k = addr_key(addr_type, addr) if addr is not None else None
-            return self._c("bondwrite", "pairing_done", k, ok, bonded)
+            return self._c(_W, "pairing_done", k, ok, bonded)
         except Exception as ex:
             self.last_error = ex
             return None
@@ -408,13 +324,13 @@ class BondStore:
         return self._irk
 
     def remove(self, addr_type, addr):
-        return self._c("bondwrite", "remove", addr_key(addr_type, addr))
+        return self._c(_W, "remove", addr_key(addr_type, addr))
 
     def clear(self):
-        self._c("bondwrite", "clear")
+        self._c(_W, "clear")
 
     def pin(self, addr_type, addr, pinned=True):
-        return self._c("bondwrite", "pin", addr_key(addr_type, addr), pinned)
+        return self._c(_W, "pin", addr_key(addr_type, addr), pinned)
 
     def touch(self, addr_type, addr):
         e = self._find(addr_key(addr_type, addr))
@@ -430,18 +346,18 @@ class BondStore:
     def flush(self):
         """Writes last-used times (and anything a failed write left) if they changed."""
         if self.dirty:
-            return self._c("bondwrite", "save")
+            return self._c(_W, "save")
         return True
 
     def set_layout(self, layout):
         """Tells the store the firmware's blob layout (converts every bond)."""
-        self._c("bondwrite", "set_layout", layout)
+        self._c(_W, "set_layout", layout)
 
     # ---------------------------------------------------------------- persistence
     def image(self):
         """The store as bytes in the file format (what a save writes)."""
-        return self._c("bondwrite", "image")
+        return self._c(_W, "image")
 
     def import_json(self, path, fs=None):
         """Imports aioble's ble_secrets.json / the bonding example's secrets.json; returns the count."""
-        return self._c("bondload", "import_json", path, fs)
+        return self._c(_L, "import_json", path, fs or _Files())

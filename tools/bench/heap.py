@@ -53,8 +53,8 @@ if __name__ == "__main__" and sys.implementation.name != "micropython":
     sys.path[:0] = [_root + "/lib", _root + "/tools/blesim/modules"]
 
 # Dependency order: each figure is what that module adds on top of the ones before it.
-MODULES = ("blesmp", "blesmp.const", "blesmp._pure", "blesmp._viper", "blesmp.crypto", "blesmp.secinfo", "blesmp.blob",
-           "blesmp.store", "blesmp.resolver", "blesmp.manager", "blesmp.agents")
+MODULES = ("blesmp", "blesmp.const", "blesmp._pure", "blesmp._viper", "blesmp.crypto", "blesmp.secinfo", "blesmp.bond",
+           "blesmp.blob", "blesmp.store", "blesmp.resolver", "blesmp.manager", "blesmp.agents")
 # Loaded only while needed (the manager's link-time code, the store's writer), so not in the
 # in-process figures (the manager drops blesmp.link when its last link goes): each is measured
 # alone in a fresh interpreter on top of every module above (heap_module_<m>).
@@ -209,7 +209,7 @@ def _prep(d):
 # The typical app, run as a small script of its own in a fresh interpreter (not as this file: its
 # own names would be interned first and move where the qstr pools grow). dir = the bond
 # directory; pre = code run first (the ROMFS column mounts the image there).
-_APP = """import gc, micropython, sys
+_APP = """import gc, micropython, sys, time
 %(pre)s
 def z(n):
     return z(n - 1) if n else 0
@@ -243,7 +243,11 @@ m3 = m()
 micropython.qstr_info()
 top = 0
 for e, x in ev:
+    t = time.ticks_us()
     b.h(e, x)
+    if e == 1:
+        t = time.ticks_diff(time.ticks_us(), t)
+        print('app_connect_us', t)
     top = max(top, m() - m3)
 m4 = m()
 micropython.qstr_info()
@@ -398,14 +402,17 @@ def _compare():
     os.mkdir(bonds)
     env = dict(os.environ, MICROPYPATH=os.pathsep.join([os.path.join(tmp, "mpy"), ".frozen"]))
     subprocess.check_call([mp, os.path.abspath(__file__), "prep", bonds], env=env, cwd=root)
-    with open(os.path.join(tmp, "romapp.py"), "w") as f:
-        f.write(_APP % {"dir": bonds, "pre": "import vfs; vfs.mount(vfs.VfsRom(open(%r, 'rb').read()), '/rom'); "
-                        "sys.path.insert(0, '/rom')" % img})
-    out = subprocess.check_output([mp, os.path.join(tmp, "romapp.py")], env=dict(os.environ, MICROPYPATH=".frozen"),
-                                  cwd=root, text=True)
     cols = {}
-    for k, v in _app_figures(out):
-        cols.setdefault(k, {})["romfs"] = v
+    # romfs-kept: the same image with blesmp._drop doing nothing (what dropping saves there, and what
+    # re-importing costs: app_connect_us, the CONNECT IRQ that imports blesmp.link)
+    for label, keep in (("romfs", ""), ("romfs-kept", "; import blesmp; blesmp._drop = lambda n: None")):
+        with open(os.path.join(tmp, "romapp.py"), "w") as f:
+            f.write(_APP % {"dir": bonds, "pre": "import vfs; vfs.mount(vfs.VfsRom(open(%r, 'rb').read()), '/rom'); "
+                            "sys.path.insert(0, '/rom')%s" % (img, keep)})
+        out = subprocess.check_output([mp, os.path.join(tmp, "romapp.py")], env=dict(os.environ, MICROPYPATH=".frozen"),
+                                      cwd=root, text=True)
+        for k, v in _app_figures(out):
+            cols.setdefault(k, {})[label] = v
     for label, path in variants:
         env = dict(os.environ, MICROPYPATH=os.pathsep.join([path, os.path.join(root, "tools", "bench"), ".frozen"]))
         out = subprocess.check_output([mp, os.path.abspath(__file__)], env=env, cwd=root, text=True)
@@ -415,11 +422,11 @@ def _compare():
             k, v = line.split()
             cols.setdefault(k, {})[label] = v
     shutil.rmtree(tmp, ignore_errors=True)
-    print("%-28s %8s %8s %8s %8s" % ("figure (bytes)", ".py", ".mpy", "no-lines", "romfs"))
-    for k in [k for k in cols if k.startswith("heap_app")] + [k for k in cols if not k.startswith("heap_app")]:
-        v = cols[k]
-        print("%-28s %8s %8s %8s %8s" % (k, v.get("py", "-"), v.get("mpy", "-"), v.get("nolines", "-"),
-                                        v.get("romfs", "-")))
+    labels = ("py", "mpy", "nolines", "romfs", "romfs-kept")
+    print("%-28s %8s %8s %8s %8s %10s" % ("figure (bytes, us)", ".py", ".mpy", "no-lines", "romfs", "romfs-kept"))
+    app = [k for k in cols if k.startswith(("heap_app", "app_"))]
+    for k in app + [k for k in cols if k not in app]:
+        print("%-28s %8s %8s %8s %8s %10s" % ((k,) + tuple(cols[k].get(c, "-") for c in labels)))
 
 
 if __name__ == "__main__":
