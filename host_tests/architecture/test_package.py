@@ -38,7 +38,7 @@ def _names(mod):
 def test_modules_an_app_keeps_at_rest_hold_at_most_17_globals():
     # MicroPython's module dict grows from 17 to 37 slots at the 18th global: 0.6 KB more on the
     # unix port (about 0.3 KB on the board) for every such module an app keeps (make bench).
-    from blesmp import agents, bond, manager, secinfo, store
+    from blesmp import agents, bond, manager, resolver, secinfo, store
 
-    for mod in (manager, store, bond, secinfo, agents):
+    for mod in (manager, store, bond, secinfo, agents, resolver):
         assert len(_names(mod)) <= 15, (mod.__name__, _names(mod))
