@@ -14,7 +14,7 @@ import sys
 import tempfile
 import threading
 
-from tools.blesim.results import BoardResult, Results
+from tools.blesim.results import Results, echo
 from tools.blesim.results import pump as _pump
 from tools.realhost import boards
 from tools.realhost.airtrace import AirTrace
@@ -64,13 +64,8 @@ def run_boards(entries, host=boards.DEFAULT_HOST, prefix=True, out=None, timeout
                 continue
             lines[name].append(line)
             if not quiet:
-                out.write(("%-*s| %s\n" % (width_name, name, line)) if prefix else line + "\n")
-                out.flush()
-        results = Results()
-        for name, p in procs.items():
-            if p.poll() is None:
-                p.kill()
-            results.append(BoardResult(name, p.wait(), lines[name]))
+                echo(out, name, line, width_name, prefix)
+        results = Results.collect(procs, lines)
     finally:
         for p in procs.values():
             if p.poll() is None:
@@ -80,15 +75,5 @@ def run_boards(entries, host=boards.DEFAULT_HOST, prefix=True, out=None, timeout
         shutil.rmtree(tmp, ignore_errors=True)
     results.trace = air.trace
     if trace:
-        from tools.blesim import render
-
-        order = list(procs)
-        if not quiet:
-            out.write(render.text(air.trace, width=width, boards=order) + "\n")
-        with open(trace, "w") as f:
-            f.write(render.svg(air.trace, boards=order))
-        with open(trace + ".jsonl", "w") as f:
-            f.write(air.trace.to_jsonl())
-        if not quiet:
-            out.write("trace: %s (SVG), %s.jsonl\n" % (trace, trace))
+        results.save_trace(trace, list(procs), out, quiet, width)
     return results
