@@ -16,47 +16,15 @@ What the firmware's type does, and so this one:
 CPython has no buffer protocol for Python classes before 3.12, so the type is a `bytes`
 subclass (its value is the UUID's bytes) with bytes' own behaviours taken away.
 ATT compares 16- and 128-bit forms as equal: the model uses `att_equal` for that.
+The argument's parsing and the printed form are the board process's too
+(tools/blesim/mp/_blesim_uuid.py).
 """
+
+from tools.blesim.mp._blesim_uuid import parse, text
 
 __all__ = ["UUID", "parse"]
 
 _BASE = bytes.fromhex("0000000000001000800000805f9b34fb")  # 00000000-0000-1000-8000-00805f9b34fb
-_HEX = "0123456789abcdefABCDEF"
-
-
-def parse(value):
-    """The UUID's little-endian bytes for a constructor argument, or the firmware's error."""
-    if isinstance(value, int) and not isinstance(value, bool):  # mp_obj_is_int: bool is not
-        if value > 65535:
-            raise ValueError("invalid UUID")
-        if value < -(1 << 31):
-            raise OverflowError("overflow converting long int to machine word")
-        return bytes((value & 0xFF, (value >> 8) & 0xFF))
-    if isinstance(value, str):
-        buf = value.encode()
-    elif isinstance(value, (bytes, bytearray, memoryview)):
-        buf = bytes(value)
-    else:
-        raise TypeError("object with buffer protocol required")
-    if len(buf) in (2, 4, 16):
-        return buf
-    data = bytearray(16)
-    i = 32
-    for c in buf.decode("latin-1"):
-        if c == "-":
-            continue
-        if c not in _HEX:
-            raise ValueError("invalid char in UUID")
-        i -= 1
-        if i < 0:
-            raise ValueError("UUID too long")
-        if i % 2 == 0:
-            data[i // 2] |= int(c, 16)
-        else:
-            data[i // 2] = int(c, 16) << 4
-    if i > 0:
-        raise ValueError("UUID too short")
-    return bytes(data)
 
 
 class UUID(bytes):
@@ -139,11 +107,7 @@ class UUID(bytes):
     __rmul__ = __mul__
 
     def __repr__(self):
-        b = bytes(self)
-        if len(b) <= 4:
-            return "UUID(0x%s)" % b[::-1].hex()
-        h = b[::-1].hex()
-        return "UUID('%s-%s-%s-%s-%s')" % (h[:8], h[8:12], h[12:16], h[16:20], h[20:])
+        return text(bytes(self))
 
     __str__ = __repr__
 

@@ -19,6 +19,7 @@ removes the handler, as on the board.
 import sys
 
 import _blesim
+from _blesim_uuid import parse, text
 
 MP = sys.implementation.name == "micropython"
 
@@ -31,43 +32,6 @@ FLAG_NOTIFY = 0x0010
 FLAG_INDICATE = 0x0020
 
 
-_HEX = "0123456789abcdefABCDEF"
-
-
-def _uuid_bytes(value):
-    # extmod/modbluetooth.c bluetooth_uuid_make_new (see tools/blesim/firmware/uuid.py)
-    if type(value) is int:
-        if value > 65535:
-            raise ValueError("invalid UUID")
-        return bytes((value & 0xFF, (value >> 8) & 0xFF))
-    if isinstance(value, str):
-        buf = value.encode()
-    elif isinstance(value, (bytes, bytearray, memoryview)):
-        buf = bytes(value)
-    else:
-        raise TypeError("object with buffer protocol required")
-    if len(buf) in (2, 4, 16):
-        return buf
-    data = bytearray(16)
-    i = 32
-    for c in buf:
-        c = chr(c)
-        if c == "-":
-            continue
-        if c not in _HEX:
-            raise ValueError("invalid char in UUID")
-        i -= 1
-        if i < 0:
-            raise ValueError("UUID too long")
-        if i % 2 == 0:
-            data[i // 2] |= int(c, 16)
-        else:
-            data[i // 2] = int(c, 16) << 4
-    if i > 0:
-        raise ValueError("UUID too short")
-    return bytes(data)
-
-
 class UUID(bytes):
     """bluetooth.UUID: 16-, 32- or 128-bit, with the buffer protocol (its little-endian
     bytes), compared and printed as MicroPython does. A bytes subclass is the one way a
@@ -77,12 +41,12 @@ class UUID(bytes):
     if MP:
 
         def __init__(self, value):
-            super().__init__(_uuid_bytes(value))  # MicroPython builds the native base here
+            super().__init__(parse(value))  # MicroPython builds the native base here
 
     else:
 
         def __new__(cls, value):
-            return bytes.__new__(cls, _uuid_bytes(value))
+            return bytes.__new__(cls, parse(value))
 
     def _cmp(self, other):
         a = bytes(self)
@@ -125,13 +89,7 @@ class UUID(bytes):
         raise TypeError("unsupported types for __add__: 'UUID', '%s'" % type(other).__name__)
 
     def __repr__(self):
-        b = bytes(self)
-        h = ""
-        for i in range(len(b) - 1, -1, -1):
-            h += "%02x" % b[i]
-        if len(b) <= 4:
-            return "UUID(0x%s)" % h
-        return "UUID('%s-%s-%s-%s-%s')" % (h[:8], h[8:12], h[12:16], h[16:20], h[20:])
+        return text(bytes(self))
 
     def __str__(self):
         return self.__repr__()
