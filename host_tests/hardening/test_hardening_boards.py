@@ -10,7 +10,7 @@ import pytest
 from boardrig import METHODS, Rig, bond_tuple, count_smp
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from simkit import Dev, connect, done
+from simkit import Dev, both_done, connect, done
 
 from blesmp import const as C
 from blesmp.agents import ConsoleAgent
@@ -43,7 +43,7 @@ def _spoof_attempt(r):
     spoof = Dev(r.w, "spoof", addr=(r.friend.board.addr_type, r.friend.board.public_addr))
     hc, _hp = connect(r.w, spoof, r.esp)
     spoof.call(spoof.sm.pair, hc)
-    r.w.run_until(lambda: done(spoof)() and done(r.esp)(), 45)
+    both_done(r.w, spoof, r.esp, 45)
     return spoof
 
 
@@ -567,7 +567,7 @@ def test_spoofed_peripheral_security_request_cannot_replace_our_central_bond(pol
         friend = Dev(w, "friend")
         hc, _hp = connect(w, esp, friend)
         esp.call(esp.sm.pair, hc)
-        assert w.run_until(lambda: done(esp)() and done(friend)(), 45) and esp.result().success
+        assert both_done(w, esp, friend, 45) and esp.result().success
         before = [bond_tuple(b) for b in esp.store.bonds()]
         assert len(before) == 1
         esp.call(esp.ble.gap_disconnect, hc)
