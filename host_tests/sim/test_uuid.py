@@ -48,6 +48,9 @@ CHECKS = [
     ("u < v", "True"),
     ("u < w", "True"),  # a different size compares by size
     ("{u: 1}[UUID(0x2902)]", "1"),
+    ("u * 2", "!TypeError: unsupported types for __mul__: 'UUID', 'int'"),
+    ("1 in u", "!TypeError: 'UUID' object isn't iterable"),
+    ("u < b'\\x02\\x29'", "!TypeError: unsupported types for comparison: 'UUID', 'bytes'"),
     ("UUID(u) == u", "True"),  # a UUID has the buffer protocol: UUID(UUID) copies it
     ("str(w)", "\"UUID('00002902-0000-1000-8000-00805f9b34fb')\""),
 ]
