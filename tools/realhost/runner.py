@@ -23,7 +23,8 @@ from tools.realhost.radios import Radios
 
 def run_boards(entries, host=boards.DEFAULT_HOST, prefix=True, out=None, timeout=None, quiet=False,
                btsnoop=None, trace=None, width=None):
-    """entries: (script, opts) with opts keys name, fs, addr (hex), args, heapsize. Returns Results
+    """entries: (script, opts) with opts keys name, fs, addr (hex), args, heapsize, path (more
+    folders on the board's module path). Returns Results
     (BoardResult per board; .trace: the air's Trace). `timeout`: real seconds without output before
     the boards are killed. `trace`: an SVG path for the sequence chart (also printed)."""
     out = out or sys.stdout
@@ -44,7 +45,7 @@ def run_boards(entries, host=boards.DEFAULT_HOST, prefix=True, out=None, timeout
             fs = opts.get("fs") or os.path.join(tmp, "fs-" + name)
             os.makedirs(fs, exist_ok=True)
             pty = radios.add(name, opts.get("addr"))
-            env = boards.board_env(pty, [os.path.dirname(os.path.abspath(script))])
+            env = boards.board_env(pty, [os.path.dirname(os.path.abspath(script))] + list(opts.get("path") or ()))
             argv = boards.board_command(exe, script, opts.get("args") or (), opts.get("heapsize"))
             p = subprocess.Popen(argv, cwd=fs, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
                                  stderr=subprocess.STDOUT)
