@@ -174,12 +174,25 @@ class Session:
         p.wait()
         self.out.write("   %-5s| ---- power cut: process killed (RAM lost, flash kept) ----\n" % name)
 
-    def close(self):
-        """Stops every board; returns the session's Trace."""
+    def stop_boards(self):
         for p in self.procs.values():
             if p.poll() is None:
                 p.kill()
             p.wait()
+
+    def drain(self):
+        """Keeps what the boards printed last (after stop_boards)."""
+        while True:
+            try:
+                who, line = self.q.get_nowait()
+            except queue.Empty:
+                break
+            if isinstance(line, str):
+                self.lines[who].append(line)
+
+    def close(self):
+        """Stops every board; returns the session's Trace."""
+        self.stop_boards()
         try:
             control(self.addr, {"op": "shutdown"})
         except OSError:
@@ -189,14 +202,7 @@ class Session:
         except subprocess.TimeoutExpired:
             self.broker.kill()
         self.log.close()
-        # drain what the boards printed last
-        while True:
-            try:
-                who, line = self.q.get_nowait()
-            except queue.Empty:
-                break
-            if isinstance(line, str):
-                self.lines[who].append(line)
+        self.drain()
         if not os.path.exists(self.trace_file):
             raise StepFailed("the broker wrote no trace")
         with open(self.trace_file) as f:

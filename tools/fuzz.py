@@ -190,21 +190,25 @@ def run_faults(quick):
 
     fig = {"cut points tried": 0, "bonds lost": 0, "no recovery": 0, "asymmetric bonds recovered": 0}
     failures = []
+
+    def fault(what, *args, **kw):
+        # one TB.fault_case, counted; `what` % the PDU hit names it in a failure
+        try:
+            lost, recovered, pdu = TB.fault_case(*args, **kw)
+        except Exception as e:  # noqa: BLE001
+            lost, recovered, pdu = False, False, "%s: %s" % (type(e).__name__, e)
+        fig["cut points tried"] += 1
+        fig["bonds lost"] += 1 if lost else 0
+        if lost or not recovered:
+            fig["no recovery"] += 0 if recovered else 1
+            failures.append("%s: lost=%s recovered=%s" % (what % pdu, lost, recovered))
+
     for method in sorted(METHODS):
         n = TB._steps(method)
         ks = range(1, n + 1) if not quick else range(1, n + 1, 9)
         for kind in ("link_loss", "reset_esp", "reset_phone"):
             for k in ks:
-                try:
-                    lost, recovered, pdu = TB.fault_case(method, kind, k, seed=31 + k)
-                except Exception as e:  # noqa: BLE001
-                    lost, recovered, pdu = False, False, "%s: %s" % (type(e).__name__, e)
-                fig["cut points tried"] += 1
-                fig["bonds lost"] += 1 if lost else 0
-                if lost or not recovered:
-                    fig["no recovery"] += 0 if recovered else 1
-                    failures.append("%s %s before SMP PDU %d (%s): lost=%s recovered=%s" % (
-                        method, kind, k, pdu, lost, recovered))
+                fault("%s %s before SMP PDU %d (%%s)" % (method, kind, k), method, kind, k, seed=31 + k)
                 _progress("faults " + method, fig["cut points tried"], 0)
     # combined: a fault before SMP PDU k, then power loss after each flash op of the recovery
     for method in sorted(METHODS):
@@ -212,17 +216,8 @@ def run_faults(quick):
         for k in sorted({1, n // 2, max(1, n - 2), n}):
             for tear in (False, True):
                 for cut in range(1, 5):
-                    try:
-                        lost, recovered, pdu = TB.fault_case(method, "link_loss", k, seed=61 + k, then_cut=cut,
-                                                             tear=tear)
-                    except Exception as e:  # noqa: BLE001
-                        lost, recovered, pdu = False, False, "%s: %s" % (type(e).__name__, e)
-                    fig["cut points tried"] += 1
-                    fig["bonds lost"] += 1 if lost else 0
-                    if lost or not recovered:
-                        fig["no recovery"] += 0 if recovered else 1
-                        failures.append("%s link loss before SMP PDU %d (%s), then power loss after flash op %d "
-                                        "tear=%s: lost=%s recovered=%s" % (method, k, pdu, cut, tear, lost, recovered))
+                    fault("%s link loss before SMP PDU %d (%%s), then power loss after flash op %d tear=%s"
+                          % (method, k, cut, tear), method, "link_loss", k, seed=61 + k, then_cut=cut, tear=tear)
     # bonded reconnection: faults at successive moments
     for kind in ("link_loss", "reset_esp", "reset_phone"):
         for i in range(0, 40 if not quick else 10):
@@ -249,34 +244,21 @@ def run_faults(quick):
                 r.close()
     # flash power loss at every flash operation of a pairing, whole and torn
     for method in sorted(METHODS):
-        probe = Rig(51, method)
-        ops0 = probe.esp.board.fs.ops
-        probe.pair_and_settle()
-        n_ops = probe.esp.board.fs.ops - ops0
-        probe.close()
+        n_ops = TB.flash_ops(method, 51)
         for tear in (False, True):
             for n in range(1, n_ops + 1):
-                r = Rig(51, method)
                 try:
-                    r.esp.board.fs.cut_after(n, tear=tear)
-                    r.pair_and_settle()
-                    r.w.run(5)
-                    fig["cut points tried"] += 1
-                    r.revive()
-                    _st, bonds = r.reload_bonds()
-                    lost = r.friend_bond not in bonds
-                    fig["bonds lost"] += 1 if lost else 0
-                    res = r.recover()
-                    fig["asymmetric bonds recovered"] += r.asymmetric
-                    again = r.reconnect_encrypts() if res is not None and res.success else None
-                    if lost or again is None or not again.success:
-                        fig["no recovery"] += 1
-                        failures.append("power loss %s after flash op %d tear=%s: lost=%s result=%r again=%r" % (
-                            method, n, tear, lost, res, again))
+                    c = TB.power_loss_case(method, n, tear, 51)
                 except Exception as e:  # noqa: BLE001
                     failures.append("power loss %s op %d: %s: %s" % (method, n, type(e).__name__, e))
-                finally:
-                    r.close()
+                    continue
+                fig["cut points tried"] += 1
+                fig["bonds lost"] += 1 if c.lost else 0
+                fig["asymmetric bonds recovered"] += c.asymmetric
+                if c.lost or c.again is None or not c.again.success:
+                    fig["no recovery"] += 1
+                    failures.append("power loss %s after flash op %d tear=%s: lost=%s result=%r again=%r" % (
+                        method, n, tear, c.lost, c.res, c.again))
     fig["asymmetric bonds recovered"] += TB.FIGURES["asymmetric bonds recovered"]
     _progress_end()
     return fig, failures

@@ -56,6 +56,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 if ROOT not in sys.path:
     sys.path.insert(0, ROOT)
 
+from tools import mtshim  # noqa: E402
 from tools.blesim.broker import control as _control  # noqa: E402
 from tools.blesim.broker import spawn_broker  # noqa: E402
 from tools.blesim.run import board_command  # noqa: E402
@@ -63,67 +64,14 @@ from tools.blesim.world import auto_addr  # noqa: E402
 
 INSTANCE_READ_TIMEOUT_S = 10
 
-APPEND = """
-import sys
-import _blesim
-_blesim.connect_if_configured()
-
-
-class multitest:
-    @staticmethod
-    def flush():
-        try:
-            sys.stdout.flush()
-        except AttributeError:
-            pass
-
-    @staticmethod
-    def skip():
-        print("SKIP")
-        multitest.flush()
-        raise SystemExit
-
-    @staticmethod
-    def next():
-        print("NEXT")
-        multitest.flush()
-        _blesim.readline_stdin(False)
-
-    @staticmethod
-    def broadcast(msg):
-        _blesim.hold_for_broadcast()
-        print("BROADCAST", msg)
-        multitest.flush()
-
-    @staticmethod
-    def wait(msg):
-        msg = "BROADCAST " + msg
-        while True:
-            line = _blesim.readline_stdin()
-            if not line or line.rstrip() == msg:
-                return
-
-    @staticmethod
-    def globals(**gs):
-        for g in gs:
-            print("SET {{}} = {{!r}}".format(g, gs[g]))
-        multitest.flush()
-
-    @staticmethod
-    def expect_reboot(resume, delay_ms=0):
-        print("WAIT_FOR_REBOOT", resume, delay_ms)
-        multitest.flush()
-
-    @staticmethod
-    def output_metric(data):
-        print("OUTPUT_METRIC", data)
-        multitest.flush()
-
-
-{globals}
-instance{idx}()
-multitest.flush()
-"""
+# The `multitest` helper appended to each instance (tools/mtshim.py); the simulator's IO:
+# NEXT waits for the runner's go-ahead and a BROADCAST holds the virtual clock (module docstring).
+APPEND = mtshim.script(
+    prelude="import _blesim\n_blesim.connect_if_configured()\n",
+    go="_blesim.readline_stdin(False)",
+    hold="_blesim.hold_for_broadcast()",
+    readline="return _blesim.readline_stdin()",
+)
 
 
 def control(addr, msg):

@@ -15,7 +15,7 @@ _MANAGER = os.path.join(os.path.dirname(_HERE), "manager")
 if _MANAGER not in sys.path:
     sys.path.append(_MANAGER)
 
-from simkit import Dev, Phone, connect, done  # noqa: E402
+from simkit import Dev, Phone, both_done, connect, done  # noqa: E402
 
 from blesmp import const as C  # noqa: E402
 from blesmp.store import BondStore  # noqa: E402
@@ -82,7 +82,7 @@ class Rig:
             self._answer(f)
             hc, _hp = connect(self.w, f, self.esp)
             f.call(f.sm.pair, hc)
-            assert self.w.run_until(lambda: done(f)() and done(self.esp)(), 40), "friend bonding did not finish"
+            assert both_done(self.w, f, self.esp), "friend bonding did not finish"
             bonds = self.esp.store.bonds()
             assert len(bonds) == 1, bonds
             self.friend_bond = bond_tuple(bonds[0])
@@ -135,7 +135,7 @@ class Rig:
         self.phone.call(self.phone.sm.pair, self.hc)
 
     def settle(self, seconds=45.0):
-        self.w.run_until(lambda: done(self.esp)() and done(self.phone)(), seconds)
+        both_done(self.w, self.esp, self.phone, seconds)
 
     def pair_and_settle(self):
         self.connect()

@@ -10,7 +10,7 @@ import pytest
 from boardrig import METHODS, Rig, bond_tuple, count_smp
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from simkit import Dev, connect, done
+from simkit import Dev, both_done, connect, done
 
 from blesmp import const as C
 from blesmp.agents import ConsoleAgent
@@ -43,7 +43,7 @@ def _spoof_attempt(r):
     spoof = Dev(r.w, "spoof", addr=(r.friend.board.addr_type, r.friend.board.public_addr))
     hc, _hp = connect(r.w, spoof, r.esp)
     spoof.call(spoof.sm.pair, hc)
-    r.w.run_until(lambda: done(spoof)() and done(r.esp)(), 45)
+    both_done(r.w, spoof, r.esp, 45)
     return spoof
 
 
@@ -373,40 +373,62 @@ def test_fault_during_bonded_reconnection(kind):
 # ------------------------------------------------------------------ flash power loss during pairing
 
 
-@pytest.mark.parametrize("tear", [False, True])
-@pytest.mark.parametrize("method", ["just_works", "numeric_comparison", "legacy_just_works"])
-def test_power_loss_at_every_flash_operation_during_pairing(method, tear):
-    probe = Rig(23, method)
+def flash_ops(method, seed):
+    """How many flash operations the ESP32 makes in one pairing by `method`."""
+    probe = Rig(seed, method)
     try:
         ops0 = probe.esp.board.fs.ops
         probe.pair_and_settle()
-        n_ops = probe.esp.board.fs.ops - ops0
+        return probe.esp.board.fs.ops - ops0
     finally:
         probe.close()
+
+
+class PowerLoss:
+    """One power-loss case (power_loss_case): cut (the flash op was reached), lost (the friend's
+    bond is gone), bonds (on flash after the reboot), mine (the phone's among them), res (the
+    recovery pairing's result), again (a reconnection's, when the recovery succeeded),
+    asymmetric (recoveries that needed "forget the device" on the phone), events (the ESP32's)."""
+
+
+def power_loss_case(method, n, tear, seed):
+    """Pairing by `method` with the ESP32's power failing after its n-th flash operation (`tear`:
+    mid-write); then a reboot, a recovery pairing and a reconnection (tools/fuzz.py runs it too)."""
+    r = Rig(seed, method)
+    try:
+        r.esp.board.fs.cut_after(n, tear=tear)
+        r.pair_and_settle()
+        r.w.run(5)
+        c = PowerLoss()
+        c.cut = not r.esp.board.powered
+        r.revive()
+        st_, c.bonds = r.reload_bonds()
+        c.lost = r.friend_bond not in c.bonds
+        # the phone's bond is either complete on flash or absent: never half written
+        c.mine = [b for b in c.bonds if b[1] == r.phone.board.public_addr]
+        c.res = r.recover()
+        c.asymmetric = r.asymmetric
+        c.again = r.reconnect_encrypts() if c.res is not None and c.res.success else None
+        c.events = list(r.esp.events)
+        return c
+    finally:
+        r.close()
+
+
+@pytest.mark.parametrize("tear", [False, True])
+@pytest.mark.parametrize("method", ["just_works", "numeric_comparison", "legacy_just_works"])
+def test_power_loss_at_every_flash_operation_during_pairing(method, tear):
+    n_ops = flash_ops(method, 23)
     assert n_ops >= 1
     for n in range(1, n_ops + 1):
-        r = Rig(23, method)
-        try:
-            r.esp.board.fs.cut_after(n, tear=tear)
-            r.pair_and_settle()
-            r.w.run(5)
-            cut = not r.esp.board.powered
-            FIGURES["cut points tried"] += 1
-            r.revive()
-            st_, bonds = r.reload_bonds()
-            lost = r.friend_bond not in bonds
-            FIGURES["bonds lost"] += 1 if lost else 0
-            assert cut, "flash op %d was not reached" % n
-            assert not lost, "power cut after flash op %d (tear=%s) lost a bond: %r" % (n, tear, bonds)
-            # the phone's bond is either complete on flash or absent: never half written
-            mine = [b for b in bonds if b[1] == r.phone.board.public_addr]
-            assert not mine or mine[0][2] is not None
-            res = r.recover()
-            assert res is not None and res.success, (n, tear, r.esp.events)
-            again = r.reconnect_encrypts()
-            assert again is not None and again.success and again.reencrypt, (n, tear, r.esp.events)
-        finally:
-            r.close()
+        c = power_loss_case(method, n, tear, 23)
+        FIGURES["cut points tried"] += 1
+        FIGURES["bonds lost"] += 1 if c.lost else 0
+        assert c.cut, "flash op %d was not reached" % n
+        assert not c.lost, "power cut after flash op %d (tear=%s) lost a bond: %r" % (n, tear, c.bonds)
+        assert not c.mine or c.mine[0][2] is not None
+        assert c.res is not None and c.res.success, (n, tear, c.events)
+        assert c.again is not None and c.again.success and c.again.reencrypt, (n, tear, c.events)
 
 
 def test_power_cut_inside_the_irq_handler_stops_the_board():
@@ -567,7 +589,7 @@ def test_spoofed_peripheral_security_request_cannot_replace_our_central_bond(pol
         friend = Dev(w, "friend")
         hc, _hp = connect(w, esp, friend)
         esp.call(esp.sm.pair, hc)
-        assert w.run_until(lambda: done(esp)() and done(friend)(), 45) and esp.result().success
+        assert both_done(w, esp, friend, 45) and esp.result().success
         before = [bond_tuple(b) for b in esp.store.bonds()]
         assert len(before) == 1
         esp.call(esp.ble.gap_disconnect, hc)

@@ -10,6 +10,8 @@ every 250 ms of virtual time (what the machine.Timer does on a board) and can an
 through `answers` (a dict event name -> function(dev, conn, value)).
 """
 
+import pytest
+
 from blesmp import const as C
 from blesmp.manager import SecurityManager
 from blesmp.store import BondStore
@@ -102,6 +104,24 @@ def connect(w, central, periph, timeout=5.0):
 
 def done(dev):
     return lambda: any(e[0] == "AUTH_CMPL" for e in dev.events)
+
+
+def both_done(w, a, b, timeout=40):
+    """Runs until both devices have reported AUTH_CMPL (True) or `timeout` s of virtual time."""
+    return w.run_until(lambda: done(a)() and done(b)(), timeout)
+
+
+def world_fixture(seed):
+    """A test module's `w` fixture (`w = world_fixture(7)`): a World with `seed`, closed after
+    the test."""
+
+    @pytest.fixture
+    def w():
+        world = World(seed=seed)
+        yield world
+        world.close()
+
+    return w
 
 
 def make_phone_ble(max_key_size=16):

@@ -4,7 +4,7 @@ agents (console, two buttons on machine.Pin, callbacks) on simulated boards."""
 import asyncio
 
 import pytest
-from simkit import Dev, Phone, World, connect, done
+from simkit import Dev, Phone, World, both_done, connect, done
 
 from blesmp import aio
 from blesmp import const as C
@@ -95,7 +95,7 @@ def test_console_agent_pin_at_the_repl(w):
     shown = [e[2] for e in ph.events if e[0] == "PASSKEY_NOTIF"]
     assert len(shown) == 1
     p.call(agent.pin, shown[0])  # typed at the REPL, later
-    assert w.run_until(lambda: done(p)() and done(ph)(), 40)
+    assert both_done(w, p, ph)
     assert p.result().success and p.result().authenticated
     assert any("AUTH_CMPL" in line and "success" in line for line in out)
 
@@ -129,5 +129,5 @@ def test_button_agent_window_and_numeric_comparison(w):
     w.run(1)
     assert shown[-1].endswith("yes/no?")
     press(0)
-    assert w.run_until(lambda: done(p)() and done(ph)(), 40)
+    assert both_done(w, p, ph)
     assert p.result().success and p.result().level == 4 and shown[-1] == "paired"

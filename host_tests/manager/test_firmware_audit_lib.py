@@ -1,7 +1,7 @@
 """lib/ against the firmware facts of issue 16's audit items 4 and 5 (tools/blesim models them;
 host_tests/sim/test_firmware_audit.py pins the firmware side)."""
 
-from simkit import Dev, Phone, World, connect, done
+from simkit import Dev, Phone, World, both_done, connect
 
 from blesmp import const as C
 from tools.smp import const as SC
@@ -38,7 +38,7 @@ def test_an_unbonded_pairing_exchanges_keys_and_the_manager_keeps_no_bond():
     c = Dev(w, "c", bond=False)
     hc, hp = connect(w, c, p)
     c.sm.pair(hc)
-    assert w.run_until(lambda: done(p)() and done(c)(), 10)
+    assert both_done(w, p, c, 10)
     assert w.trace.select("pdu", "c", "IDENTITY_INFORMATION")
     for d, peer in ((p, c), (c, p)):
         r = d.result()

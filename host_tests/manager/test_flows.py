@@ -6,21 +6,12 @@ firmware never does that as central, so flows where the central must type or com
 """
 
 import pytest
-from simkit import Dev, Phone, World, connect, done
+from simkit import Dev, Phone, World, both_done, connect, done, world_fixture
 
 from blesmp import const as C
 from blesmp.agents import CallbackAgent
 
-
-@pytest.fixture
-def w():
-    world = World(seed=7)
-    yield world
-    world.close()
-
-
-def both_done(w, a, b, timeout=40):
-    return w.run_until(lambda: done(a)() and done(b)(), timeout)
+w = world_fixture(7)
 
 
 def ltk_of(dev):

@@ -6,7 +6,7 @@ afterwards (poll, status, state, a real pairing)."""
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from simkit import Dev, World, connect, done
+from simkit import Dev, World, both_done, connect
 
 from blesmp import const as C
 
@@ -116,7 +116,7 @@ def test_manager_still_pairs_after_fuzz():
         d.events.clear()
         hc, hp = connect(w, c, d)
         c.call(c.sm.pair, hc)
-        assert w.run_until(lambda: done(c)() and done(d)(), 40)
+        assert both_done(w, c, d)
         assert c.result().success and d.result().success
     finally:
         w.close()

@@ -7,7 +7,7 @@ friend still re-encrypting. Virtual time only.
 """
 
 import pytest
-from simkit import Dev, Phone, World, connect, done
+from simkit import Dev, Phone, World, both_done, connect, done, world_fixture
 
 from blesmp import const as C
 from blesmp.agents import CallbackAgent
@@ -17,15 +17,7 @@ FRIEND = (0, bytes.fromhex("a4cf12f00001"))
 ATTACKER = (1, bytes.fromhex("c51234000077"))  # a random static address
 
 
-@pytest.fixture
-def w():
-    world = World(seed=17)
-    yield world
-    world.close()
-
-
-def both_done(w, a, b, timeout=40):
-    return w.run_until(lambda: done(a)() and done(b)(), timeout)
+w = world_fixture(17)
 
 
 def bonds_on_flash(dev):

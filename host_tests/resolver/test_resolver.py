@@ -7,6 +7,7 @@ import json
 import os
 
 import cryptolib
+from fakestore import Bond, FakeStore
 
 from blesmp import _pure, resolver
 from blesmp.resolver import INVALID, NRPA, PUBLIC, RPA, STATIC, Resolver, ScanFilter, generate, kind
@@ -24,51 +25,6 @@ except (ImportError, AttributeError):
     _mem_alloc = None
 
 _HERE = __file__.rsplit("/", 1)[0]
-
-
-class Bond:
-    def __init__(self, addr_type, addr, irk):
-        self.addr_type = addr_type
-        self.addr = addr
-        self.irk = irk
-
-
-class FakeStore:
-    # The bond store's interface as far as the resolver uses it.
-    def __init__(self, bonds=()):
-        self._bonds = list(bonds)
-        self._subs = []
-
-    def bonds(self):
-        return list(self._bonds)
-
-    def subscribe(self, cb):
-        self._subs.append(cb)
-
-    def _emit(self, event, bond):
-        for cb in self._subs:
-            cb(event, bond)
-
-    def add(self, bond):
-        for i, b in enumerate(self._bonds):
-            if b.addr_type == bond.addr_type and b.addr == bond.addr:
-                self._bonds[i] = bond
-                self._emit("replaced", bond)
-                return
-        self._bonds.append(bond)
-        self._emit("added", bond)
-
-    def remove(self, addr_type, addr):
-        for b in self._bonds:
-            if b.addr_type == addr_type and b.addr == addr:
-                self._bonds.remove(b)
-                self._emit("removed", b)
-                return True
-        return False
-
-    def clear(self):
-        self._bonds = []
-        self._emit("cleared", None)
 
 
 def _ah_ref(irk, prand):

@@ -15,9 +15,10 @@ from pathlib import Path
 from bumble import helpers
 from bumble.crypto import ah as bumble_ah
 from bumble.hci import Address
-from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
+from fakestore import Bond, FakeStore
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from rparef import ah_ref, resolves, rpa_ref
 
 from blesmp import resolver
 from blesmp.resolver import Resolver, ScanFilter, generate
@@ -25,53 +26,11 @@ from blesmp.resolver import Resolver, ScanFilter, generate
 VECTORS = Path(__file__).resolve().parent.parent / "crypto" / "smp_sample_data.json"
 
 
-def ah_ref(irk, prand):
-    """ah(k, r) = e(k, 0^104 || r) mod 2^24, MSB-first, from `cryptography`."""
-    enc = Cipher(algorithms.AES(bytes(irk)), modes.ECB()).encryptor()
-    return (enc.update(bytes(13) + bytes(prand)) + enc.finalize())[13:16]
-
-
-def rpa_ref(irk):
-    p = bytearray(os.urandom(3))
-    p[0] = (p[0] & 0x3F) | 0x40
-    return bytes(p) + ah_ref(irk, p)
-
-
 def rpa_bumble(irk):
     """An RPA from Bumble (IRK and address LSB-first there), returned MSB-first."""
     a = Address.generate_private_address(irk[::-1])
     assert a.is_resolvable
     return bytes(a)[::-1]
-
-
-def resolves(irk, addr):
-    return (addr[0] & 0xC0) == 0x40 and ah_ref(irk, addr[0:3]) == addr[3:6]
-
-
-class Bond:
-    def __init__(self, addr_type, addr, irk):
-        self.addr_type = addr_type
-        self.addr = addr
-        self.irk = irk
-
-    def __repr__(self):
-        return "Bond(%d, %s, %s)" % (self.addr_type, self.addr.hex(), self.irk.hex() if self.irk else None)
-
-
-class ModelStore:
-    def __init__(self):
-        self.items = []
-        self.subs = []
-
-    def bonds(self):
-        return list(self.items)
-
-    def subscribe(self, cb):
-        self.subs.append(cb)
-
-    def emit(self, event, bond):
-        for cb in self.subs:
-            cb(event, bond)
 
 
 def ident(i):
@@ -182,31 +141,23 @@ ops = st.lists(
 @given(ops=ops, cache=st.sampled_from([0, 4, 32]))
 def test_store_history_matches_model(ops, cache):
     """Any history of store events: the resolver answers as a fresh brute-force search."""
-    store = ModelStore()
+    store = FakeStore()
     r = Resolver(store, cache_size=cache)
     issued = []  # (addr) RPAs handed out so far, for bonds present or gone
     for op, i, key in ops:
-        present = {b.addr: b for b in store.items}
+        present = {b.addr for b in store.bonds()}
         addr = ident(i)
-        if op == "add" and addr not in present:
-            b = Bond(1, addr, key)
-            store.items.append(b)
-            store.emit("added", b)
-        elif op == "replace" and addr in present:
-            b = Bond(1, addr, key)
-            store.items[store.items.index(present[addr])] = b
-            store.emit("replaced", b)
+        if (op == "add" and addr not in present) or (op == "replace" and addr in present):
+            store.add(Bond(1, addr, key))  # "added" / "replaced" (in its place)
         elif op == "remove" and addr in present:
-            store.items.remove(present[addr])
-            store.emit("removed", present[addr])
+            store.remove(1, addr)
         elif op == "clear":
-            store.items = []
-            store.emit("cleared", None)
-        elif op == "query" and store.items:
-            issued.append(rpa_ref(store.items[i % len(store.items)].irk))
+            store.clear()
+        elif op == "query" and store.bonds():
+            issued.append(rpa_ref(store.bonds()[i % len(store.bonds())].irk))
         for a in issued:
             # An all-zero IRK means "no IRK": it must never resolve (anyone can forge those).
-            want = next((b for b in store.items if any(b.irk) and resolves(b.irk, a)), None)
+            want = next((b for b in store.bonds() if any(b.irk) and resolves(b.irk, a)), None)
             assert r.resolve(1, a) is want
-        for b in store.items:
+        for b in store.bonds():
             assert r.identify(1, b.addr) is b

@@ -8,23 +8,13 @@ additions, removal, re-pairing with a new IRK, clearing, and a power cycle.
 import os
 
 import pytest
-from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 
 store_mod = pytest.importorskip("blesmp.store")
 blob = pytest.importorskip("blesmp.blob")
+from rparef import rpa_ref as rpa  # noqa: E402
+
 from blesmp.resolver import Resolver  # noqa: E402
 from tools.blesim.flash import Flash  # noqa: E402
-
-
-def ah_ref(irk, prand):
-    enc = Cipher(algorithms.AES(bytes(irk)), modes.ECB()).encryptor()
-    return (enc.update(bytes(13) + bytes(prand)) + enc.finalize())[13:16]
-
-
-def rpa(irk):
-    p = bytearray(os.urandom(3))
-    p[0] = (p[0] & 0x3F) | 0x40
-    return bytes(p) + ah_ref(irk, p)
 
 
 def ident(i):

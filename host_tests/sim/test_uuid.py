@@ -20,6 +20,7 @@ CASES = [
     ("65536", "!ValueError: invalid UUID"),  # ints are 16-bit only
     ("0x12345678", "!ValueError: invalid UUID"),
     ("-1", "UUID(0xffff)"),  # the low 16 bits of a negative int
+    ("-(1 << 40)", "!OverflowError: overflow converting long int to machine word"),  # not a machine word
     ("b'\\x02\\x29'", "UUID(0x2902)"),  # 2, 4, 16 bytes: little-endian, as they are
     ("bytearray(b'\\x78\\x56\\x34\\x12')", "UUID(0x12345678)"),
     ("memoryview(bytes(range(16)))", "UUID('0f0e0d0c-0b0a-0908-0706-050403020100')"),
@@ -47,6 +48,9 @@ CHECKS = [
     ("u < v", "True"),
     ("u < w", "True"),  # a different size compares by size
     ("{u: 1}[UUID(0x2902)]", "1"),
+    ("u * 2", "!TypeError: unsupported types for __mul__: 'UUID', 'int'"),
+    ("1 in u", "!TypeError: 'UUID' object isn't iterable"),
+    ("u < b'\\x02\\x29'", "!TypeError: unsupported types for comparison: 'UUID', 'bytes'"),
     ("UUID(u) == u", "True"),  # a UUID has the buffer protocol: UUID(UUID) copies it
     ("str(w)", "\"UUID('00002902-0000-1000-8000-00805f9b34fb')\""),
 ]

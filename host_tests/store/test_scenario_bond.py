@@ -9,6 +9,8 @@ once with the layout given to the store and once learned automatically (the
 firmware id changes with the update, as `os.uname()` does on a board).
 """
 
+from contextlib import contextmanager
+
 import pytest
 
 world_mod = pytest.importorskip("tools.blesim.world")
@@ -128,52 +130,48 @@ def _pair_reset_reconnect(w, pa, ce, layout_after=None, profile_after=None, fw_a
     return p, c, size_before
 
 
-def test_bond_survives_reset_of_both_boards():
-    w = world_mod.World(profile="esp32", seed=5)
+@contextmanager
+def _world(profile, seed):
+    """A World with a "periph" and a "central" board: (world, periph, central), closed after."""
+    w = world_mod.World(profile=profile, seed=seed)
     try:
-        pa, ce = w.board("periph"), w.board("central")
-        p, c, size = _pair_reset_reconnect(w, pa, ce)
-        assert size == 88 and p.store.layout == blob.ESP88
+        yield w, w.board("periph"), w.board("central")
     finally:
         w.close()
+
+
+def test_bond_survives_reset_of_both_boards():
+    with _world("esp32", 5) as (w, pa, ce):
+        p, c, size = _pair_reset_reconnect(w, pa, ce)
+        assert size == 88 and p.store.layout == blob.ESP88
 
 
 def test_bond_survives_firmware_update_with_layout_given(monkeypatch):
     # Here the update goes from 88 to 80 bytes ("esp32" -> "esp32-v1.23"): a layout the
     # store would not guess; layout="80" tells it. The firmware id changes, as os.uname() does.
-    w = world_mod.World(profile="esp32", seed=6)
-    try:
-        pa, ce = w.board("periph"), w.board("central")
+    with _world("esp32", 6) as (w, pa, ce):
         monkeypatch.setattr(bond, "_fw_id", lambda: "v1.26.0|ESP32 module with ESP32")
         p, c, size = _pair_reset_reconnect(w, pa, ce, layout_after="80", profile_after="esp32-v1.23",
                                            fw_after="v1.23.0|ESP32 module with ESP32", monkeypatch=monkeypatch)
         assert size == 88
         assert len(p.store.get_secret(1, 0, store_mod.addr_key(*c.ble.config("mac")))) == 80
         assert p.store.layout == blob.NIMBLE80
-    finally:
-        w.close()
 
 
 def test_bond_survives_firmware_update_layout_guessed(monkeypatch):
     # v1.23 (ENCRYPTION_UPDATE before the SETs, 80-byte upstream blobs: the store learns the
     # layout from NimBLE's writes) -> current firmware (88 bytes): new firmware id, layout guessed.
-    w = world_mod.World(profile="esp32-v1.23", seed=7)
-    try:
-        pa, ce = w.board("periph"), w.board("central")
+    with _world("esp32-v1.23", 7) as (w, pa, ce):
         monkeypatch.setattr(bond, "_fw_id", lambda: "v1.23.0|ESP32 module with ESP32")
         p, c, size = _pair_reset_reconnect(w, pa, ce, profile_after="esp32", fw_after="v1.26.0|ESP32 module with ESP32",
                                            monkeypatch=monkeypatch)
         assert size == 80 and p.store.layout == blob.ESP88  # converted at load, written once
-    finally:
-        w.close()
 
 
 def test_without_conversion_the_old_blobs_are_rejected(monkeypatch):
     """The control: a store that keeps serving 80-byte blobs to the 88-byte firmware (what
     aioble and the upstream example do) loses the bond after the update."""
-    w = world_mod.World(profile="esp32-v1.23", seed=8)
-    try:
-        pa, ce = w.board("periph"), w.board("central")
+    with _world("esp32-v1.23", 8) as (w, pa, ce):
         p, c = Node(pa), Node(ce)
         connect_and_pair(w, p, c)
         c.ble.gap_disconnect(c.last(_IRQ_PERIPHERAL_CONNECT)[0])
@@ -187,5 +185,3 @@ def test_without_conversion_the_old_blobs_are_rejected(monkeypatch):
         assert c.sets == 2  # the stored bond was not accepted: a new pairing happened
         assert not w.trace.select(board="central", name="encrypt_with_bond")
         assert w.trace.select(board="central", name="secret_size_mismatch")
-    finally:
-        w.close()

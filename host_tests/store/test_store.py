@@ -255,12 +255,18 @@ def test_fat_style_rename_and_leftover_new_file():
     assert len(st3) == 2 and not _exists(d + "/bonds.db.new")
 
 
-def test_corrupt_record_quarantined_others_survive():
+def _three_bonds():
+    """A fresh store directory with bonds 1, 2 and 3 on file: (directory, the file's bytes)."""
     d = _tmpdir()
     st = new_store(d)
     for i in (1, 2, 3):
         pair(st, i)
-    img = bytearray(_read(d + "/bonds.db"))
+    return d, _read(d + "/bonds.db")
+
+
+def test_corrupt_record_quarantined_others_survive():
+    d, img = _three_bonds()
+    img = bytearray(img)
     k2 = addr_key(1, addr(2))
     at = img.find(k2)
     assert at > 0
@@ -279,11 +285,7 @@ def test_corrupt_record_quarantined_others_survive():
 
 
 def test_truncated_file_keeps_complete_records():
-    d = _tmpdir()
-    st = new_store(d)
-    for i in (1, 2, 3):
-        pair(st, i)
-    img = _read(d + "/bonds.db")
+    d, img = _three_bonds()
     cut = img.find(addr_key(1, addr(3))) + 10
     _write(d + "/bonds.db", img[:cut])
     st2 = new_store(d)
@@ -322,11 +324,7 @@ def test_newer_version_is_never_overwritten():
 def test_one_flipped_bit_in_the_header_loses_no_bond():
     # Issue 17 item 9: a flipped bit in the magic made the file "foreign" (every bond gone to .bad);
     # 7 of 8 version-byte flips made it "newer" (read-only, no bonds). The records' own CRCs decide.
-    d = _tmpdir()
-    st = new_store(d)
-    for i in (1, 2, 3):
-        pair(st, i)
-    good = _read(d + "/bonds.db")
+    d, good = _three_bonds()
     for bit in range(40):  # the 4 magic bytes and the version byte
         img = bytearray(good)
         img[bit // 8] ^= 1 << (bit % 8)
@@ -351,11 +349,7 @@ def test_one_flipped_bit_in_the_header_loses_no_bond():
 def test_oversized_store_file_fails_into_recovery():
     # Issue 17 item 9: a 44 KB file raised MemoryError in BondStore() at boot, 1 MiB of junk took
     # 23 s to parse. Loading reads a bounded prefix, keeps the records in it, moves the file to .bad.
-    d = _tmpdir()
-    st = new_store(d)
-    for i in (1, 2, 3):
-        pair(st, i)
-    good = _read(d + "/bonds.db")
+    d, good = _three_bonds()
     reads = []
 
     class Reading:  # a file opened for reading, recording how much each read asks for

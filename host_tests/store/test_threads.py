@@ -5,17 +5,12 @@ import sys
 import threading
 
 from blesmp import blob
-from blesmp.store import BondStore, addr_key
+from blesmp.store import BondStore
+from tools.bench.fakebond import secret
 
 
 def _blob(i):
-    s = blob.Sec()
-    s.addr_type = 1
-    s.addr = bytes((0xC0, 0, 0, 0, i >> 8, i & 0xFF))
-    s.key_size = 16
-    s.ltk = bytes((i + j) & 0xFF for j in range(16))
-    s.sc = 1
-    return addr_key(1, s.addr), blob.encode(s, blob.ESP88)
+    return secret(i, blob.ESP88, irk=False)
 
 
 def test_irq_and_main_thread_writes_do_not_collide(tmp_path):

@@ -32,6 +32,7 @@ def one(host, n):
         for d in fs.values():
             os.makedirs(d)
         p = (BENCH_BOARD, {"name": "p", "addr": difftrace.ADDR["p"], "fs": fs["p"],
+                           "path": [os.path.dirname(os.path.abspath(__file__))],  # fakebond.py
                            "args": [str(n), LAYOUT[host], difftrace.ADDR["p"], difftrace.ADDR["c"]]})
         c = (difftrace.BOARD, {"name": "c", "addr": difftrace.ADDR["c"], "fs": fs["c"],
                                "args": ["c", "just_works", "1", difftrace.ADDR["c"], difftrace.ADDR["p"]]})

@@ -44,7 +44,7 @@ import tempfile
 import threading
 import time
 
-from .results import BoardResult, Results
+from .results import BoardResult, Results, echo
 from .results import pump as _pump
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -331,13 +331,8 @@ def run_boards(entries, trace=None, prefix=True, out=None, timeout=None, profile
                 continue
             lines[name].append(line)
             if not quiet:
-                out.write(("%-*s| %s\n" % (width_name, name, line)) if prefix else line + "\n")
-                out.flush()
-        results = Results()
-        for name, p in procs.items():
-            if p.poll() is None:
-                p.kill()  # Ctrl-C or timeout: the rest is the board's reset
-            results.append(BoardResult(name, p.wait(), lines[name]))
+                echo(out, name, line, width_name, prefix)
+        results = Results.collect(procs, lines)  # Ctrl-C or timeout: the rest is the board's reset
     finally:
         for p in procs.values():
             if p.poll() is None:
@@ -353,18 +348,7 @@ def run_boards(entries, trace=None, prefix=True, out=None, timeout=None, profile
         with open(trace_file) as f:
             results.trace = Trace.from_jsonl(f.read())
     if trace and results.trace is not None:
-        from . import render
-
-        order = [n for n, _, _, _ in norm]
-        if not quiet:
-            out.write(render.text(results.trace, width=width, boards=order) + "\n")
-        with open(trace, "w") as f:
-            f.write(render.svg(results.trace, boards=order))
-        with open(trace + ".jsonl", "w") as f:
-            f.write(results.trace.to_jsonl())
-        results.trace_svg = trace
-        if not quiet:
-            out.write("trace: %s (SVG), %s.jsonl\n" % (trace, trace))
+        results.save_trace(trace, [n for n, _, _, _ in norm], out, quiet, width)
     shutil.rmtree(tmp, ignore_errors=True)
     return results
 

@@ -111,18 +111,9 @@ def make_session_class(base):
             self.out.write("   %-5s| ---- power cut: process killed (RAM lost, flash kept) ----\n" % name)
 
         def close(self):
-            for p in self.procs.values():
-                if p.poll() is None:
-                    p.kill()
-                p.wait()
+            self.stop_boards()
             self.radios.close()
-            while True:
-                try:
-                    who, line = self.q.get_nowait()
-                except queue.Empty:
-                    break
-                if isinstance(line, str):
-                    self.lines[who].append(line)
+            self.drain()
             return self.air.trace
 
     return NimbleSession

@@ -8,80 +8,33 @@ board runs in real time: there is no virtual clock to hold.
 
 import os
 
+from tools import mtshim
 from tools.realhost import boards
 from tools.realhost.radios import Radios
 
-# The `multitest` helper appended to each instance (upstream's semantics, our code).
-APPEND = """
-import sys
-
-
-class multitest:
-    @staticmethod
-    def flush():
-        try:
-            sys.stdout.flush()
-        except AttributeError:
-            pass
-
-    @staticmethod
-    def skip():
-        print("SKIP")
-        multitest.flush()
-        raise SystemExit
-
-    @staticmethod
-    def next():
-        print("NEXT")
-        multitest.flush()
-
-    @staticmethod
-    def broadcast(msg):
-        print("BROADCAST", msg)
-        multitest.flush()
-
-    @staticmethod
-    def wait(msg):
-        # The unix port runs NimBLE from MicroPython's scheduler, which a blocking read of
-        # stdin would stop (on a board the host runs in its own task): poll, and sleep 1 ms.
+# The `multitest` helper appended to each instance (tools/mtshim.py); the real host's IO: next()
+# and broadcast() only print, as upstream's do.
+APPEND = mtshim.script(
+    # The unix port runs NimBLE from MicroPython's scheduler, which a blocking read of stdin
+    # would stop (on a board the host runs in its own task): poll, and sleep 1 ms.
+    readline="""
         import select
         import time
 
-        msg = "BROADCAST " + msg
         p = select.poll()
         p.register(sys.stdin, select.POLLIN)
-        while True:
-            if not p.poll(0):
-                time.sleep_ms(1)
-                continue
-            line = sys.stdin.readline()
-            if not line or line.rstrip() == msg:
-                # what reached the radio before the broadcast has been handled by a board's
-                # host task by now: give the scheduler a few polls to catch up likewise
-                time.sleep_ms(5)
-                return
+        while not p.poll(0):
+            time.sleep_ms(1)
+        return sys.stdin.readline()
+    """,
+    # what reached the radio before the broadcast has been handled by a board's host task by
+    # now: give the scheduler a few polls to catch up likewise
+    waited="""
+        import time
 
-    @staticmethod
-    def globals(**gs):
-        for g in gs:
-            print("SET {{}} = {{!r}}".format(g, gs[g]))
-        multitest.flush()
-
-    @staticmethod
-    def expect_reboot(resume, delay_ms=0):
-        print("WAIT_FOR_REBOOT", resume, delay_ms)
-        multitest.flush()
-
-    @staticmethod
-    def output_metric(data):
-        print("OUTPUT_METRIC", data)
-        multitest.flush()
-
-
-{globals}
-instance{idx}()
-multitest.flush()
-"""
+        time.sleep_ms(5)
+    """,
+)
 
 
 class NimbleAir:

@@ -14,7 +14,7 @@ import sys
 import tempfile
 import threading
 
-from tools.blesim.results import BoardResult, Results
+from tools.blesim.results import Results, echo
 from tools.blesim.results import pump as _pump
 from tools.realhost import boards
 from tools.realhost.airtrace import AirTrace
@@ -23,7 +23,8 @@ from tools.realhost.radios import Radios
 
 def run_boards(entries, host=boards.DEFAULT_HOST, prefix=True, out=None, timeout=None, quiet=False,
                btsnoop=None, trace=None, width=None):
-    """entries: (script, opts) with opts keys name, fs, addr (hex), args, heapsize. Returns Results
+    """entries: (script, opts) with opts keys name, fs, addr (hex), args, heapsize, path (more
+    folders on the board's module path). Returns Results
     (BoardResult per board; .trace: the air's Trace). `timeout`: real seconds without output before
     the boards are killed. `trace`: an SVG path for the sequence chart (also printed)."""
     out = out or sys.stdout
@@ -44,7 +45,7 @@ def run_boards(entries, host=boards.DEFAULT_HOST, prefix=True, out=None, timeout
             fs = opts.get("fs") or os.path.join(tmp, "fs-" + name)
             os.makedirs(fs, exist_ok=True)
             pty = radios.add(name, opts.get("addr"))
-            env = boards.board_env(pty, [os.path.dirname(os.path.abspath(script))])
+            env = boards.board_env(pty, [os.path.dirname(os.path.abspath(script))] + list(opts.get("path") or ()))
             argv = boards.board_command(exe, script, opts.get("args") or (), opts.get("heapsize"))
             p = subprocess.Popen(argv, cwd=fs, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
                                  stderr=subprocess.STDOUT)
@@ -64,13 +65,8 @@ def run_boards(entries, host=boards.DEFAULT_HOST, prefix=True, out=None, timeout
                 continue
             lines[name].append(line)
             if not quiet:
-                out.write(("%-*s| %s\n" % (width_name, name, line)) if prefix else line + "\n")
-                out.flush()
-        results = Results()
-        for name, p in procs.items():
-            if p.poll() is None:
-                p.kill()
-            results.append(BoardResult(name, p.wait(), lines[name]))
+                echo(out, name, line, width_name, prefix)
+        results = Results.collect(procs, lines)
     finally:
         for p in procs.values():
             if p.poll() is None:
@@ -80,15 +76,5 @@ def run_boards(entries, host=boards.DEFAULT_HOST, prefix=True, out=None, timeout
         shutil.rmtree(tmp, ignore_errors=True)
     results.trace = air.trace
     if trace:
-        from tools.blesim import render
-
-        order = list(procs)
-        if not quiet:
-            out.write(render.text(air.trace, width=width, boards=order) + "\n")
-        with open(trace, "w") as f:
-            f.write(render.svg(air.trace, boards=order))
-        with open(trace + ".jsonl", "w") as f:
-            f.write(air.trace.to_jsonl())
-        if not quiet:
-            out.write("trace: %s (SVG), %s.jsonl\n" % (trace, trace))
+        results.save_trace(trace, list(procs), out, quiet, width)
     return results

@@ -16,61 +16,24 @@ What the firmware's type does, and so this one:
 CPython has no buffer protocol for Python classes before 3.12, so the type is a `bytes`
 subclass (its value is the UUID's bytes) with bytes' own behaviours taken away.
 ATT compares 16- and 128-bit forms as equal: the model uses `att_equal` for that.
+All but the model's own helpers (full, att_equal) is the board process's class too
+(tools/blesim/mp/_blesim_uuid.py), which this one extends.
 """
+
+from tools.blesim.mp import _blesim_uuid as _base
+from tools.blesim.mp._blesim_uuid import parse
 
 __all__ = ["UUID", "parse"]
 
 _BASE = bytes.fromhex("0000000000001000800000805f9b34fb")  # 00000000-0000-1000-8000-00805f9b34fb
-_HEX = "0123456789abcdefABCDEF"
 
 
-def parse(value):
-    """The UUID's little-endian bytes for a constructor argument, or the firmware's error."""
-    if isinstance(value, int) and not isinstance(value, bool):  # mp_obj_is_int: bool is not
-        if value > 65535:
-            raise ValueError("invalid UUID")
-        if value < -(1 << 31):
-            raise OverflowError("overflow converting long int to machine word")
-        return bytes((value & 0xFF, (value >> 8) & 0xFF))
-    if isinstance(value, str):
-        buf = value.encode()
-    elif isinstance(value, (bytes, bytearray, memoryview)):
-        buf = bytes(value)
-    else:
-        raise TypeError("object with buffer protocol required")
-    if len(buf) in (2, 4, 16):
-        return buf
-    data = bytearray(16)
-    i = 32
-    for c in buf.decode("latin-1"):
-        if c == "-":
-            continue
-        if c not in _HEX:
-            raise ValueError("invalid char in UUID")
-        i -= 1
-        if i < 0:
-            raise ValueError("UUID too long")
-        if i % 2 == 0:
-            data[i // 2] |= int(c, 16)
-        else:
-            data[i // 2] = int(c, 16) << 4
-    if i > 0:
-        raise ValueError("UUID too short")
-    return bytes(data)
-
-
-class UUID(bytes):
+class UUID(_base.UUID):
     __slots__ = ()
-
-    def __new__(cls, value):
-        return bytes.__new__(cls, parse(value))
 
     @property
     def _b(self):
         return bytes(self)
-
-    def __bytes__(self):
-        return bytes.__getitem__(self, slice(None))
 
     def full(self):
         """128-bit little-endian form (for comparisons across sizes)."""
@@ -82,70 +45,6 @@ class UUID(bytes):
     def att_equal(self, other):
         """Equal as ATT compares attribute types (16/32-bit the same as their 128-bit form)."""
         return self.full() == UUID(other).full()
-
-    # modbluetooth.c bluetooth_uuid_binary_op: UUIDs only; a different size compares by size
-    def _cmp(self, other):
-        if not isinstance(other, UUID):
-            return NotImplemented
-        a, b = bytes(self), bytes(other)
-        if len(a) != len(b):
-            return (len(a) > len(b)) - (len(a) < len(b))
-        return (a > b) - (a < b)
-
-    # not NotImplemented for other types: bytes' own == would then say UUID(0x2902) == b"\x02\x29"
-    def __eq__(self, other):
-        return isinstance(other, UUID) and self._cmp(other) == 0
-
-    def __ne__(self, other):
-        return not self.__eq__(other)
-
-    def __lt__(self, other):
-        c = self._cmp(other)
-        return c if c is NotImplemented else c < 0
-
-    def __le__(self, other):
-        c = self._cmp(other)
-        return c if c is NotImplemented else c <= 0
-
-    def __gt__(self, other):
-        c = self._cmp(other)
-        return c if c is NotImplemented else c > 0
-
-    def __ge__(self, other):
-        c = self._cmp(other)
-        return c if c is NotImplemented else c >= 0
-
-    def __hash__(self):
-        return hash((UUID, bytes(self)))
-
-    def __len__(self):
-        raise TypeError("object of type 'UUID' has no len()")
-
-    def __iter__(self):
-        raise TypeError("'UUID' object isn't iterable")
-
-    def __getitem__(self, i):
-        raise TypeError("'UUID' object isn't subscriptable")
-
-    def __contains__(self, x):
-        raise TypeError("'UUID' object isn't iterable")
-
-    def __add__(self, other):
-        raise TypeError("unsupported types for __add__: 'UUID', '%s'" % type(other).__name__)
-
-    def __mul__(self, other):
-        raise TypeError("unsupported types for __mul__: 'UUID', '%s'" % type(other).__name__)
-
-    __rmul__ = __mul__
-
-    def __repr__(self):
-        b = bytes(self)
-        if len(b) <= 4:
-            return "UUID(0x%s)" % b[::-1].hex()
-        h = b[::-1].hex()
-        return "UUID('%s-%s-%s-%s-%s')" % (h[:8], h[8:12], h[12:16], h[16:20], h[20:])
-
-    __str__ = __repr__
 
     def __reduce__(self):
         return (UUID, (bytes(self),))

@@ -25,14 +25,20 @@ import json
 import socket
 import sys
 
-if sys.implementation.name == "micropython":  # the built-in, not mponly/select.py
-    _p = sys.path
+
+def builtin(name):
+    """The interpreter's own module `name`, not the shadow of it on the path that is importing
+    it (time.py, mponly/select.py: MicroPython lets a module on the path extend a built-in)."""
+    path = sys.path
     sys.path = []
     try:
-        import select
+        return __import__(name)
     finally:
-        sys.path = _p
-    del _p
+        sys.path = path
+
+
+if sys.implementation.name == "micropython":
+    select = builtin("select")  # not mponly/select.py
 else:
     import select
 

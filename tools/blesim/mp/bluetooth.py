@@ -19,6 +19,7 @@ removes the handler, as on the board.
 import sys
 
 import _blesim
+from _blesim_uuid import UUID
 
 MP = sys.implementation.name == "micropython"
 
@@ -29,118 +30,6 @@ FLAG_WRITE_NO_RESPONSE = 0x0004
 FLAG_WRITE = 0x0008
 FLAG_NOTIFY = 0x0010
 FLAG_INDICATE = 0x0020
-
-
-_HEX = "0123456789abcdefABCDEF"
-
-
-def _uuid_bytes(value):
-    # extmod/modbluetooth.c bluetooth_uuid_make_new (see tools/blesim/firmware/uuid.py)
-    if type(value) is int:
-        if value > 65535:
-            raise ValueError("invalid UUID")
-        return bytes((value & 0xFF, (value >> 8) & 0xFF))
-    if isinstance(value, str):
-        buf = value.encode()
-    elif isinstance(value, (bytes, bytearray, memoryview)):
-        buf = bytes(value)
-    else:
-        raise TypeError("object with buffer protocol required")
-    if len(buf) in (2, 4, 16):
-        return buf
-    data = bytearray(16)
-    i = 32
-    for c in buf:
-        c = chr(c)
-        if c == "-":
-            continue
-        if c not in _HEX:
-            raise ValueError("invalid char in UUID")
-        i -= 1
-        if i < 0:
-            raise ValueError("UUID too long")
-        if i % 2 == 0:
-            data[i // 2] |= int(c, 16)
-        else:
-            data[i // 2] = int(c, 16) << 4
-    if i > 0:
-        raise ValueError("UUID too short")
-    return bytes(data)
-
-
-class UUID(bytes):
-    """bluetooth.UUID: 16-, 32- or 128-bit, with the buffer protocol (its little-endian
-    bytes), compared and printed as MicroPython does. A bytes subclass is the one way a
-    Python class gets the buffer protocol (MicroPython, CPython < 3.12); bytes' other
-    behaviours are taken away."""
-
-    if MP:
-
-        def __init__(self, value):
-            super().__init__(_uuid_bytes(value))  # MicroPython builds the native base here
-
-    else:
-
-        def __new__(cls, value):
-            return bytes.__new__(cls, _uuid_bytes(value))
-
-    def _cmp(self, other):
-        a = bytes(self)
-        b = bytes(other)
-        if len(a) != len(b):
-            return (len(a) > len(b)) - (len(a) < len(b))
-        return (a > b) - (a < b)
-
-    def __eq__(self, other):
-        return isinstance(other, UUID) and self._cmp(other) == 0
-
-    def __ne__(self, other):
-        return not self.__eq__(other)
-
-    def __lt__(self, other):
-        return self._cmp(_need_uuid(other)) < 0
-
-    def __le__(self, other):
-        return self._cmp(_need_uuid(other)) <= 0
-
-    def __gt__(self, other):
-        return self._cmp(_need_uuid(other)) > 0
-
-    def __ge__(self, other):
-        return self._cmp(_need_uuid(other)) >= 0
-
-    def __hash__(self):
-        return hash(bytes(self)) ^ 0x5555
-
-    def __len__(self):
-        raise TypeError("object of type 'UUID' has no len()")
-
-    def __iter__(self):
-        raise TypeError("'UUID' object isn't iterable")
-
-    def __getitem__(self, i):
-        raise TypeError("'UUID' object isn't subscriptable")
-
-    def __add__(self, other):
-        raise TypeError("unsupported types for __add__: 'UUID', '%s'" % type(other).__name__)
-
-    def __repr__(self):
-        b = bytes(self)
-        h = ""
-        for i in range(len(b) - 1, -1, -1):
-            h += "%02x" % b[i]
-        if len(b) <= 4:
-            return "UUID(0x%s)" % h
-        return "UUID('%s-%s-%s-%s-%s')" % (h[:8], h[8:12], h[12:16], h[16:20], h[20:])
-
-    def __str__(self):
-        return self.__repr__()
-
-
-def _need_uuid(other):
-    if not isinstance(other, UUID):
-        raise TypeError("unsupported types for comparison: 'UUID', '%s'" % type(other).__name__)
-    return other
 
 
 _blesim.UUID = UUID

@@ -7,17 +7,9 @@ running IRQs meanwhile. Without a broker (BLESIM_BROKER unset) they behave as
 the built-ins. `time()`, `gmtime()` and friends are the built-ins.
 """
 
-import sys
+import _blesim
 
-_path = sys.path
-sys.path = []
-try:
-    import time as _t
-finally:
-    sys.path = _path
-del _path
-
-import _blesim  # noqa: E402 (after the built-in time is in hand)
+_t = _blesim.builtin("time")
 
 _MASK = (1 << 30) - 1
 _HALF = 1 << 29

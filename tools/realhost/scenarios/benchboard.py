@@ -8,10 +8,11 @@ import sys
 import time
 
 import bluetooth
+from fakebond import secret  # tools/bench (tools/bench/realhost.py puts it on the path)
 
 from blesmp import blob
 from blesmp.manager import SecurityManager
-from blesmp.store import BondStore, addr_key
+from blesmp.store import BondStore
 
 N = int(sys.argv[1])
 LAYOUT = blob.ESP88 if sys.argv[2] == "88" else blob.NIMBLE80
@@ -19,20 +20,9 @@ times = []
 st = {"on": False, "done": False}
 
 
-def fake(i):
-    s = blob.Sec()
-    s.addr_type = 1
-    s.addr = bytes((0xC0, 0, 0, 0, i >> 8, i & 0xFF))
-    s.key_size = 16
-    s.ltk = bytes((i + j) & 0xFF for j in range(16))
-    s.irk = bytes((0x80 + i + j) & 0xFF for j in range(16))
-    s.sc = 1
-    return addr_key(1, s.addr), blob.encode(s, LAYOUT)
-
-
 store = BondStore("bonds.db", layout=LAYOUT, max_bonds=N + 1)
 for i in range(N):
-    k, v = fake(i)
+    k, v = secret(i, LAYOUT)
     store.set_secret(1, memoryview(k), memoryview(v))
     store.set_secret(2, memoryview(k), memoryview(v))
 store.flush()

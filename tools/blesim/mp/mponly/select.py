@@ -10,15 +10,9 @@ broker it is the built-in module unchanged.
 
 import sys
 
-_path = sys.path
-sys.path = []
-try:
-    import select as _s
-finally:
-    sys.path = _path
-del _path
+import _blesim
 
-import _blesim  # noqa: E402
+_s = _blesim.builtin("select")
 
 POLLIN = _s.POLLIN
 POLLOUT = _s.POLLOUT
