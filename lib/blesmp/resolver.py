@@ -79,7 +79,7 @@ try:
         raise ImportError
     BACKEND = "viper"
 except (SyntaxError, ImportError, ValueError):  # ValueError: .mpy of another arch / no native emitter
-    from . import _pure as _kernels
+    from . import _pure as _kernels  # type: ignore[no-redef]
 
     BACKEND = "python"
 
