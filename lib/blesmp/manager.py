@@ -32,9 +32,10 @@ What the firmware shows Python, and how the manager uses it:
     LE Secure Connections) or, on re-encryption, from the stored bond. Without bonding and
     without NC it is unknown (None) and level 4 cannot be proven.
   * Failure reasons are inferred: REJECTED (we said no), PROMPT_TIMEOUT, LINK_LOST (DISCONNECT
-    in the same host delivery as the failed update: blesmp.link.delivery), SMP_TIMEOUT (>= 29 s without progress), KEY_TOO_SHORT,
-    LEGACY_UNDER_SC_ONLY, WEAKER_THAN_BOND, AUTH_FAILED (a passkey/NC step happened, then the
-    pairing failed: mismatch or the peer's user cancelled), PEER_FAILED (anything else),
+    in the same host delivery as the failed update: blesmp.link.delivery), SMP_TIMEOUT (>= 29 s
+    without progress), KEY_TOO_SHORT, LEGACY_UNDER_SC_ONLY, WEAKER_THAN_BOND, AUTH_FAILED (a
+    passkey/NC step happened, then the pairing failed: mismatch or the peer's user cancelled, the
+    peer maybe leaving after), PEER_FAILED (anything else),
     CENTRAL_NO_PROMPTS, REPEATED_ATTEMPTS, NOT_IN_WINDOW, NOT_ALLOWED, KEY_MISSING.
   * Rejecting on stock firmware: there is no hook before NimBLE answers a Pairing Request. The
     manager notices the pairing at its first store look-up, refuses every SET_SECRET of that
