@@ -351,7 +351,10 @@ class SecurityManager:
             if self._links:
                 # Is this IRQ part of the host delivery of the previous one? (blesmp.link.delivery:
                 # a failed update's DISCONNECT in the same delivery is a link loss)
-                self._lk().delivery(self)
+                try:
+                    self._lk().delivery(self)
+                except (Exception, KeyboardInterrupt) as e:  # noqa: BLE001 (e.g. MemoryError)
+                    _log("IRQ %r failed" % (event,), e)
             try:
                 if event == _IRQ_GET_SECRET:
                     return self._get_secret(data)
