@@ -427,6 +427,8 @@ class Demo:
             self.check(typed.group(1) != shown.group(1), "the user typed %s, the lock showed %s"
                        % (typed.group(1), shown.group(1)))
             self.check(lock_res.string.startswith("PAIRING FAILED"), "the lock reports: %s" % lock_res.string)
+            self.check(" AUTH_FAILED: " in lock_res.string, "the reason is the wrong passkey (AUTH_FAILED), "
+                       "not a lost link or a peer that gave up")
             failed = [r for r in smp_pdus(trace) if r.name == "PAIRING_FAILED"]
             self.check(bool(failed), "a Pairing Failed PDU went over the air (%s)" % ", ".join(
                 "%s -> %s" % (r.board, r.peer) for r in failed))

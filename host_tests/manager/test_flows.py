@@ -164,6 +164,54 @@ def test_wrong_passkey(w):
     assert p.store.bonds() == [] and ph.store.bonds() == []
 
 
+def _leaves_when_pairing_fails(dev):
+    # a phone's OS: Pairing Failed (its failed ENCRYPTION_UPDATE), then it drops the link at once
+    def irq(event, data):
+        if event == 28 and not data[1]:
+            dev.ble.gap_disconnect(data[0])
+
+    return irq
+
+
+def test_wrong_passkey_then_the_phone_leaves(w):
+    # NimBLE on the lock finds the mismatch, sends Pairing Failed and raises the failed update; the
+    # phone's disconnection comes a connection interval later, inside the lock's 250 ms grace: a
+    # later host delivery, so the lock names the wrong passkey, not a lost link.
+    p = Dev(w, "periph", io=C.IO_DISPLAY_ONLY, mitm=True)
+    ph = Phone(w, "phone", io=C.IO_KEYBOARD_ONLY, mitm=True)
+    ph.kw["handler"] = _leaves_when_pairing_fails(ph)
+    ph.boot()
+    shown, links = [], []
+    p.answers["PASSKEY_NOTIF"] = lambda dev, conn, v: shown.append(v)
+    p.answers["AUTH_CMPL"] = lambda dev, conn, v: links.append((w.now, len(dev.sm.connections())))
+    ph.answers["PASSKEY_REQ"] = lambda dev, conn, v: dev.sm.passkey_reply(conn, True, (shown[-1] + 1) % 1000000)
+    hc, hp = connect(w, ph, p)
+    ph.call(ph.sm.pair, hc)
+    assert both_done(w, p, ph)
+    assert p.result().reason == C.AUTH_FAILED and ph.result().reason == C.AUTH_FAILED
+    failed = pdus(w, "PAIRING_FAILED")
+    assert [r.board for r in failed] == ["periph"]
+    # reported at the DISCONNECT (the link was gone), 2 connection intervals after Pairing Failed
+    assert links[0][1] == 0 and 0.05 < links[0][0] - failed[0].t < 0.25, (links, failed[0].t)
+    assert p.store.bonds() == [] and ph.store.bonds() == []
+
+
+def test_link_lost_after_the_passkey_was_shown(w):
+    # The link goes while the phone's user types: NimBLE ends the pairing and the link in one host
+    # call (the failed update, then the DISCONNECT, back to back): LINK_LOST, although a passkey
+    # was shown (a failure in a later delivery would be AUTH_FAILED)
+    p = Dev(w, "periph", io=C.IO_DISPLAY_ONLY, mitm=True)
+    ph = Phone(w, "phone", io=C.IO_KEYBOARD_ONLY, mitm=True)
+    ph.answers["PASSKEY_REQ"] = lambda dev, conn, v: w.set_in_range(p.board, ph.board, False)
+    hc, hp = connect(w, ph, p)
+    ph.call(ph.sm.pair, hc)
+    assert both_done(w, p, ph, 10)
+    assert p.names()[:2] == ["SEC_REQ", "PASSKEY_NOTIF"]
+    assert p.result().reason == C.LINK_LOST and ph.result().reason == C.LINK_LOST
+    irqs = [r.name for r in w.trace.records if r.kind == "irq" and r.board == "periph"]
+    assert irqs[-2:] == ["_IRQ_ENCRYPTION_UPDATE", "_IRQ_CENTRAL_DISCONNECT"], irqs[-4:]
+
+
 def test_prompt_timeout_before_smp_timeout(w):
     p = Dev(w, "periph", io=C.IO_KEYBOARD_ONLY, mitm=True, prompt_timeout_ms=20000)
     ph = Phone(w, "phone", io=C.IO_DISPLAY_ONLY, mitm=True)

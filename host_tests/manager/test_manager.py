@@ -384,6 +384,67 @@ def test_wrong_passkey_is_auth_failed():
         pass
 
 
+def _typed_wrong(handler=None):
+    # Passkey Entry on the lock's keyboard; NimBLE's confirm check fails: its failed update
+    sm, ble, store, ev = make(io=C.IO_KEYBOARD_ONLY, mitm=True, handler=handler)
+    connect(ble)
+    incoming(ble)
+    ble.ev(C.IRQ_PASSKEY_ACTION, 0, C.PASSKEY_ACTION_INPUT, 0)
+    assert sm.passkey_reply(0, True, 111111)
+    _CLOCK[0] += 2000
+    ble.ev(C.IRQ_ENCRYPTION_UPDATE, 0, 0, 0, 0, 0)
+    return sm, ble, store, ev
+
+
+def test_wrong_passkey_then_the_peer_leaves_is_auth_failed():
+    # A phone whose user typed a wrong passkey gets Pairing Failed and disconnects at once: its
+    # DISCONNECT is a later HCI event (a connection interval or more), within the 250 ms grace.
+    for later in (50, 4):
+        sm, ble, store, ev = _typed_wrong()
+        _CLOCK[0] += later
+        ble.ev(C.IRQ_CENTRAL_DISCONNECT, 0, 0, memoryview(PEER))
+        assert [C.reason_name(r) for r in _reasons(ev)] == ["AUTH_FAILED"], later
+        assert store.done == [False] and not sm.connections()
+    # the same without a prompt: the peer gave up (PEER_FAILED), it did not vanish
+    sm, ble, store, ev = make()
+    connect(ble)
+    incoming(ble)
+    ble.ev(C.IRQ_ENCRYPTION_UPDATE, 0, 0, 0, 0, 0)
+    _CLOCK[0] += 30
+    ble.ev(C.IRQ_CENTRAL_DISCONNECT, 0, 0, memoryview(PEER))
+    assert _reasons(ev) == [C.PEER_FAILED]
+
+
+def test_link_lost_mid_pairing_is_link_lost_after_a_prompt_too():
+    # A link loss: NimBLE's ble_gap_conn_broken raises the failed update and the DISCONNECT in
+    # one host call, back to back (with a GATT client's aborted procedure between them, maybe).
+    sm, ble, store, ev = _typed_wrong()
+    ble.ev(C.IRQ_CENTRAL_DISCONNECT, 0, 0, memoryview(PEER))
+    assert _reasons(ev) == [C.LINK_LOST]
+    sm, ble, store, ev = _typed_wrong()
+    _CLOCK[0] += 2
+    ble.ev(17, 0, 0, 3, 0x0E)  # _IRQ_GATTC_WRITE_DONE (failed): same delivery
+    _CLOCK[0] += 2
+    ble.ev(C.IRQ_CENTRAL_DISCONNECT, 0, 0, memoryview(PEER))
+    assert _reasons(ev) == [C.LINK_LOST]
+
+
+def test_same_delivery_is_measured_from_the_end_of_the_previous_handler():
+    # On a board a handler takes time (here the application's own, 40 ms for the failed update):
+    # the DISCONNECT right after it returns is still the same delivery.
+    def slow(event, data):
+        if event == C.IRQ_ENCRYPTION_UPDATE:
+            _CLOCK[0] += 40
+
+    sm, ble, store, ev = _typed_wrong(handler=slow)
+    ble.ev(C.IRQ_CENTRAL_DISCONNECT, 0, 0, memoryview(PEER))
+    assert _reasons(ev) == [C.LINK_LOST]
+    sm, ble, store, ev = _typed_wrong(handler=slow)
+    _CLOCK[0] += 20
+    ble.ev(C.IRQ_CENTRAL_DISCONNECT, 0, 0, memoryview(PEER))
+    assert _reasons(ev) == [C.AUTH_FAILED]
+
+
 def test_key_too_short_refused_and_dropped():
     sm, ble, store, ev = make(min_key_size=16)
     connect(ble)

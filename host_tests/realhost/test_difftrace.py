@@ -88,3 +88,15 @@ def test_lock_refuses_a_7_byte_key():
         sets = [ln for ln in lines if ln.startswith(("IRQ 30 [1, ", "IRQ 30 [2, "))]
         assert len(sets) == 2 and all(ln.endswith("-> False") for ln in sets)
         assert "EVT AUTH_CMPL [False, 36, 2, 7, 1, 0, 0, 1, False]" in lines  # KEY_TOO_SHORT
+
+
+def test_wrong_passkey_then_the_phone_leaves():
+    # The phone disconnects as soon as its pairing failed, inside the lock's 250 ms grace: its
+    # DISCONNECT comes in a later host delivery than the failed update, so the lock reports the
+    # wrong passkey (AUTH_FAILED), not LINK_LOST; test_simulator_matches_real_host holds the real
+    # hosts to the same trace
+    for host in ("esp", "mynewt"):
+        lines = _lines(host, "passkey_wrong_leave")
+        i = lines.index("IRQ 28 ['h', 0, 0, 0, 0] -> None")
+        assert lines[i + 1:i + 3] == ["IRQ 2 ['h', 0, 'PEER'] -> None",
+                                      "EVT AUTH_CMPL [False, 40, 1, 0, 0, 0, 0, None, False]"], lines[i:]

@@ -399,6 +399,37 @@ def test_link_loss_during_pairing_update_before_disconnect():
     assert order == [_IRQ_ENCRYPTION_UPDATE, _IRQ_CENTRAL_DISCONNECT]
     assert rp.last(_IRQ_ENCRYPTION_UPDATE) == (hp, 0, 0, 0, 0)
     assert w.trace.select("link", "p", "disconnect")[-1].args["reason"] == 0x08
+    # ble_gap_conn_broken raises both in one host call: back to back, at the same moment
+    irqs = [(r.name, r.t) for r in w.trace.records if r.kind == "irq" and r.board == "p"]
+    assert [n for n, _ in irqs[-2:]] == ["_IRQ_ENCRYPTION_UPDATE", "_IRQ_CENTRAL_DISCONNECT"]
+    assert irqs[-2][1] == irqs[-1][1]
+
+
+def test_peer_leaving_after_pairing_failed_is_a_later_delivery():
+    # The phone types a wrong passkey; the peripheral's NimBLE finds the mismatch, sends Pairing
+    # Failed and raises the failed update; the phone disconnects as soon as its own update comes.
+    # That disconnection reaches the peripheral two connection intervals later (Pairing Failed
+    # on the air, then LL_TERMINATE_IND): a later HCI event, never the same delivery
+    w, p, c, rp, rc = passkey_setup(0, 4, c_profile="phone")
+    rp.passkey = lambda conn, action, number: 123456
+    rc.passkey = lambda conn, action, number: 111111
+
+    def leave(event, data):
+        r = rc(event, data)
+        if event == _IRQ_ENCRYPTION_UPDATE and not data[1]:
+            c.ble.gap_disconnect(data[0])
+        return r
+
+    hp, hc = connect(w, p, c)
+    c.ble.irq(leave)
+    interval = w.air.links[0].params.interval
+    c.ble.gap_pair(hc)
+    assert w.run_until(lambda: rp.last(_IRQ_CENTRAL_DISCONNECT), 10)
+    fails = w.trace.select("host", name="pairing_failed")
+    assert [(r.board, r.args["reason"], r.args["local"]) for r in fails] == [("p", 0x04, 1), ("c", 0x04, 0)]
+    irqs = [(r.name, r.t) for r in w.trace.records if r.kind == "irq" and r.board == "p"]
+    assert [n for n, _ in irqs[-2:]] == ["_IRQ_ENCRYPTION_UPDATE", "_IRQ_CENTRAL_DISCONNECT"]
+    assert irqs[-1][1] - irqs[-2][1] >= 2 * interval - 1e-9, irqs[-2:]
 
 
 def test_gap_pair_and_gap_passkey_errors():

@@ -112,6 +112,7 @@ def init(sm, ble, kw):
     sm._flush_cb = sm._flush
     sm._flush_queued = False
     sm._in_store = False
+    sm._t_end = 0  # ticks when the last IRQ handler returned (blesmp.link.delivery)
     sm._authz = {}  # attr handle -> (level, min_key_size, authorize callback)
     set_param(sm, p)
     sub = getattr(store, "subscribe", None)

@@ -73,9 +73,11 @@ _F_MARKED = const(256)  # the bond-count look-up of our own central pairing was 
 _F_SETSEEN = const(512)  # NimBLE handed over keys (stored or refused)
 _F_DONE = const(1024)  # store.pairing_done() called for this procedure
 _F_MOVED = const(2048)  # c.old is the bond of an identity the peer distributed (not its address)
+_F_APART = const(4096)  # (_ST_FAILING) a later host delivery began after the failed update
 _F_OURS = const(129)  # _F_LOCAL | _F_SECREQ: the application asked (the policy still runs: item 6)
 
 _GRACE_MS = const(250)  # wait for a DISCONNECT after a failed update
+_SAME_MS = const(3)  # an IRQ this soon after the previous handler returned: the same host delivery
 _KEYS_WAIT_MS = const(500)  # wait for SET_SECRET after an update (older order)
 _MARK_MS = const(1000)  # a bond-count look-up marks a pairing start for this long
 _BACKOFF_SLOTS = const(8)
@@ -670,6 +672,25 @@ def rewrite(sm, sec_type, kb, value):
     return r is not None and len(r) == len(value) and bytes(r[24:40]) == bytes(value[24:40])
 
 
+def delivery(sm):
+    # At the start of every IRQ while links exist. The DISCONNECT IRQ has no reason code, so what
+    # tells a link loss from a peer that leaves after a failed pairing is when it comes: NimBLE
+    # raises a link loss's failed update and its DISCONNECT in one host call (ble_gap_conn_broken:
+    # ble_sm_connection_broken, then the DISCONNECT event), back to back; a peer that leaves after
+    # Pairing Failed (phones do, at once) is a later HCI event, a connection interval (>= 7.5 ms)
+    # on. An IRQ more than _SAME_MS after the previous handler returned starts a new delivery.
+    # Limits: a disconnection already queued when the failed update's handler returns (a handler
+    # slower than a connection interval; a peer whose Pairing Failed and LL_TERMINATE_IND share a
+    # connection event) passes for a link loss; a board whose main thread keeps the GIL for more
+    # than _SAME_MS between the two IRQs of a link loss reports the failure's reason instead.
+    d = time.ticks_diff(sm._ms(), sm._t_end)
+    if 0 <= d <= _SAME_MS:
+        return
+    for c in sm._links.values():
+        if c.state == _ST_FAILING:
+            c.flags |= _F_APART
+
+
 def on_disconnect(sm, h):
     c = sm._links.pop(h, None)
     if c is None:
@@ -678,6 +699,11 @@ def on_disconnect(sm, h):
     st = c.state
     if st == _ST_FAILING:
         c.state = c.proc
+        if c.flags & _F_APART:
+            # The peer left in a later delivery than the failed update (a phone whose user typed a
+            # wrong passkey does): the link was not lost, the pairing failed first (delivery).
+            fail_update(sm, c)
+            return
         store_done(sm, c, False)
         report(sm, c, False, _REJECTED if c.flags & _F_REJECT else _LINK_LOST)
     elif st == _ST_WAITKEYS:
@@ -746,6 +772,7 @@ def on_encryption(sm, h, enc, auth, bonded, ks):
         return
     c.proc = st  # remember the procedure while waiting for a possible DISCONNECT
     c.state = _ST_FAILING
+    c.flags &= ~_F_APART
     c.deadline = time.ticks_add(sm._ms(), _GRACE_MS)
 
 

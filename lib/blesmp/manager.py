@@ -32,9 +32,10 @@ What the firmware shows Python, and how the manager uses it:
     LE Secure Connections) or, on re-encryption, from the stored bond. Without bonding and
     without NC it is unknown (None) and level 4 cannot be proven.
   * Failure reasons are inferred: REJECTED (we said no), PROMPT_TIMEOUT, LINK_LOST (DISCONNECT
-    right after the failed update), SMP_TIMEOUT (>= 29 s without progress), KEY_TOO_SHORT,
-    LEGACY_UNDER_SC_ONLY, WEAKER_THAN_BOND, AUTH_FAILED (a passkey/NC step happened, then the
-    pairing failed: mismatch or the peer's user cancelled), PEER_FAILED (anything else),
+    in the same host delivery as the failed update: blesmp.link.delivery), SMP_TIMEOUT (>= 29 s
+    without progress), KEY_TOO_SHORT, LEGACY_UNDER_SC_ONLY, WEAKER_THAN_BOND, AUTH_FAILED (a
+    passkey/NC step happened, then the pairing failed: mismatch or the peer's user cancelled, the
+    peer maybe leaving after), PEER_FAILED (anything else),
     CENTRAL_NO_PROMPTS, REPEATED_ATTEMPTS, NOT_IN_WINDOW, NOT_ALLOWED, KEY_MISSING.
   * Rejecting on stock firmware: there is no hook before NimBLE answers a Pairing Request. The
     manager notices the pairing at its first store look-up, refuses every SET_SECRET of that
@@ -347,72 +348,84 @@ class SecurityManager:
     # -- the IRQ handler ---------------------------------------------------------------------------
     def _irq(self, event, data):
         try:
-            if event == _IRQ_GET_SECRET:
-                return self._get_secret(data)
-            if event == _IRQ_SET_SECRET:
-                return self._set_secret(data)
-        except (Exception, KeyboardInterrupt) as e:  # noqa: BLE001
-            _log("secret store event failed", e)
-            return None if event == _IRQ_GET_SECRET else False
-        finally:
-            self._in_store = False
-        forward = True
-        deny = 0
-        try:
-            if self._disc:
-                self._flush(None)
             if self._links:
-                self._lk().tick(self)
-            if event == _IRQ_CENTRAL_CONNECT or event == _IRQ_PERIPHERAL_CONNECT:
-                h, t, a = data
-                # (type 255 = a failed connect; a malformed tuple is no connection either)
-                if isinstance(h, int) and t in (0, 1) and isinstance(a, (bytes, bytearray, memoryview)) \
-                        and len(a) == 6:
-                    role = _ROLE_PERIPHERAL if event == _IRQ_CENTRAL_CONNECT else _ROLE_CENTRAL
-                    try:
-                        self._links[h] = self._lk().Link(h, role, t, bytes(a))
-                    except Exception as e:  # noqa: BLE001 (e.g. MemoryError loading the link-time code)
-                        # Untracked, the link could pair past the policy (keys would go to the
-                        # store unchecked): fail closed.
-                        _log("conn %d cannot be tracked: disconnected" % h, e)
-                        self._disconnect(h)
-            elif event == _IRQ_CENTRAL_DISCONNECT or event == _IRQ_PERIPHERAL_DISCONNECT:
-                if self._links:
-                    self._lk().on_disconnect(self, data[0])
-                    if not self._links:
-                        _drop("link")  # at rest again: give the link-time code's RAM back
-                        _drop("bondrule")
-            elif event == _IRQ_ENCRYPTION_UPDATE:
-                if self._links:
-                    self._lk().on_encryption(self, *data)
-            elif event == _IRQ_PASSKEY_ACTION:
-                forward = False
-                if self._links:
-                    self._lk().on_passkey(self, *data)
-            elif event == _IRQ_GATTS_READ_REQUEST:
-                deny = self.check(data[0], data[1], False)
-            elif event == _IRQ_GATTS_WRITE:
-                if self.check(data[0], data[1], True):
-                    forward = False
-                    _log("conn %d wrote protected handle %d below its level: write not forwarded" % (
-                        data[0], data[1]))
-        except (Exception, KeyboardInterrupt) as e:  # noqa: BLE001 (never let the firmware remove the handler)
-            _log("IRQ %r failed" % (event,), e)
-            if event == _IRQ_GATTS_READ_REQUEST:
-                deny = _ATT_UNLIKELY_ERROR  # fail closed: the verdict is unknown
-        ret = None
-        h = self.handler
-        if forward and h is not None:
+                # Is this IRQ part of the host delivery of the previous one? (blesmp.link.delivery:
+                # a failed update's DISCONNECT in the same delivery is a link loss)
+                try:
+                    self._lk().delivery(self)
+                except (Exception, KeyboardInterrupt) as e:  # noqa: BLE001 (e.g. MemoryError)
+                    _log("IRQ %r failed" % (event,), e)
             try:
-                ret = h(event, data)
+                if event == _IRQ_GET_SECRET:
+                    return self._get_secret(data)
+                if event == _IRQ_SET_SECRET:
+                    return self._set_secret(data)
             except (Exception, KeyboardInterrupt) as e:  # noqa: BLE001
-                _log("application IRQ handler raised on event %r" % (event,), e)
-                ret = None
-        if event == _IRQ_GATTS_READ_REQUEST:
-            if deny:
-                return deny
-            return ret if isinstance(ret, int) else 0
-        return ret
+                _log("secret store event failed", e)
+                return None if event == _IRQ_GET_SECRET else False
+            finally:
+                self._in_store = False
+            forward = True
+            deny = 0
+            try:
+                if self._disc:
+                    self._flush(None)
+                if self._links:
+                    self._lk().tick(self)
+                if event == _IRQ_CENTRAL_CONNECT or event == _IRQ_PERIPHERAL_CONNECT:
+                    h, t, a = data
+                    # (type 255 = a failed connect; a malformed tuple is no connection either)
+                    if isinstance(h, int) and t in (0, 1) and isinstance(a, (bytes, bytearray, memoryview)) \
+                            and len(a) == 6:
+                        role = _ROLE_PERIPHERAL if event == _IRQ_CENTRAL_CONNECT else _ROLE_CENTRAL
+                        try:
+                            self._links[h] = self._lk().Link(h, role, t, bytes(a))
+                        except Exception as e:  # noqa: BLE001 (e.g. MemoryError loading the link-time code)
+                            # Untracked, the link could pair past the policy (keys would go to the
+                            # store unchecked): fail closed.
+                            _log("conn %d cannot be tracked: disconnected" % h, e)
+                            self._disconnect(h)
+                elif event == _IRQ_CENTRAL_DISCONNECT or event == _IRQ_PERIPHERAL_DISCONNECT:
+                    if self._links:
+                        self._lk().on_disconnect(self, data[0])
+                        if not self._links:
+                            _drop("link")  # at rest again: give the link-time code's RAM back
+                            _drop("bondrule")
+                elif event == _IRQ_ENCRYPTION_UPDATE:
+                    if self._links:
+                        self._lk().on_encryption(self, *data)
+                elif event == _IRQ_PASSKEY_ACTION:
+                    forward = False
+                    if self._links:
+                        self._lk().on_passkey(self, *data)
+                elif event == _IRQ_GATTS_READ_REQUEST:
+                    deny = self.check(data[0], data[1], False)
+                elif event == _IRQ_GATTS_WRITE:
+                    if self.check(data[0], data[1], True):
+                        forward = False
+                        _log("conn %d wrote protected handle %d below its level: write not forwarded" % (
+                            data[0], data[1]))
+            except (Exception, KeyboardInterrupt) as e:  # noqa: BLE001 (never let the firmware remove the handler)
+                _log("IRQ %r failed" % (event,), e)
+                if event == _IRQ_GATTS_READ_REQUEST:
+                    deny = _ATT_UNLIKELY_ERROR  # fail closed: the verdict is unknown
+            ret = None
+            h = self.handler
+            if forward and h is not None:
+                try:
+                    ret = h(event, data)
+                except (Exception, KeyboardInterrupt) as e:  # noqa: BLE001
+                    _log("application IRQ handler raised on event %r" % (event,), e)
+                    ret = None
+            if event == _IRQ_GATTS_READ_REQUEST:
+                if deny:
+                    return deny
+                return ret if isinstance(ret, int) else 0
+            return ret
+        finally:
+            # when this handler returned, the application's included: a slow one on a board does not
+            # split a delivery (link.delivery measures from here)
+            self._t_end = self._ms()
 
     def _get_secret(self, data):
         self._in_store = True

@@ -34,6 +34,7 @@ SCENARIOS = {
     # with a phone as the central (its trace is not compared: not an ESP32)
     "passkey_ok": 1,  # Passkey Entry: the lock displays, the phone's user types it right
     "passkey_wrong": 1,  # ... types a wrong one
+    "passkey_wrong_leave": 1,  # ... types a wrong one, and the phone disconnects at once (phones do)
     "nc_yes": 1,  # numeric comparison, the lock's user accepts
     "nc_no": 1,  # ... rejects
     "keysize7": 1,  # a phone that offers a 7-byte key at most; the lock wants 16 (the default)
@@ -96,7 +97,8 @@ def _real_with_phone(scen, host, entries, timeout):
                 return cfg
 
             phone.device.pairing_config_factory = weak
-        radios.call(phone.type, "123456" if scen == "passkey_ok" else "111111" if scen == "passkey_wrong" else "y")
+        radios.call(phone.type, "123456" if scen == "passkey_ok" else "111111" if scen.startswith("passkey_wrong")
+                    else "y")
 
         async def visit():
             await asyncio.sleep(0.3)
@@ -106,7 +108,8 @@ def _real_with_phone(scen, host, entries, timeout):
                 await asyncio.wait_for(conn.pair(), 15)
             except Exception:  # noqa: BLE001 - a refused pairing is a scenario's outcome
                 pass
-            await asyncio.sleep(0.3)
+            if not scen.endswith("_leave"):
+                await asyncio.sleep(0.3)
             if conn.handle in phone.device.connections:
                 await conn.disconnect()
 

@@ -788,6 +788,10 @@ class BLE:
         self._conn_gone(c, reason)
 
     def _conn_gone(self, c, reason):
+        # ble_gap_conn_broken: the SM's failed ENC event (ble_sm_connection_broken), the GATT
+        # client's aborted procedures, then DISCONNECT, in one host call: back to back at one
+        # instant, as blesmp's link-loss inference expects of a board. A peer's own disconnection
+        # after Pairing Failed is a later HCI event (Air.disconnect: a connection interval on).
         self._conns.pop(c.handle, None)
         if c.smp is not None:
             outs = c.smp.link_lost(self._now())

@@ -62,7 +62,8 @@ wait(lambda: st["conn"] is not None, 10000)
 if st["conn"] is not None:
     ble.gap_pair(st["conn"])
     wait(lambda: st["enc"] or st["down"], 15000)
-    time.sleep_ms(300)
+    if not SCEN.endswith("_leave"):  # ..._leave: the phone disconnects as soon as its pairing ends
+        time.sleep_ms(300)
     if st["conn"] is not None:
         ble.gap_disconnect(st["conn"])
     wait(lambda: st["down"], 5000)
