@@ -195,12 +195,15 @@ def test_damaged_images_load_without_raising_and_without_garbage(flips, cut):
         assert st.problems or st.readonly or len(got) == len(_GOOD)
 
 
-def test_full_filesystem_keeps_the_bond_in_ram_and_retries():
+def test_full_filesystem_keeps_the_bond_in_ram_and_retries(capsys):
     fs = Flash(capacity=700)
     st = BondStore("bonds.db", fs=fs, layout=blob.ESP88)
     assert pair(st, 1, 0)  # ~260-byte image: fits
+    assert capsys.readouterr().out == ""
     assert pair(st, 2, 0)  # the .new file of ~480 bytes does not fit next to the old one
     assert st.dirty and any("write failed" in p for p in st.problems)
+    # said at once, where a developer looks (the pairing itself succeeds)
+    assert "blesmp: bond store: write failed: 2 bonds are in RAM only" in capsys.readouterr().out
     assert st.get_secret(1, 0, addr_key(1, addr(2))) is not None  # served from RAM meanwhile
     assert len(BondStore("bonds.db", fs=fs, layout=blob.ESP88)) == 1  # flash still has the old image
     fs.capacity = None

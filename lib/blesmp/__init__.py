@@ -6,8 +6,6 @@ __version__ = "0.1.0"
 # may import), so no import circle goes through it. Not part of the API.
 
 
-
-
 def _drop(name):
     # Code the package imports for a while (blesmp.config, the store's cold modules for one call,
     # blesmp.link while links exist): give its RAM back on the board. CPython keeps it (there is

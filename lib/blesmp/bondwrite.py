@@ -312,6 +312,11 @@ def save(self):
         self.last_error = ex
         self.dirty = True
         problem(self, "write failed: %r" % (ex,))
+        from blesmp import _log
+
+        # said where the developer looks: a pairing still succeeds, and its bond would be gone
+        # after a reset without a word
+        _log("bond store: write failed: %d bonds are in RAM only until store.flush() succeeds" % len(self._b), ex)
         return False
     finally:
         if lk is not None:

@@ -122,7 +122,8 @@ untouched) and:
 
     `addr` = the connection's peer address (identity or RPA), `ok` =
     encrypted, `bonded` = the bonded flag of the update.  `r` is STORED (the
-    bond is on flash), PENDING (ok and bonded but the keys have not come yet:
+    bond is kept: on flash, unless the write failed, which `problems` and a
+    log line say; `dirty` stays True and `flush()` retries), PENDING (ok and bonded but the keys have not come yet:
     wait for an "added"/"replaced"/"refused" event), REFUSED (keys not stored:
     the old bond is kept or the store is full; the manager should disconnect
     and report a failure), RESTORED (the pairing failed or did not bond: the
