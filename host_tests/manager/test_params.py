@@ -77,3 +77,24 @@ def test_set_security_param_changes_only_what_it_is_given():
     with pytest.raises(ValueError, match="io must be 0..4"):
         sm.set_security_param(io=9)
     assert sm.io == 1
+
+
+def test_methods_that_no_peer_could_pair_with_are_refused():
+    from blesmp import const as C
+
+    JW, PK, NC = C.METHOD_JUST_WORKS, C.METHOD_PASSKEY, C.METHOD_NUMERIC_COMPARISON
+    for io, methods, kw in ((C.IO_DISPLAY_ONLY, {NC}, {}),  # a comparison needs yes/no
+                            (C.IO_KEYBOARD_ONLY, {NC}, {}),
+                            (C.IO_NO_INPUT_OUTPUT, {PK, NC}, {}),  # only Just Works
+                            (C.IO_DISPLAY_YESNO, {NC}, {"sc": False}),  # comparison is LE SC only
+                            (C.IO_DISPLAY_YESNO, {JW}, {"level": 3})):  # Just Works never reaches 3
+        with pytest.raises(ValueError, match="methods= allows no association model"):
+            _sm(io=io, methods=methods, **kw)
+    for io, methods in ((C.IO_DISPLAY_ONLY, {PK}), (C.IO_DISPLAY_YESNO, {NC}), (C.IO_KEYBOARD_DISPLAY, {NC}),
+                        (C.IO_NO_INPUT_OUTPUT, {JW}), (C.IO_DISPLAY_ONLY, {JW, NC})):
+        assert _sm(io=io, methods=methods).io == io
+    # a later change that would leave none is refused and changes nothing
+    sm = _sm(io=C.IO_DISPLAY_YESNO, methods={NC})
+    with pytest.raises(ValueError):
+        sm.set_security_param(io=C.IO_DISPLAY_ONLY)
+    assert sm.io == C.IO_DISPLAY_YESNO and sm.sc

@@ -174,6 +174,13 @@ def set_param(sm, p):
         sc = True
     if mitm and io == _IO_NO_INPUT_OUTPUT:
         raise ValueError("mitm/level>=3 needs a display or keyboard: io=IO_NO_INPUT_OUTPUT can only do Just Works")
+    # The association models some peer could pair with (Vol 3 Part H Table 2.8): Just Works with
+    # any io; Passkey Entry needs a display or a keyboard; Numeric Comparison a display with
+    # yes/no, and LE Secure Connections. A methods= that leaves none would fail every pairing.
+    can = (1 if level < 3 else 0) | (0 if io == _IO_NO_INPUT_OUTPUT else 2) | (4 if sc and io in (1, 4) else 0)
+    if not sm.methods & can:
+        raise ValueError("methods= allows no association model that io=%d%s can do" % (
+            io, ", level>=3" if level >= 3 else ("" if sc else ", sc=False")))
     sm.io, sm.bond, sm.mitm, sm.sc = io, bool(bond), bool(mitm), bool(sc)
     sm.min_key_size, sm.sc_only, sm.level = mks, bool(sc_only), level
     sm._ble.config(io=io, bond=sm.bond, mitm=sm.mitm, le_secure=sm.sc)
