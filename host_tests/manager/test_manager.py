@@ -1105,3 +1105,28 @@ def test_protect_validates_its_arguments():
         else:
             raise AssertionError("protect%r accepted" % (args,))
     assert sorted(sm._authz) == [7, 8, 42]  # nothing protected by a refused call
+
+
+def test_a_refused_pairing_request_does_not_mark_a_bonded_peers_later_look_up():
+    # NimBLE counts bonds, then refuses a stranger's Pairing Request (e.g. key size < 7) before
+    # its repeat-pairing look-up. 200 ms later a bonded peer's GATT permission check looks up its
+    # bond: no pairing of that peer starts (before: SEC_REQ, and SMP_TIMEOUT 30 s later).
+    sm, ble, store, ev = make()
+    store.d[(2, KEY)] = blob(auth=0, sc=1)
+    connect(ble, h=0)  # the bonded peer
+    ble.ev(C.IRQ_CENTRAL_CONNECT, 1, 0, memoryview(bytes((9, 9, 9, 9, 9, 9))))  # the stranger
+    _CLOCK[0] += 50
+    ble.ev(C.IRQ_GET_SECRET, 2, 0, None)
+    ble.ev(C.IRQ_GET_SECRET, 1, 0, ZERO7)  # ... and NimBLE refuses the request: no repeat look-up
+    _CLOCK[0] += 200
+    assert ble.ev(C.IRQ_GET_SECRET, 2, 0, memoryview(KEY)) is not None
+    assert "SEC_REQ" not in names(ev)
+    advance(sm, 31000)
+    assert "AUTH_CMPL" not in names(ev) and ("disconnect", 0) not in ble.calls, ev
+    # the look-ups of one call still mark a pairing start
+    sm, ble, store, ev = make()
+    store.d[(2, KEY)] = blob(auth=0, sc=1)
+    connect(ble, h=0)
+    _CLOCK[0] += 50
+    incoming(ble)
+    assert names(ev) == ["SEC_REQ"]

@@ -686,6 +686,10 @@ def delivery(sm):
     d = time.ticks_diff(sm._ms(), sm._t_end)
     if 0 <= d <= _SAME_MS:
         return
+    # NimBLE makes a pairing's bond-count and repeat-pairing look-ups in one call
+    # (ble_sm_pair_req_rx); a request it refused in between makes no repeat look-up, and a later
+    # look-up (a bonded peer's permission check) is no pairing start.
+    sm._mark = None
     for c in sm._links.values():
         if c.state == _ST_FAILING:
             c.flags |= _F_APART
