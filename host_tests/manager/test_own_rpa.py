@@ -108,7 +108,8 @@ def bond_then_reboot(w, lock, phone, monkeypatch=None, update=False):
         lock.call(lock.sm.status)  # nothing in the status asks the firmware for our address
     finally:
         sys.stdout = old
-    assert "Bond" in out.getvalue() or "bond" in out.getvalue()
+    text = out.getvalue()
+    assert "1 bond(s)" in text and "bonded=1" in text, text
 
     phone.call(phone.ble.gap_disconnect, hc)
     lock.call(lock.ble.gap_advertise, None)
