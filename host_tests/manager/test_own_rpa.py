@@ -137,6 +137,7 @@ def test_bond_survives_power_cycle_behind_a_new_rpa(monkeypatch, update):
         phone = Dev(w, "phone")
         rpa1, rpa2, irk = bond_then_reboot(w, lock, phone, monkeypatch, update)
         assert lock.store.irk() == irk  # read back from flash
+        assert lock.store.problems == []
         assert resolves(irk, rpa2[1])  # NimBLE took our IRK back from the store
         assert [b.addr for b in lock.store.bonds()] == [phone.board.public_addr]
         # The phone recognises the lock behind the new address: in the scan (its own
@@ -168,6 +169,7 @@ def test_without_our_irk_the_phone_loses_the_lock():
         phone = Dev(w, "phone")
         rpa1, rpa2, irk = bond_then_reboot(w, lock, phone)
         assert not resolves(irk, rpa2[1])  # another IRK made this address
+        assert lock.store.problems == ["our IRK is new: 1 bond(s) made before it"]
         assert Resolver(phone.store).identify(*rpa2) is None
         hc, hl = connect_to(w, phone, lock, rpa2)
         st = phone.sm.state(hc)
