@@ -19,9 +19,10 @@ from tools.blesim import World  # noqa: F401  (re-exported for the tests)
 
 
 class Dev:
-    def __init__(self, w, name, addr=None, profile=None, store_kw=None, cls=SecurityManager, **kw):
+    def __init__(self, w, name, addr=None, profile=None, store_kw=None, cls=SecurityManager, store_cls=BondStore, **kw):
         self.w = w
         self.cls = cls
+        self.store_cls = store_cls
         self.board = w.board(name, addr=addr, profile=profile)
         self.kw = kw
         self.store_kw = store_kw or {}
@@ -44,7 +45,7 @@ class Dev:
         kw.setdefault("timer", None)
         kw.setdefault("handler", self._app_irq)
         with self.board:
-            self.store = BondStore(fs=self.board.fs, **self.store_kw)
+            self.store = self.store_cls(fs=self.board.fs, **self.store_kw)
             self.sm = self.cls(self.board.ble, store=self.store, callback=self._cb, **kw)
         self._tick(self.gen)
 

@@ -190,6 +190,22 @@ def test_our_irk_type_10():
     assert new_store(d).get_secret(10, 0, b"irk") == irk
 
 
+def test_a_new_irk_of_ours_with_bonds_stored_is_a_problem():
+    # Peers that bonded before know our old IRK (or the firmware's fixed one): they cannot
+    # resolve our private addresses (addr_mode=2) made with the new one. The store says so.
+    d = _tmpdir()
+    st = new_store(d)
+    irk = bytes(range(16))
+    assert st.set_secret(10, memoryview(b"irk"), memoryview(irk))  # first boot: no bonds yet
+    pair(st, 1)
+    assert st.set_secret(10, b"irk", memoryview(bytearray(irk)))  # the same IRK again: nothing to say
+    assert st.problems == []
+    assert st.set_secret(10, b"irk", bytes(16 - i for i in range(16)))
+    assert st.problems == ["our IRK is new: 1 bond(s) made before it"]
+    st.clear()  # forgets our IRK with the bonds: the next one is no news
+    assert st.set_secret(10, b"irk", irk) and st.problems == ["our IRK is new: 1 bond(s) made before it"]
+
+
 def test_never_raises_into_the_irq_handler():
     st = new_store(_tmpdir())
     assert st.get_secret(2, 0, 12345) is None

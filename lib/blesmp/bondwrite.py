@@ -49,7 +49,12 @@ def set_secret(self, sec_type, key, value):
     if sec_type == 10:
         if value is None or len(value) != 16:
             return False
-        self._irk = bytes(value)
+        value = bytes(value)
+        if self._b and self._irk != value:
+            # NimBLE found no IRK of ours and made one: peers that bonded before know another
+            # (or the firmware's fixed one) and cannot resolve our private addresses any more
+            problem(self, "our IRK is new: %d bond(s) made before it" % len(self._b))
+        self._irk = value
         save(self)
         return True
     t = sec_type  # 1 or 2, with a value
