@@ -424,8 +424,10 @@ class SecurityManager:
             return ret
         finally:
             # when this handler returned, the application's included: a slow one on a board does not
-            # split a delivery (link.delivery measures from here)
-            self._t_end = self._ms()
+            # split a delivery (link.delivery measures from here; only links need it: a central's
+            # scan results at rest pay no clock read)
+            if self._links:
+                self._t_end = self._ms()
 
     def _get_secret(self, data):
         self._in_store = True
